@@ -1,0 +1,13 @@
+//! hearken: self-hosted speech-to-text.
+//!
+//! The crate is laid out by concern: [`audio`] turns files and PCM into 16 kHz mono samples,
+//! [`model`] holds the Whisper network, its weights loaders and the model store, and [`eval`]
+//! scores transcripts (text normalisation, WER) for tests and benchmarks. Serving layers
+//! (engine, session, grpc, http) build on these and never the other way round.
+#![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
+
+pub mod audio;
+pub mod cli;
+pub mod eval;
+pub mod formats;
+pub mod model;

@@ -1,0 +1,5 @@
+//! The `hearken` binary: everything lives in the library; this only hands over the exit code.
+
+fn main() -> std::process::ExitCode {
+    hearken::cli::run()
+}

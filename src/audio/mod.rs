@@ -1,0 +1,130 @@
+//! Audio in: container/codec decoding, downmixing and resampling to Whisper's 16 kHz mono.
+//!
+//! This module owns everything between "bytes someone handed us" and "the `f32` samples the mel
+//! front end expects": probing and decoding files or uploads with symphonia ([`decode_bytes`],
+//! [`load_file`]), averaging channels down to mono, band-limited resampling with rubato
+//! ([`resample`]), and the raw PCM/G.711 conversions a streaming client sends ([`pcm`]). It is pure
+//! (no async, no global state), so every failure surfaces as an [`AudioError`] the serving layers
+//! map to a client error, never as a panic.
+
+mod container;
+mod decode;
+mod packets;
+pub mod pcm;
+mod resample;
+
+use std::path::PathBuf;
+
+pub use decode::{DecodedAudio, decode_bytes, decode_file, load_file};
+pub use pcm::{alaw_to_f32, downmix_interleaved, f32le_bytes_to_f32, mulaw_to_f32, pcm16le_to_f32};
+pub use resample::resample;
+
+/// The sample rate Whisper's mel front end is trained on; everything is converted to it.
+pub const WHISPER_SAMPLE_RATE: u32 = 16_000;
+
+/// Why audio could not be turned into samples.
+///
+/// Messages name the container and codec involved so an API client can tell "wrong format" from
+/// "broken file" without reading server logs.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    /// Zero bytes were supplied (an empty upload or file).
+    #[error("audio input is empty (0 bytes)")]
+    Empty,
+    /// The file could not be opened or read.
+    #[error("cannot read audio file {path}: {source}")]
+    Io {
+        /// The file that failed.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// No supported container signature was found: not audio, or a format symphonia lacks.
+    #[error(
+        "input is not a recognised audio format{hint} (supported containers: WAV, AIFF, CAF, \
+         FLAC, MP3, Ogg, MP4/M4A, MKV/WebM, ADTS AAC): {reason}"
+    )]
+    UnrecognizedFormat {
+        /// `" (extension hint: .xyz)"` when the caller gave one, otherwise empty.
+        hint: String,
+        /// What the prober reported.
+        reason: String,
+    },
+    /// The container was recognised but its headers are broken or truncated.
+    #[error("malformed {container} container: {reason}")]
+    MalformedContainer {
+        /// The container that was recognised, e.g. `wav`.
+        container: &'static str,
+        /// What the demuxer reported.
+        reason: String,
+    },
+    /// The container holds no track with an audio codec.
+    #[error("{container} container has no audio track")]
+    NoAudioTrack {
+        /// The container that was recognised.
+        container: &'static str,
+    },
+    /// The audio track uses a codec that has no decoder here (Opus, AC-3, WMA, ...).
+    #[error(
+        "{container} audio uses the {codec} codec, which is not supported \
+         (supported: PCM, ADPCM, FLAC, ALAC, MP1/2/3, Vorbis, AAC-LC)"
+    )]
+    UnsupportedCodec {
+        /// The container that was recognised.
+        container: &'static str,
+        /// The codec's name, or its symphonia id when it has none.
+        codec: String,
+    },
+    /// The stream could not be decoded: every packet failed, most did, or a fatal error occurred.
+    #[error("{format}: decoding failed: {reason}")]
+    Decode {
+        /// `container/codec`, e.g. `mp3/mp3`.
+        format: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The stream decoded cleanly but contained no samples.
+    #[error("{format}: the stream contains no audio samples")]
+    NoSamples {
+        /// `container/codec`.
+        format: String,
+    },
+    /// A decoder panicked on malformed input; caught so one bad upload cannot take a worker down.
+    #[error("{format}: the decoder crashed on malformed input")]
+    DecoderPanic {
+        /// `container/codec`, or just the container when the panic came before the codec was known.
+        format: String,
+    },
+    /// The sample rate changed mid-stream, which a single resampling pass cannot represent.
+    #[error("{format}: sample rate changed mid-stream from {from} Hz to {to} Hz")]
+    SampleRateChanged {
+        /// `container/codec`.
+        format: String,
+        /// The rate of the first decoded packet.
+        from: u32,
+        /// The rate of the offending packet.
+        to: u32,
+    },
+    /// A sample rate of zero was given or decoded.
+    #[error("invalid sample rate {rate} Hz")]
+    InvalidSampleRate {
+        /// The offending rate.
+        rate: u32,
+    },
+    /// Raw PCM whose byte length is not a whole number of samples.
+    #[error("{encoding} input has {len} bytes, not a multiple of the {width}-byte sample size")]
+    PartialSample {
+        /// The raw encoding, e.g. `pcm_s16le`.
+        encoding: &'static str,
+        /// The byte length received.
+        len: usize,
+        /// Bytes per sample.
+        width: usize,
+    },
+    /// rubato rejected the resampler configuration.
+    #[error("cannot build the resampler: {0}")]
+    ResamplerSetup(#[from] rubato::ResamplerConstructionError),
+    /// rubato failed while resampling.
+    #[error("resampling failed: {0}")]
+    Resample(#[from] rubato::ResampleError),
+}

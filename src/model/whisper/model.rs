@@ -1,0 +1,374 @@
+//! The Whisper network: a batched audio encoder and a text decoder whose weights are shared
+//! (`&self`) and whose per-sequence state lives outside, in [`super::cache::DecoderCache`].
+//!
+//! Shapes: mel `[B, n_mels, T]` → audio features `[B, T/2, d]`; tokens `[B, L]` → hidden
+//! `[B, L, d]` → logits `[B, N, vocab]` for the positions the caller asks for only, because the
+//! vocabulary projection is the most expensive matmul of a decoding step.
+
+use candle_core::{D, DType, Device, Module, Tensor};
+use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear};
+
+use super::cache::{DecoderCache, LayerCache};
+use super::config::WhisperConfig;
+use super::weights::{WeightMap, WeightsError};
+
+const LAYER_NORM_EPS: f64 = 1e-5;
+
+/// Encoder and decoder of one checkpoint, on one device.
+pub struct Whisper {
+    /// The checkpoint's dimensions and generation settings.
+    pub config: WhisperConfig,
+    /// The audio encoder.
+    pub encoder: AudioEncoder,
+    /// The text decoder.
+    pub decoder: TextDecoder,
+    device: Device,
+    dtype: DType,
+}
+
+impl std::fmt::Debug for Whisper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Whisper").field("config", &self.config).field("device", &self.device).finish_non_exhaustive()
+    }
+}
+
+impl Whisper {
+    /// Builds the network from canonical tensors, checking every shape.
+    pub fn new(
+        config: WhisperConfig,
+        w: &WeightMap,
+        device: Device,
+        dtype: DType,
+    ) -> Result<Self, WeightsError> {
+        let encoder = AudioEncoder::new(&config, w)?;
+        let decoder = TextDecoder::new(&config, w)?;
+        Ok(Self {
+            config,
+            encoder,
+            decoder,
+            device,
+            dtype,
+        })
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The compute dtype (f32 on CPU, f16 on CUDA).
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+}
+
+fn linear(w: &WeightMap, name: &str, out: usize, inp: usize) -> Result<Linear, WeightsError> {
+    let weight = w.get(&format!("{name}.weight"), &[out, inp])?;
+    let bias = w.get(&format!("{name}.bias"), &[out])?;
+    Ok(Linear::new(weight, Some(bias)))
+}
+
+fn layer_norm(w: &WeightMap, name: &str, d: usize) -> Result<LayerNorm, WeightsError> {
+    let weight = w.get(&format!("{name}.weight"), &[d])?;
+    let bias = w.get(&format!("{name}.bias"), &[d])?;
+    Ok(LayerNorm::new(weight, bias, LAYER_NORM_EPS))
+}
+
+/// Splits `[B, L, H*hd]` into heads: `[B, H, L, hd]`, contiguous for matmul.
+fn split_heads(x: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
+    let (b, l, d) = x.dims3()?;
+    x.reshape((b, l, heads, d / heads))?
+        .transpose(1, 2)?
+        .contiguous()
+}
+
+/// Inverse of [`split_heads`].
+fn merge_heads(x: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, h, l, hd) = x.dims4()?;
+    x.transpose(1, 2)?.reshape((b, l, h * hd))
+}
+
+/// Scaled dot-product attention; `mask` is additive and broadcast over heads.
+fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+) -> candle_core::Result<Tensor> {
+    let scale = (q.dim(D::Minus1)? as f64).powf(-0.5);
+    let mut scores = (q.matmul(&k.t()?)? * scale)?;
+    if let Some(mask) = mask {
+        scores = scores.broadcast_add(mask)?;
+    }
+    let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+    weights.matmul(v)
+}
+
+/// Self-attention with Q, K and V fused into one projection.
+struct SelfAttention {
+    qkv: Linear,
+    out: Linear,
+    heads: usize,
+    d: usize,
+}
+
+impl SelfAttention {
+    fn new(w: &WeightMap, name: &str, d: usize, heads: usize) -> Result<Self, WeightsError> {
+        Ok(Self {
+            qkv: linear(w, &format!("{name}.qkv"), 3 * d, d)?,
+            out: linear(w, &format!("{name}.out"), d, d)?,
+            heads,
+            d,
+        })
+    }
+
+    /// Projects `x` and splits it into per-head Q, K, V.
+    fn project(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+        let qkv = self.qkv.forward(x)?;
+        let part = |i: usize| split_heads(&qkv.narrow(D::Minus1, i * self.d, self.d)?, self.heads);
+        Ok((part(0)?, part(1)?, part(2)?))
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (q, k, v) = self.project(x)?;
+        self.out
+            .forward(&merge_heads(&attention(&q, &k, &v, None)?)?)
+    }
+
+    /// Attends over the cached keys plus this call's; appends this call's K/V to the cache.
+    fn forward_cached(
+        &self,
+        x: &Tensor,
+        cache: &mut LayerCache,
+        mask: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        let (q, k, v) = self.project(x)?;
+        let (k, v) = cache.append_self(k, v)?;
+        self.out
+            .forward(&merge_heads(&attention(&q, &k, &v, Some(mask))?)?)
+    }
+}
+
+/// Position-wise feed-forward block with exact (erf) GELU, as Whisper uses.
+struct Mlp {
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Mlp {
+    fn new(w: &WeightMap, name: &str, d: usize) -> Result<Self, WeightsError> {
+        Ok(Self {
+            fc1: linear(w, &format!("{name}.fc1"), 4 * d, d)?,
+            fc2: linear(w, &format!("{name}.fc2"), d, 4 * d)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.fc2.forward(&self.fc1.forward(x)?.gelu_erf()?)
+    }
+}
+
+/// One pre-norm encoder block.
+struct EncoderBlock {
+    attn_ln: LayerNorm,
+    attn: SelfAttention,
+    mlp_ln: LayerNorm,
+    mlp: Mlp,
+}
+
+impl EncoderBlock {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let x = (x + self.attn.forward(&self.attn_ln.forward(x)?)?)?;
+        &x + self.mlp.forward(&self.mlp_ln.forward(&x)?)?
+    }
+}
+
+/// The audio encoder: two convolutions, sinusoidal positions, transformer blocks.
+pub struct AudioEncoder {
+    conv1: Conv1d,
+    conv2: Conv1d,
+    positions: Tensor,
+    blocks: Vec<EncoderBlock>,
+    ln_post: LayerNorm,
+}
+
+impl AudioEncoder {
+    fn new(c: &WhisperConfig, w: &WeightMap) -> Result<Self, WeightsError> {
+        let d = c.d_model;
+        let conv = |name: &str, inp: usize, stride: usize| -> Result<Conv1d, WeightsError> {
+            let weight = w.get(&format!("encoder.{name}.weight"), &[d, inp, 3])?;
+            let bias = w.get(&format!("encoder.{name}.bias"), &[d])?;
+            let cfg = Conv1dConfig {
+                padding: 1,
+                stride,
+                dilation: 1,
+                groups: 1,
+                cudnn_fwd_algo: None,
+            };
+            Ok(Conv1d::new(weight, Some(bias), cfg))
+        };
+        let blocks = (0..c.encoder_layers)
+            .map(|i| {
+                let p = format!("encoder.layers.{i}");
+                Ok(EncoderBlock {
+                    attn_ln: layer_norm(w, &format!("{p}.attn_ln"), d)?,
+                    attn: SelfAttention::new(w, &format!("{p}.attn"), d, c.encoder_heads)?,
+                    mlp_ln: layer_norm(w, &format!("{p}.mlp_ln"), d)?,
+                    mlp: Mlp::new(w, &format!("{p}.mlp"), d)?,
+                })
+            })
+            .collect::<Result<_, WeightsError>>()?;
+        Ok(Self {
+            conv1: conv("conv1", c.n_mels, 1)?,
+            conv2: conv("conv2", d, 2)?,
+            positions: w.get("encoder.positions", &[c.n_audio_ctx, d])?,
+            blocks,
+            ln_post: layer_norm(w, "encoder.ln_post", d)?,
+        })
+    }
+
+    /// Encodes `[B, n_mels, T]` (T ≤ 3000, even) into `[B, T/2, d]`. A T shorter than a full
+    /// window encodes only the audio present: positions are sliced to match.
+    pub fn forward(&self, mel: &Tensor) -> candle_core::Result<Tensor> {
+        let x = self.conv1.forward(mel)?.gelu_erf()?;
+        let x = self.conv2.forward(&x)?.gelu_erf()?.transpose(1, 2)?;
+        let frames = x.dim(1)?;
+        let mut x = x.broadcast_add(&self.positions.narrow(0, 0, frames)?)?;
+        for block in &self.blocks {
+            x = block.forward(&x)?;
+        }
+        self.ln_post.forward(&x)
+    }
+}
+
+/// Cross-attention over audio features; its K/V are computed once per window.
+struct CrossAttention {
+    q: Linear,
+    kv: Linear,
+    out: Linear,
+    heads: usize,
+    d: usize,
+}
+
+impl CrossAttention {
+    fn keys_values(&self, audio: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        let kv = self.kv.forward(audio)?;
+        let k = split_heads(&kv.narrow(D::Minus1, 0, self.d)?, self.heads)?;
+        let v = split_heads(&kv.narrow(D::Minus1, self.d, self.d)?, self.heads)?;
+        Ok((k, v))
+    }
+
+    fn forward(&self, x: &Tensor, k: &Tensor, v: &Tensor) -> candle_core::Result<Tensor> {
+        let q = split_heads(&self.q.forward(x)?, self.heads)?;
+        self.out.forward(&merge_heads(&attention(&q, k, v, None)?)?)
+    }
+}
+
+/// One pre-norm decoder block.
+struct DecoderBlock {
+    attn_ln: LayerNorm,
+    attn: SelfAttention,
+    cross_ln: LayerNorm,
+    cross: CrossAttention,
+    mlp_ln: LayerNorm,
+    mlp: Mlp,
+}
+
+/// The text decoder: token and position embeddings, blocks, tied output projection.
+pub struct TextDecoder {
+    token_embedding: Tensor,
+    positions: Tensor,
+    blocks: Vec<DecoderBlock>,
+    ln: LayerNorm,
+    n_text_ctx: usize,
+}
+
+impl TextDecoder {
+    fn new(c: &WhisperConfig, w: &WeightMap) -> Result<Self, WeightsError> {
+        let d = c.d_model;
+        let blocks = (0..c.decoder_layers)
+            .map(|i| {
+                let p = format!("decoder.layers.{i}");
+                Ok(DecoderBlock {
+                    attn_ln: layer_norm(w, &format!("{p}.attn_ln"), d)?,
+                    attn: SelfAttention::new(w, &format!("{p}.attn"), d, c.decoder_heads)?,
+                    cross_ln: layer_norm(w, &format!("{p}.cross_ln"), d)?,
+                    cross: CrossAttention {
+                        q: linear(w, &format!("{p}.cross.q"), d, d)?,
+                        kv: linear(w, &format!("{p}.cross.kv"), 2 * d, d)?,
+                        out: linear(w, &format!("{p}.cross.out"), d, d)?,
+                        heads: c.decoder_heads,
+                        d,
+                    },
+                    mlp_ln: layer_norm(w, &format!("{p}.mlp_ln"), d)?,
+                    mlp: Mlp::new(w, &format!("{p}.mlp"), d)?,
+                })
+            })
+            .collect::<Result<_, WeightsError>>()?;
+        Ok(Self {
+            token_embedding: w.get("decoder.token_embedding", &[c.n_vocab, d])?,
+            positions: w.get("decoder.positions", &[c.n_text_ctx, d])?,
+            blocks,
+            ln: layer_norm(w, "decoder.ln", d)?,
+            n_text_ctx: c.n_text_ctx,
+        })
+    }
+
+    /// The most positions one sequence may hold.
+    pub fn max_positions(&self) -> usize {
+        self.n_text_ctx
+    }
+
+    /// A fresh cache for the rows of `audio` (`[B, frames, d]`): cross-attention K/V computed once.
+    pub fn new_cache(&self, audio: &Tensor) -> candle_core::Result<DecoderCache> {
+        let layers = self
+            .blocks
+            .iter()
+            .map(|b| {
+                b.cross
+                    .keys_values(audio)
+                    .map(|(k, v)| LayerCache::new(k, v))
+            })
+            .collect::<candle_core::Result<_>>()?;
+        Ok(DecoderCache::new(layers))
+    }
+
+    /// Runs `tokens` (`[B, L]`, u32) at `positions` (`[B, L]`, u32) through the decoder,
+    /// appending to `cache`. `mask` is additive, `[B, 1, L, cached + L]`. Returns the final
+    /// hidden states `[B, L, d]`; turn the ones needed into logits with [`Self::logits`].
+    pub fn forward(
+        &self,
+        tokens: &Tensor,
+        positions: &Tensor,
+        cache: &mut DecoderCache,
+        mask: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        let (b, l) = tokens.dims2()?;
+        let embed = |table: &Tensor, ids: &Tensor| -> candle_core::Result<Tensor> {
+            let d = table.dim(1)?;
+            table
+                .index_select(&ids.flatten_all()?, 0)?
+                .reshape((b, l, d))
+        };
+        let mut x = (embed(&self.token_embedding, tokens)? + embed(&self.positions, positions)?)?;
+        for (block, layer) in self.blocks.iter().zip(cache.layers_mut()) {
+            let h = block
+                .attn
+                .forward_cached(&block.attn_ln.forward(&x)?, layer, mask)?;
+            x = (x + h)?;
+            let (k, v) = layer.cross();
+            let h = block.cross.forward(&block.cross_ln.forward(&x)?, k, v)?;
+            x = (x + h)?;
+            x = (&x + block.mlp.forward(&block.mlp_ln.forward(&x)?)?)?;
+        }
+        self.ln.forward(&x)
+    }
+
+    /// Vocabulary logits for hidden states `[B, N, d]` → `[B, N, vocab]`, in f32.
+    pub fn logits(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, n, d) = hidden.dims3()?;
+        let flat = hidden.reshape((b * n, d))?;
+        let logits = flat.matmul(&self.token_embedding.t()?)?;
+        logits.reshape((b, n, ()))?.to_dtype(DType::F32)
+    }
+}

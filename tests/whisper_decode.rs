@@ -1,0 +1,144 @@
+//! End-to-end decoding with the real default model: accuracy on corpus clips, batching that
+//! does not change results, long-form seeking, and silence.
+
+mod support;
+
+use hearken::eval::english_wer;
+use hearken::model::whisper::decode::{DecodeOptions, EncoderFrames};
+
+const SHORT_CLIPS: &[&str] = &[
+    "jfk",
+    "ls_61-70968-0000",
+    "fw_stereo_right",
+    "ls_1272-128104-0000",
+    "sb_spk1_snt1",
+];
+
+#[test]
+fn short_clips_are_transcribed_within_a_wer_bound() {
+    let model = support::default_model();
+    let mut total = hearken::eval::WerCounts::default();
+    for id in SHORT_CLIPS {
+        let (clip, samples) = support::clip(id);
+        let t = model
+            .transcriber(1)
+            .transcribe(&samples, &DecodeOptions::default())
+            .unwrap();
+        let counts = english_wer(&clip.text, &t.text);
+        println!("{id}: {:.1}% {:?}", 100.0 * counts.wer(), t.text);
+        total += counts;
+        assert!(!t.segments.is_empty());
+        for s in &t.segments {
+            assert!(s.start < s.end && s.end <= t.duration + 1e-6, "{s:?}");
+        }
+    }
+    // faster-whisper scores 0 errors on these five; allow a little slack.
+    assert!(
+        total.wer() <= 0.05,
+        "WER {:.3} over {SHORT_CLIPS:?}",
+        total.wer()
+    );
+}
+
+#[test]
+fn a_batch_decodes_each_clip_as_if_alone() {
+    let model = support::default_model();
+    let clips: Vec<Vec<f32>> = SHORT_CLIPS.iter().map(|id| support::clip(id).1).collect();
+    let streams: Vec<&[f32]> = clips.iter().map(Vec::as_slice).collect();
+    let opts = DecodeOptions::default();
+    let batched = model
+        .transcriber(8)
+        .transcribe_many(&streams, &opts, &mut |_| {})
+        .unwrap();
+    for (samples, together) in streams.iter().zip(&batched) {
+        let alone = model.transcriber(1).transcribe(samples, &opts).unwrap();
+        let tokens = |t: &hearken::model::whisper::decode::Transcript| {
+            t.segments
+                .iter()
+                .flat_map(|s| s.tokens.clone())
+                .collect::<Vec<u32>>()
+        };
+        assert_eq!(
+            tokens(&alone),
+            tokens(together),
+            "batched tokens differ for {:?}",
+            alone.text
+        );
+    }
+}
+
+#[test]
+fn long_form_audio_seeks_across_windows() {
+    let model = support::default_model();
+    let (clip, samples) = support::clip("librivox_sonnets_1_3");
+    let t = model
+        .transcriber(1)
+        .transcribe(&samples, &DecodeOptions::default())
+        .unwrap();
+    let wer = english_wer(&clip.text, &t.text).wer();
+    println!(
+        "sonnets: {:.1}% WER, {} segments",
+        100.0 * wer,
+        t.segments.len()
+    );
+    // faster-whisper float32 greedy: 11.2 %.
+    assert!(wer < 0.16, "long-form WER {wer:.3}");
+    let last = t.segments.last().unwrap();
+    assert!(
+        last.end > 150.0,
+        "transcript stops at {:.1} s of 157.8 s",
+        last.end
+    );
+    assert!(
+        t.segments.windows(2).all(|w| w[0].start <= w[1].start),
+        "segments out of order"
+    );
+}
+
+#[test]
+fn silence_produces_no_text() {
+    let model = support::default_model();
+    let silence = vec![0.0f32; 16_000 * 5];
+    let t = model
+        .transcriber(1)
+        .transcribe(&silence, &DecodeOptions::default())
+        .unwrap();
+    assert_eq!(t.text, "", "hallucinated {:?}", t.text);
+}
+
+#[test]
+fn trimmed_encoder_still_transcribes() {
+    let model = support::default_model();
+    let (clip, samples) = support::clip("jfk");
+    let opts = DecodeOptions {
+        encoder_frames: EncoderFrames::AudioOnly,
+        ..DecodeOptions::default()
+    };
+    let t = model.transcriber(1).transcribe(&samples, &opts).unwrap();
+    let wer = english_wer(&clip.text, &t.text).wer();
+    assert!(wer <= 0.1, "trimmed-encoder WER {wer:.3}: {:?}", t.text);
+}
+
+#[test]
+fn english_only_model_refuses_translation_and_other_languages() {
+    let model = support::default_model();
+    let samples = vec![0.0f32; 16_000];
+    let translate = DecodeOptions {
+        task: hearken::model::whisper::tokens::Task::Translate,
+        ..DecodeOptions::default()
+    };
+    let err = model
+        .transcriber(1)
+        .transcribe(&samples, &translate)
+        .unwrap_err();
+    assert!(err.to_string().contains("English-only"), "{err}");
+    let german = DecodeOptions {
+        language: Some("de".into()),
+        ..DecodeOptions::default()
+    };
+    let err = model
+        .transcriber(1)
+        .transcribe(&samples, &german)
+        .unwrap_err();
+    assert!(err.to_string().contains("`de` is not supported"), "{err}");
+}

@@ -1,0 +1,134 @@
+//! `hearken bench offline`: real-time factor, WER and peak memory of offline transcription on
+//! the corpus at several batch sizes, with faster-whisper's figures beside ours when the
+//! `faster_whisper` Python package is installed.
+
+use std::process::Command;
+
+use clap::{Args, Subcommand};
+
+use super::corpus_run::{self, CorpusArgs};
+use super::load::ModelArgs;
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+pub(super) enum BenchCommand {
+    /// Whole-file transcription of the corpus.
+    Offline(OfflineArgs),
+}
+
+/// Arguments of `hearken bench offline`.
+#[derive(Debug, Args)]
+pub(super) struct OfflineArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    corpus: CorpusArgs,
+    /// Batch sizes to measure (clips per model call).
+    #[arg(long, value_delimiter = ',', default_value = "1,8")]
+    batch: Vec<usize>,
+    /// Skip the faster-whisper comparison even if it is installed.
+    #[arg(long)]
+    no_peer: bool,
+}
+
+pub(super) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Offline(args) => offline(args),
+    }
+}
+
+fn offline(args: OfflineArgs) -> anyhow::Result<()> {
+    let model = args.model.load()?;
+    let clips = args.corpus.load()?;
+    let opts = args.corpus.options();
+    let threads =
+        std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| num_cpus::get().to_string());
+    println!(
+        "hearken bench offline: model {}, device {}, {threads} threads, {} clips",
+        args.model.model,
+        args.model.device,
+        clips.len()
+    );
+    // Warm-up: first calls pay for allocation and page faults.
+    corpus_run::run(&model, &clips[..1.min(clips.len())], 1, &opts)?;
+    println!(
+        "{:<10} {:>8} {:>9} {:>8} {:>8} {:>12}",
+        "engine", "batch", "audio s", "wall s", "RTF", "WER"
+    );
+    for &batch in &args.batch {
+        reset_peak_memory();
+        let run = corpus_run::run(&model, &clips, batch, &opts)?;
+        println!(
+            "{:<10} {:>8} {:>9.1} {:>8.2} {:>8.4} {:>11.2}%   peak RSS {}",
+            "hearken",
+            batch,
+            run.audio_seconds,
+            run.wall_seconds,
+            run.rtf(),
+            100.0 * run.total().wer(),
+            peak_memory().map_or("n/a".into(), |kb| format!("{:.0} MB", kb as f64 / 1024.0)),
+        );
+    }
+    if !args.no_peer {
+        run_peer(&args)?;
+    }
+    Ok(())
+}
+
+/// Runs `clients/bench/faster_whisper_peer.py` when faster-whisper is importable.
+fn run_peer(args: &OfflineArgs) -> anyhow::Result<()> {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/clients/bench/faster_whisper_peer.py"
+    );
+    let available = Command::new("python3")
+        .args(["-c", "import faster_whisper"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !available || !std::path::Path::new(script).is_file() {
+        println!(
+            "(faster-whisper not installed: `pip install faster-whisper` to print its figures here)"
+        );
+        return Ok(());
+    }
+    let model_dir = crate::model::store::ModelStore::from_env()
+        .resolve(&args.model.model)?
+        .dir;
+    let corpus = args
+        .corpus
+        .corpus
+        .clone()
+        .unwrap_or_else(crate::eval::default_corpus_dir);
+    let threads =
+        std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| num_cpus::get().to_string());
+    let status = Command::new("python3")
+        .arg(script)
+        .args([
+            "--model-dir",
+            &model_dir.to_string_lossy(),
+            "--corpus",
+            &corpus.to_string_lossy(),
+        ])
+        .args(["--lang", &args.corpus.lang, "--threads", &threads])
+        .args(
+            args.corpus
+                .limit
+                .map(|l| vec!["--limit".to_string(), l.to_string()])
+                .unwrap_or_default(),
+        )
+        .status()?;
+    anyhow::ensure!(status.success(), "faster-whisper peer failed: {status}");
+    Ok(())
+}
+
+/// Peak resident memory of this process in KiB (Linux `VmHWM`).
+fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Resets `VmHWM` so each batch size reports its own peak (Linux ≥ 4.0).
+fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}

@@ -1,0 +1,127 @@
+//! Transcribing the speech corpus for `bench` and `wer`: load the clips, time one batched run,
+//! score every clip against its reference.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::eval::{CorpusClip, WerCounts, default_corpus_dir, english_wer, load_manifest};
+use crate::model::whisper::WhisperModel;
+use crate::model::whisper::decode::{DecodeOptions, EncoderFrames};
+
+/// Which clips to use.
+#[derive(Debug, Clone, Args)]
+pub(super) struct CorpusArgs {
+    /// Corpus directory holding `manifest.jsonl` (default: `$HEARKEN_CORPUS_DIR` or `../shared/corpus`).
+    #[arg(long)]
+    pub(super) corpus: Option<std::path::PathBuf>,
+    /// Only clips in this language.
+    #[arg(long, default_value = "en")]
+    pub(super) lang: String,
+    /// Only the first N clips (after the language filter).
+    #[arg(long)]
+    pub(super) limit: Option<usize>,
+    /// Encode only the audio present instead of a padded 30 s window.
+    #[arg(long)]
+    pub(super) trim_encoder: bool,
+}
+
+/// One clip's audio and reference.
+pub(super) struct LoadedClip {
+    pub(super) clip: CorpusClip,
+    pub(super) samples: Vec<f32>,
+}
+
+/// One clip's transcript and score.
+pub(super) struct ClipScore {
+    pub(super) id: String,
+    pub(super) seconds: f64,
+    pub(super) hypothesis: String,
+    pub(super) counts: WerCounts,
+}
+
+/// A timed run over the corpus.
+pub(super) struct CorpusRun {
+    pub(super) scores: Vec<ClipScore>,
+    pub(super) wall_seconds: f64,
+    pub(super) audio_seconds: f64,
+}
+
+impl CorpusRun {
+    pub(super) fn total(&self) -> WerCounts {
+        self.scores
+            .iter()
+            .fold(WerCounts::default(), |acc, s| acc + s.counts)
+    }
+
+    pub(super) fn rtf(&self) -> f64 {
+        self.wall_seconds / self.audio_seconds
+    }
+}
+
+impl CorpusArgs {
+    /// Reads and decodes the selected clips.
+    pub(super) fn load(&self) -> anyhow::Result<Vec<LoadedClip>> {
+        let dir = self.corpus.clone().unwrap_or_else(default_corpus_dir);
+        let clips =
+            load_manifest(&dir).with_context(|| format!("reading corpus at {}", dir.display()))?;
+        let selected = clips
+            .into_iter()
+            .filter(|c| c.lang == self.lang)
+            .take(self.limit.unwrap_or(usize::MAX));
+        selected
+            .map(|clip| {
+                let samples = crate::audio::load_file(&clip.file)
+                    .with_context(|| format!("decoding {}", clip.file.display()))?;
+                Ok(LoadedClip { clip, samples })
+            })
+            .collect()
+    }
+
+    pub(super) fn options(&self) -> DecodeOptions {
+        DecodeOptions {
+            language: Some(self.lang.clone()),
+            encoder_frames: if self.trim_encoder {
+                EncoderFrames::AudioOnly
+            } else {
+                EncoderFrames::FullWindow
+            },
+            ..DecodeOptions::default()
+        }
+    }
+}
+
+/// Transcribes every clip with up to `batch` clips per model call, timing the whole run.
+pub(super) fn run(
+    model: &WhisperModel,
+    clips: &[LoadedClip],
+    batch: usize,
+    opts: &DecodeOptions,
+) -> anyhow::Result<CorpusRun> {
+    let streams: Vec<&[f32]> = clips.iter().map(|c| c.samples.as_slice()).collect();
+    let started = Instant::now();
+    let transcripts = model
+        .transcriber(batch)
+        .transcribe_many(&streams, opts, &mut |_| {})?;
+    let wall_seconds = started.elapsed().as_secs_f64();
+    let scores = clips
+        .iter()
+        .zip(transcripts)
+        .map(|(c, t)| ClipScore {
+            id: c.clip.id.clone(),
+            seconds: c.samples.len() as f64 / 16_000.0,
+            counts: english_wer(&c.clip.text, &t.text),
+            hypothesis: t.text,
+        })
+        .collect();
+    let audio_seconds = clips
+        .iter()
+        .map(|c| c.samples.len() as f64 / 16_000.0)
+        .sum();
+    Ok(CorpusRun {
+        scores,
+        wall_seconds,
+        audio_seconds,
+    })
+}

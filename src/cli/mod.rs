@@ -1,0 +1,76 @@
+//! The `hearken` command line: argument parsing and one module per subcommand.
+//!
+//! Subcommands only wire library pieces together and print; model, decoding and formatting
+//! logic lives in the library so the servers reuse it.
+
+mod bench;
+mod corpus_run;
+mod load;
+mod models;
+mod transcribe;
+mod wer;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Self-hosted speech-to-text with Whisper.
+#[derive(Debug, Parser)]
+#[command(name = "hearken", version, about)]
+pub struct Cli {
+    /// CPU threads for model math (default: all cores).
+    #[arg(long, global = true, env = "HEARKEN_THREADS")]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Transcribe an audio file (wav, flac, mp3, ogg, m4a) and print the transcript.
+    Transcribe(transcribe::TranscribeArgs),
+    /// List known models and which are cached locally.
+    Models(models::ModelsArgs),
+    /// Benchmarks: real-time factor, WER and peak memory on the speech corpus.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// Word error rate of the transcripts of the corpus, clip by clip and overall.
+    Wer(wer::WerArgs),
+}
+
+/// Parses the command line and runs it; errors are printed with their causes.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    if let Some(threads) = cli.threads {
+        set_threads(threads);
+    }
+    let result = match cli.command {
+        Command::Transcribe(args) => transcribe::run(args),
+        Command::Models(args) => models::run(args),
+        Command::Bench(cmd) => bench::run(cmd),
+        Command::Wer(args) => wer::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HEARKEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The math kernels (gemm, via rayon) read their thread count from the environment once.
+fn set_threads(threads: usize) {
+    // SAFETY: called at start-up, before any other thread exists.
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.max(1).to_string()) };
+}

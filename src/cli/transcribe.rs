@@ -1,0 +1,84 @@
+//! `hearken transcribe FILE`: decode, transcribe and print in the chosen format.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::load::ModelArgs;
+use crate::formats::{ResponseFormat, render};
+use crate::model::whisper::decode::{DecodeOptions, EncoderFrames, Progress};
+use crate::model::whisper::tokens::Task;
+
+/// Arguments of `hearken transcribe`.
+#[derive(Debug, Args)]
+pub(super) struct TranscribeArgs {
+    /// The audio file.
+    file: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Spoken language (ISO code such as `en`, `de`); detected when omitted on multilingual models.
+    #[arg(long, short)]
+    language: Option<String>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = ResponseFormat::Text)]
+    format: ResponseFormat,
+    /// Translate to English instead of transcribing (multilingual models).
+    #[arg(long)]
+    translate: bool,
+    /// Text to prime the decoder with (names, spelling, style).
+    #[arg(long)]
+    prompt: Option<String>,
+    /// Encode only the audio present instead of a padded 30 s window (faster on short clips).
+    #[arg(long)]
+    trim_encoder: bool,
+}
+
+pub(super) fn run(args: TranscribeArgs) -> anyhow::Result<()> {
+    let samples = crate::audio::load_file(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let model = args.model.load()?;
+    let task = if args.translate {
+        Task::Translate
+    } else {
+        Task::Transcribe
+    };
+    let opts = DecodeOptions {
+        task,
+        language: args.language.clone(),
+        initial_prompt: args.prompt.clone(),
+        encoder_frames: if args.trim_encoder {
+            EncoderFrames::AudioOnly
+        } else {
+            EncoderFrames::FullWindow
+        },
+        ..DecodeOptions::default()
+    };
+    let long = samples.len() > 30 * 16_000;
+    let mut report = |p: Progress| {
+        if long {
+            eprint!(
+                "\rtranscribed {:.0}/{:.0} s",
+                p.done_seconds, p.total_seconds
+            );
+        }
+    };
+    let transcript = model
+        .transcriber(1)
+        .transcribe_many(&[&samples], &opts, &mut report)?
+        .pop()
+        .expect("one transcript");
+    if long {
+        eprintln!();
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(render(&transcript, args.format, task).as_bytes())?;
+    if !matches!(
+        args.format,
+        ResponseFormat::Text | ResponseFormat::Srt | ResponseFormat::Vtt
+    ) {
+        writeln!(out)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! `hearken wer`: transcribe the corpus and print each clip's WER and the corpus-level figure.
+
+use clap::Args;
+
+use super::corpus_run::{self, CorpusArgs};
+use super::load::ModelArgs;
+
+/// Arguments of `hearken wer`.
+#[derive(Debug, Args)]
+pub(super) struct WerArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    corpus: CorpusArgs,
+    /// Clips per model call.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+}
+
+pub(super) fn run(args: WerArgs) -> anyhow::Result<()> {
+    let model = args.model.load()?;
+    let clips = args.corpus.load()?;
+    let run = corpus_run::run(&model, &clips, args.batch, &args.corpus.options())?;
+    println!("{:<24} {:>7} {:>7}  hypothesis", "clip", "seconds", "WER");
+    for s in &run.scores {
+        println!(
+            "{:<24} {:>7.1} {:>6.1}%  {}",
+            s.id,
+            s.seconds,
+            100.0 * s.counts.wer(),
+            s.hypothesis
+        );
+    }
+    let total = run.total();
+    println!(
+        "corpus WER {:.2}% ({} errors: {} sub, {} del, {} ins / {} words) over {} clips, {:.1} s of audio",
+        100.0 * total.wer(),
+        total.errors(),
+        total.substitutions,
+        total.deletions,
+        total.insertions,
+        total.reference_words,
+        run.scores.len(),
+        run.audio_seconds
+    );
+    Ok(())
+}

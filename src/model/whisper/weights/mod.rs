@@ -13,30 +13,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 
 use super::config::WhisperConfig;
-
-/// Which checkpoint layout a model directory holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WeightsFormat {
-    /// A CTranslate2 conversion (`model.bin`), as faster-whisper uses.
-    CTranslate2,
-    /// A Hugging Face transformers checkpoint (`model.safetensors`, possibly sharded).
-    SafeTensors,
-}
-
-impl WeightsFormat {
-    /// Picks the layout from the files present in `dir`.
-    pub fn detect(dir: &Path) -> Result<Self, WeightsError> {
-        if dir.join("model.bin").is_file() {
-            Ok(Self::CTranslate2)
-        } else if dir.join("model.safetensors").is_file()
-            || dir.join("model.safetensors.index.json").is_file()
-        {
-            Ok(Self::SafeTensors)
-        } else {
-            Err(WeightsError::NoWeights(dir.to_path_buf()))
-        }
-    }
-}
+use crate::model::store::{WeightsLayout, weights_layout};
 
 /// Everything that can go wrong while reading a checkpoint.
 #[derive(Debug, thiserror::Error)]
@@ -109,9 +86,9 @@ pub struct LoadedWeights {
 
 /// Loads the checkpoint in `dir`, converting every floating tensor to `dtype` on `device`.
 pub fn load(dir: &Path, device: &Device, dtype: DType) -> Result<LoadedWeights, WeightsError> {
-    match WeightsFormat::detect(dir)? {
-        WeightsFormat::CTranslate2 => ctranslate2::load(dir, device, dtype),
-        WeightsFormat::SafeTensors => safetensors::load(dir, device, dtype),
+    match weights_layout(dir).ok_or_else(|| WeightsError::NoWeights(dir.to_path_buf()))? {
+        WeightsLayout::CTranslate2 => ctranslate2::load(dir, device, dtype),
+        WeightsLayout::SafeTensors => safetensors::load(dir, device, dtype),
     }
 }
 

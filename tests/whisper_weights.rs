@@ -23,47 +23,142 @@ fn to_hf(w: &WeightMap, c: &WhisperConfig) -> HashMap<String, Tensor> {
     let linear = |put: &mut dyn FnMut(String, Tensor), src: &str, dst: &str, o: usize, i: usize| {
         // `i == 0` marks a layer norm, whose weight is a vector.
         let shape: &[usize] = if i == 0 { &[o] } else { &[o, i] };
-        put(format!("model.{dst}.weight"), w.get(&format!("{src}.weight"), shape).unwrap());
-        put(format!("model.{dst}.bias"), w.get(&format!("{src}.bias"), &[o]).unwrap());
+        put(
+            format!("model.{dst}.weight"),
+            w.get(&format!("{src}.weight"), shape).unwrap(),
+        );
+        put(
+            format!("model.{dst}.bias"),
+            w.get(&format!("{src}.bias"), &[o]).unwrap(),
+        );
     };
     let split = |put: &mut dyn FnMut(String, Tensor), src: &str, dst: &str, names: &[&str]| {
         let n = names.len();
         let weight = w.get(&format!("{src}.weight"), &[n * d, d]).unwrap();
         let bias = w.get(&format!("{src}.bias"), &[n * d]).unwrap();
         for (i, p) in names.iter().enumerate() {
-            put(format!("model.{dst}.{p}_proj.weight"), weight.narrow(0, i * d, d).unwrap());
+            put(
+                format!("model.{dst}.{p}_proj.weight"),
+                weight.narrow(0, i * d, d).unwrap(),
+            );
             if *p != "k" {
-                put(format!("model.{dst}.{p}_proj.bias"), bias.narrow(0, i * d, d).unwrap());
+                put(
+                    format!("model.{dst}.{p}_proj.bias"),
+                    bias.narrow(0, i * d, d).unwrap(),
+                );
             }
         }
     };
     for side in ["encoder", "decoder"] {
-        let layers = if side == "encoder" { c.encoder_layers } else { c.decoder_layers };
+        let layers = if side == "encoder" {
+            c.encoder_layers
+        } else {
+            c.decoder_layers
+        };
         for l in 0..layers {
             let (s, t) = (format!("{side}.layers.{l}"), format!("{side}.layers.{l}"));
-            split(&mut put, &format!("{s}.attn.qkv"), &format!("{t}.self_attn"), &["q", "k", "v"]);
-            linear(&mut put, &format!("{s}.attn.out"), &format!("{t}.self_attn.out_proj"), d, d);
-            linear(&mut put, &format!("{s}.attn_ln"), &format!("{t}.self_attn_layer_norm"), d, 0);
-            linear(&mut put, &format!("{s}.mlp_ln"), &format!("{t}.final_layer_norm"), d, 0);
-            linear(&mut put, &format!("{s}.mlp.fc1"), &format!("{t}.fc1"), 4 * d, d);
-            linear(&mut put, &format!("{s}.mlp.fc2"), &format!("{t}.fc2"), d, 4 * d);
+            split(
+                &mut put,
+                &format!("{s}.attn.qkv"),
+                &format!("{t}.self_attn"),
+                &["q", "k", "v"],
+            );
+            linear(
+                &mut put,
+                &format!("{s}.attn.out"),
+                &format!("{t}.self_attn.out_proj"),
+                d,
+                d,
+            );
+            linear(
+                &mut put,
+                &format!("{s}.attn_ln"),
+                &format!("{t}.self_attn_layer_norm"),
+                d,
+                0,
+            );
+            linear(
+                &mut put,
+                &format!("{s}.mlp_ln"),
+                &format!("{t}.final_layer_norm"),
+                d,
+                0,
+            );
+            linear(
+                &mut put,
+                &format!("{s}.mlp.fc1"),
+                &format!("{t}.fc1"),
+                4 * d,
+                d,
+            );
+            linear(
+                &mut put,
+                &format!("{s}.mlp.fc2"),
+                &format!("{t}.fc2"),
+                d,
+                4 * d,
+            );
             if side == "decoder" {
-                linear(&mut put, &format!("{s}.cross.q"), &format!("{t}.encoder_attn.q_proj"), d, d);
-                split(&mut put, &format!("{s}.cross.kv"), &format!("{t}.encoder_attn"), &["k", "v"]);
-                linear(&mut put, &format!("{s}.cross.out"), &format!("{t}.encoder_attn.out_proj"), d, d);
-                linear(&mut put, &format!("{s}.cross_ln"), &format!("{t}.encoder_attn_layer_norm"), d, 0);
+                linear(
+                    &mut put,
+                    &format!("{s}.cross.q"),
+                    &format!("{t}.encoder_attn.q_proj"),
+                    d,
+                    d,
+                );
+                split(
+                    &mut put,
+                    &format!("{s}.cross.kv"),
+                    &format!("{t}.encoder_attn"),
+                    &["k", "v"],
+                );
+                linear(
+                    &mut put,
+                    &format!("{s}.cross.out"),
+                    &format!("{t}.encoder_attn.out_proj"),
+                    d,
+                    d,
+                );
+                linear(
+                    &mut put,
+                    &format!("{s}.cross_ln"),
+                    &format!("{t}.encoder_attn_layer_norm"),
+                    d,
+                    0,
+                );
             }
         }
     }
-    put("model.encoder.conv1.weight".into(), w.get("encoder.conv1.weight", &[d, c.n_mels, 3]).unwrap());
-    put("model.encoder.conv1.bias".into(), w.get("encoder.conv1.bias", &[d]).unwrap());
-    put("model.encoder.conv2.weight".into(), w.get("encoder.conv2.weight", &[d, d, 3]).unwrap());
-    put("model.encoder.conv2.bias".into(), w.get("encoder.conv2.bias", &[d]).unwrap());
+    put(
+        "model.encoder.conv1.weight".into(),
+        w.get("encoder.conv1.weight", &[d, c.n_mels, 3]).unwrap(),
+    );
+    put(
+        "model.encoder.conv1.bias".into(),
+        w.get("encoder.conv1.bias", &[d]).unwrap(),
+    );
+    put(
+        "model.encoder.conv2.weight".into(),
+        w.get("encoder.conv2.weight", &[d, d, 3]).unwrap(),
+    );
+    put(
+        "model.encoder.conv2.bias".into(),
+        w.get("encoder.conv2.bias", &[d]).unwrap(),
+    );
     linear(&mut put, "encoder.ln_post", "encoder.layer_norm", d, 0);
     linear(&mut put, "decoder.ln", "decoder.layer_norm", d, 0);
-    put("model.encoder.embed_positions.weight".into(), w.get("encoder.positions", &[c.n_audio_ctx, d]).unwrap());
-    put("model.decoder.embed_positions.weight".into(), w.get("decoder.positions", &[c.n_text_ctx, d]).unwrap());
-    put("model.decoder.embed_tokens.weight".into(), w.get("decoder.token_embedding", &[c.n_vocab, d]).unwrap());
+    put(
+        "model.encoder.embed_positions.weight".into(),
+        w.get("encoder.positions", &[c.n_audio_ctx, d]).unwrap(),
+    );
+    put(
+        "model.decoder.embed_positions.weight".into(),
+        w.get("decoder.positions", &[c.n_text_ctx, d]).unwrap(),
+    );
+    put(
+        "model.decoder.embed_tokens.weight".into(),
+        w.get("decoder.token_embedding", &[c.n_vocab, d]).unwrap(),
+    );
     out
 }
 
@@ -81,7 +176,11 @@ fn hf_config(c: &WhisperConfig) -> serde_json::Value {
 fn write_hf_dir(dir: &Path, tensors: &HashMap<String, Tensor>, c: &WhisperConfig) {
     candle_core::safetensors::save(tensors, dir.join("model.safetensors")).unwrap();
     std::fs::write(dir.join("config.json"), hf_config(c).to_string()).unwrap();
-    std::fs::copy(support::default_model_dir().join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+    std::fs::copy(
+        support::default_model_dir().join("tokenizer.json"),
+        dir.join("tokenizer.json"),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -89,13 +188,20 @@ fn huggingface_layout_gives_the_same_transcript_as_ctranslate2() {
     let ct2_dir = support::default_model_dir();
     let loaded = weights::load(&ct2_dir, &Device::Cpu, DType::F32).unwrap();
     let hf = tempfile::tempdir().unwrap();
-    write_hf_dir(hf.path(), &to_hf(&loaded.tensors, &loaded.config), &loaded.config);
+    write_hf_dir(
+        hf.path(),
+        &to_hf(&loaded.tensors, &loaded.config),
+        &loaded.config,
+    );
 
     let from_hf = WhisperModel::load(hf.path(), &Device::Cpu).unwrap();
     assert_eq!(from_hf.network.config.n_vocab, loaded.config.n_vocab);
     let (_, samples) = support::clip("jfk");
     let opts = DecodeOptions::default();
-    let a = support::default_model().transcriber(1).transcribe(&samples, &opts).unwrap();
+    let a = support::default_model()
+        .transcriber(1)
+        .transcribe(&samples, &opts)
+        .unwrap();
     let b = from_hf.transcriber(1).transcribe(&samples, &opts).unwrap();
     assert!(!a.text.is_empty());
     assert_eq!(a.text, b.text);
@@ -104,9 +210,18 @@ fn huggingface_layout_gives_the_same_transcript_as_ctranslate2() {
 /// A tiny random checkpoint in transformers layout (one layer each side, width 16).
 fn tiny_random_hf() -> (HashMap<String, Tensor>, WhisperConfig) {
     let c = WhisperConfig {
-        n_mels: 80, n_vocab: 51864, d_model: 16, encoder_layers: 1, encoder_heads: 2,
-        decoder_layers: 1, decoder_heads: 2, n_audio_ctx: 1500, n_text_ctx: 448,
-        suppress_ids: vec![], suppress_ids_begin: vec![], alignment_heads: vec![],
+        n_mels: 80,
+        n_vocab: 51864,
+        d_model: 16,
+        encoder_layers: 1,
+        encoder_heads: 2,
+        decoder_layers: 1,
+        decoder_heads: 2,
+        n_audio_ctx: 1500,
+        n_text_ctx: 448,
+        suppress_ids: vec![],
+        suppress_ids_begin: vec![],
+        alignment_heads: vec![],
     };
     let mut w = WeightMap::default();
     let mut add = |name: &str, shape: &[usize]| {
@@ -116,7 +231,15 @@ fn tiny_random_hf() -> (HashMap<String, Tensor>, WhisperConfig) {
     let d = c.d_model;
     for side in ["encoder", "decoder"] {
         let p = format!("{side}.layers.0");
-        for (n, o, i) in [("attn.qkv", 3 * d, d), ("attn.out", d, d), ("mlp.fc1", 4 * d, d), ("mlp.fc2", d, 4 * d), ("cross.q", d, d), ("cross.kv", 2 * d, d), ("cross.out", d, d)] {
+        for (n, o, i) in [
+            ("attn.qkv", 3 * d, d),
+            ("attn.out", d, d),
+            ("mlp.fc1", 4 * d, d),
+            ("mlp.fc2", d, 4 * d),
+            ("cross.q", d, d),
+            ("cross.kv", 2 * d, d),
+            ("cross.out", d, d),
+        ] {
             add(&format!("{p}.{n}.weight"), &[o, i]);
             add(&format!("{p}.{n}.bias"), &[o]);
         }
@@ -126,11 +249,16 @@ fn tiny_random_hf() -> (HashMap<String, Tensor>, WhisperConfig) {
         }
     }
     for (n, shape) in [
-        ("encoder.conv1.weight", vec![d, 80, 3]), ("encoder.conv1.bias", vec![d]),
-        ("encoder.conv2.weight", vec![d, d, 3]), ("encoder.conv2.bias", vec![d]),
-        ("encoder.ln_post.weight", vec![d]), ("encoder.ln_post.bias", vec![d]),
-        ("decoder.ln.weight", vec![d]), ("decoder.ln.bias", vec![d]),
-        ("encoder.positions", vec![1500, d]), ("decoder.positions", vec![448, d]),
+        ("encoder.conv1.weight", vec![d, 80, 3]),
+        ("encoder.conv1.bias", vec![d]),
+        ("encoder.conv2.weight", vec![d, d, 3]),
+        ("encoder.conv2.bias", vec![d]),
+        ("encoder.ln_post.weight", vec![d]),
+        ("encoder.ln_post.bias", vec![d]),
+        ("decoder.ln.weight", vec![d]),
+        ("decoder.ln.bias", vec![d]),
+        ("encoder.positions", vec![1500, d]),
+        ("decoder.positions", vec![448, d]),
         ("decoder.token_embedding", vec![51864, d]),
     ] {
         add(n, &shape);
@@ -167,11 +295,17 @@ fn missing_tensor_is_named() {
 #[test]
 fn shape_mismatch_is_named() {
     let (mut tensors, c) = tiny_random_hf();
-    tensors.insert("model.encoder.layers.0.fc1.weight".into(), Tensor::zeros((7, 16), DType::F16, &Device::Cpu).unwrap());
+    tensors.insert(
+        "model.encoder.layers.0.fc1.weight".into(),
+        Tensor::zeros((7, 16), DType::F16, &Device::Cpu).unwrap(),
+    );
     let dir = tempfile::tempdir().unwrap();
     write_hf_dir(dir.path(), &tensors, &c);
     let err = load_network(dir.path()).unwrap_err();
-    assert!(err.contains("model.encoder.layers.0.fc1.weight") && err.contains("[7, 16]"), "{err}");
+    assert!(
+        err.contains("model.encoder.layers.0.fc1.weight") && err.contains("[7, 16]"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -182,7 +316,10 @@ fn truncated_ctranslate2_file_is_a_clear_error() {
     std::fs::write(dir.path().join("model.bin"), &bytes[..bytes.len() / 3]).unwrap();
     std::fs::copy(src.join("config.json"), dir.path().join("config.json")).unwrap();
     let err = load_network(dir.path()).unwrap_err();
-    assert!(err.contains("truncated") && err.contains("model.bin") && err.contains('`'), "{err}");
+    assert!(
+        err.contains("truncated") && err.contains("model.bin") && err.contains('`'),
+        "{err}"
+    );
 }
 
 #[test]

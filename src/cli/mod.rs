@@ -14,9 +14,17 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The version line: crate version plus the git revision it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("HEARKEN_GIT_REVISION"),
+    ")"
+);
+
 /// Self-hosted speech-to-text with Whisper.
 #[derive(Debug, Parser)]
-#[command(name = "hearken", version, about)]
+#[command(name = "hearken", version = VERSION, about)]
 pub struct Cli {
     /// CPU threads for model math (default: all cores).
     #[arg(long, global = true, env = "HEARKEN_THREADS")]

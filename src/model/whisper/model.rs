@@ -28,7 +28,10 @@ pub struct Whisper {
 
 impl std::fmt::Debug for Whisper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Whisper").field("config", &self.config).field("device", &self.device).finish_non_exhaustive()
+        f.debug_struct("Whisper")
+            .field("config", &self.config)
+            .field("device", &self.device)
+            .finish_non_exhaustive()
     }
 }
 

@@ -156,11 +156,7 @@ mod tests {
         let mut logits = vec![0.0; 20];
         logits[0] = 10.0; // text is far likelier than any timestamp
         rules().apply(&mut logits, &[13, 0, 2]);
-        assert!(
-            !allowed(&logits).contains(&13),
-            "{:?}",
-            allowed(&logits)
-        );
+        assert!(!allowed(&logits).contains(&13), "{:?}", allowed(&logits));
     }
 
     #[test]

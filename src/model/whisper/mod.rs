@@ -8,6 +8,7 @@ pub mod config;
 pub mod decode;
 pub mod mel;
 pub mod model;
+mod ops;
 pub mod tokens;
 pub mod weights;
 

@@ -10,6 +10,7 @@ use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear};
 
 use super::cache::{DecoderCache, LayerCache};
 use super::config::WhisperConfig;
+use super::ops::gelu;
 use super::weights::{WeightMap, WeightsError};
 
 const LAYER_NORM_EPS: f64 = 1e-5;
@@ -98,8 +99,9 @@ fn attention(
     v: &Tensor,
     mask: Option<&Tensor>,
 ) -> candle_core::Result<Tensor> {
+    // Scaling Q (L × hd) is far cheaper than scaling the scores (L × S).
     let scale = (q.dim(D::Minus1)? as f64).powf(-0.5);
-    let mut scores = (q.matmul(&k.t()?)? * scale)?;
+    let mut scores = (q * scale)?.matmul(&k.t()?)?;
     if let Some(mask) = mask {
         scores = scores.broadcast_add(mask)?;
     }
@@ -167,7 +169,7 @@ impl Mlp {
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        self.fc2.forward(&self.fc1.forward(x)?.gelu_erf()?)
+        self.fc2.forward(&gelu(&self.fc1.forward(x)?)?)
     }
 }
 
@@ -233,8 +235,8 @@ impl AudioEncoder {
     /// Encodes `[B, n_mels, T]` (T ≤ 3000, even) into `[B, T/2, d]`. A T shorter than a full
     /// window encodes only the audio present: positions are sliced to match.
     pub fn forward(&self, mel: &Tensor) -> candle_core::Result<Tensor> {
-        let x = self.conv1.forward(mel)?.gelu_erf()?;
-        let x = self.conv2.forward(&x)?.gelu_erf()?.transpose(1, 2)?;
+        let x = gelu(&self.conv1.forward(mel)?)?;
+        let x = gelu(&self.conv2.forward(&x)?)?.transpose(1, 2)?;
         let frames = x.dim(1)?;
         let mut x = x.broadcast_add(&self.positions.narrow(0, 0, frames)?)?;
         for block in &self.blocks {

@@ -444,4 +444,113 @@ mod tests {
         let err = parse(&7u32.to_le_bytes()).err().expect("must fail");
         assert!(err.contains("binary version 7"), "{err}");
     }
+
+    /// Serialises variables in the binary-version-6 layout (no aliases), as the converter does.
+    fn write_model(vars: &[(String, Vec<usize>, u8, Vec<u8>)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let string = |out: &mut Vec<u8>, s: &str| {
+            out.extend_from_slice(&((s.len() + 1) as u16).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+            out.push(0);
+        };
+        out.extend_from_slice(&6u32.to_le_bytes());
+        string(&mut out, "WhisperSpec");
+        out.extend_from_slice(&3u32.to_le_bytes());
+        out.extend_from_slice(&(vars.len() as u32).to_le_bytes());
+        for (name, dims, dtype, bytes) in vars {
+            string(&mut out, name);
+            out.push(dims.len() as u8);
+            for d in dims {
+                out.extend_from_slice(&(*d as u32).to_le_bytes());
+            }
+            out.push(*dtype);
+            out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            out.extend_from_slice(bytes);
+        }
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out
+    }
+
+    fn floats(raw: &RawVariable<'_>) -> Vec<f32> {
+        raw.bytes
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect()
+    }
+
+    /// The int8 + per-row scale and bf16 variants a user's own conversion may hold load to the
+    /// same network as the default float16 file, within quantisation error.
+    #[test]
+    fn int8_and_bf16_conversions_load() {
+        let src = crate::model::store::ModelStore::from_env()
+            .resolve("tiny.en")
+            .unwrap()
+            .dir;
+        let data = std::fs::read(src.join("model.bin")).unwrap();
+        let original = parse(&data).unwrap();
+        let mut vars = Vec::new();
+        let mut names: Vec<&String> = original.keys().collect();
+        names.sort();
+        for name in names {
+            let raw = &original[name];
+            if raw.dtype_id != 4 || name == "decoder/projection/weight" {
+                vars.push((
+                    name.clone(),
+                    raw.dims.clone(),
+                    raw.dtype_id,
+                    raw.bytes.to_vec(),
+                ));
+                continue;
+            }
+            let values = floats(raw);
+            if name.ends_with("/weight") && raw.dims.len() >= 2 {
+                let rows = raw.dims[0];
+                let row_len = values.len() / rows;
+                let mut q = Vec::with_capacity(values.len());
+                let mut scales = Vec::with_capacity(rows * 4);
+                for row in values.chunks_exact(row_len) {
+                    let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    let scale = if amax == 0.0 { 1.0 } else { 127.0 / amax };
+                    q.extend(row.iter().map(|v| (v * scale).round() as i8 as u8));
+                    scales.extend_from_slice(&scale.to_le_bytes());
+                }
+                vars.push((name.clone(), raw.dims.clone(), 1, q));
+                vars.push((format!("{name}_scale"), vec![rows], 0, scales));
+            } else {
+                let bf16: Vec<u8> = values
+                    .iter()
+                    .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
+                    .collect();
+                vars.push((name.clone(), raw.dims.clone(), 5, bf16));
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("model.bin"), write_model(&vars)).unwrap();
+        std::fs::copy(src.join("config.json"), dir.path().join("config.json")).unwrap();
+        let reference = load(&src, &Device::Cpu, DType::F32).unwrap();
+        let converted = load(dir.path(), &Device::Cpu, DType::F32).unwrap();
+        assert_eq!(reference.config, converted.config);
+        for (name, shape, tolerance) in [
+            ("encoder.layers.0.attn.qkv.weight", vec![1152, 384], 0.02),
+            ("decoder.token_embedding", vec![51864, 384], 0.02),
+            ("encoder.conv1.weight", vec![384, 80, 3], 0.02),
+            ("decoder.layers.3.mlp_ln.weight", vec![384], 0.02),
+        ] {
+            let a = reference.tensors.get(name, &shape).unwrap();
+            let b = converted.tensors.get(name, &shape).unwrap();
+            let diff = (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap();
+            let diff = diff.to_scalar::<f32>().unwrap();
+            assert!(
+                diff > 0.0 && diff < tolerance,
+                "{name}: max difference {diff}"
+            );
+        }
+    }
 }

@@ -106,17 +106,25 @@ fn silence_produces_no_text() {
     assert_eq!(t.text, "", "hallucinated {:?}", t.text);
 }
 
+/// Short clips are where an encoder fed only the audio present used to loop ("sb_spk2_snt2" is
+/// 1.8 s); the 10 s floor keeps them right.
 #[test]
-fn trimmed_encoder_still_transcribes() {
+fn trimmed_encoder_transcribes_short_and_long_clips() {
     let model = support::default_model();
-    let (clip, samples) = support::clip("jfk");
     let opts = DecodeOptions {
         encoder_frames: EncoderFrames::AudioOnly,
         ..DecodeOptions::default()
     };
-    let t = model.transcriber(1).transcribe(&samples, &opts).unwrap();
-    let wer = english_wer(&clip.text, &t.text).wer();
-    assert!(wer <= 0.1, "trimmed-encoder WER {wer:.3}: {:?}", t.text);
+    for id in ["jfk", "sb_spk2_snt2", "cmu_goforward", "ls_7902-96591-0000"] {
+        let (clip, samples) = support::clip(id);
+        let t = model.transcriber(1).transcribe(&samples, &opts).unwrap();
+        let wer = english_wer(&clip.text, &t.text).wer();
+        assert!(
+            wer <= 0.25,
+            "{id}: trimmed-encoder WER {wer:.3}: {:?}",
+            t.text
+        );
+    }
 }
 
 #[test]

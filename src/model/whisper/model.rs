@@ -6,11 +6,11 @@
 //! vocabulary projection is the most expensive matmul of a decoding step.
 
 use candle_core::{D, DType, Device, Module, Tensor};
-use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear};
+use candle_nn::{Conv1d, Conv1dConfig, LayerNorm};
 
 use super::cache::{DecoderCache, LayerCache};
 use super::config::WhisperConfig;
-use super::ops::gelu;
+use super::ops::{gelu, matmul_t, single_query_attention, softmax_last_dim};
 use super::weights::{WeightMap, WeightsError};
 
 const LAYER_NORM_EPS: f64 = 1e-5;
@@ -67,9 +67,37 @@ impl Whisper {
 }
 
 fn linear(w: &WeightMap, name: &str, out: usize, inp: usize) -> Result<Linear, WeightsError> {
-    let weight = w.get(&format!("{name}.weight"), &[out, inp])?;
-    let bias = w.get(&format!("{name}.bias"), &[out])?;
-    Ok(Linear::new(weight, Some(bias)))
+    Ok(Linear {
+        weight: w.get(&format!("{name}.weight"), &[out, inp])?,
+        bias: w.get(&format!("{name}.bias"), &[out])?,
+    })
+}
+
+/// `x · Wᵀ + b`. Decoder steps have one row per sequence; those few-row products go through
+/// [`matmul_t`], everything else through gemm.
+struct Linear {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let mut dims = x.dims().to_vec();
+        let inputs = dims.pop().unwrap_or(1);
+        let rows = dims.iter().product::<usize>();
+        let flat = x.reshape((rows, inputs))?;
+        let y = project(&flat, &self.weight)?.broadcast_add(&self.bias)?;
+        dims.push(self.weight.dim(0)?);
+        y.reshape(dims)
+    }
+}
+
+/// `x · wᵀ` for `x` `[M, K]` and `w` `[N, K]`.
+fn project(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+    match matmul_t(x, w) {
+        Some(skinny) => skinny,
+        None => x.matmul(&w.t()?),
+    }
 }
 
 fn layer_norm(w: &WeightMap, name: &str, d: usize) -> Result<LayerNorm, WeightsError> {
@@ -105,7 +133,7 @@ fn attention(
     if let Some(mask) = mask {
         scores = scores.broadcast_add(mask)?;
     }
-    let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+    let weights = softmax_last_dim(&scores)?;
     weights.matmul(v)
 }
 
@@ -145,12 +173,15 @@ impl SelfAttention {
         &self,
         x: &Tensor,
         cache: &mut LayerCache,
-        mask: &Tensor,
+        step: &DecoderStep<'_>,
     ) -> candle_core::Result<Tensor> {
         let (q, k, v) = self.project(x)?;
         let (k, v) = cache.append_self(k, v)?;
-        self.out
-            .forward(&merge_heads(&attention(&q, &k, &v, Some(mask))?)?)
+        let attended = match single_query_attention(&q, &k, &v, step.pads) {
+            Some(fused) => fused?,
+            None => attention(&q, &k, &v, step.mask.as_ref())?,
+        };
+        self.out.forward(&merge_heads(&attended)?)
     }
 }
 
@@ -235,6 +266,20 @@ impl AudioEncoder {
     /// Encodes `[B, n_mels, T]` (T ≤ 3000, even) into `[B, T/2, d]`. A T shorter than a full
     /// window encodes only the audio present: positions are sliced to match.
     pub fn forward(&self, mel: &Tensor) -> candle_core::Result<Tensor> {
+        let rows = mel.dim(0)?;
+        if mel.device().is_cpu() && rows > 1 {
+            // On the CPU the encoder is compute-bound, so batching saves nothing, while the
+            // `[B, heads, 1500, 1500]` attention scores of a batch overflow the caches (measured:
+            // 8 windows together took 15 % longer than one after another).
+            let encoded = (0..rows)
+                .map(|r| self.forward_batch(&mel.narrow(0, r, 1)?))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            return Tensor::cat(&encoded, 0);
+        }
+        self.forward_batch(mel)
+    }
+
+    fn forward_batch(&self, mel: &Tensor) -> candle_core::Result<Tensor> {
         let x = gelu(&self.conv1.forward(mel)?)?;
         let x = gelu(&self.conv2.forward(&x)?)?.transpose(1, 2)?;
         let frames = x.dim(1)?;
@@ -265,8 +310,63 @@ impl CrossAttention {
 
     fn forward(&self, x: &Tensor, k: &Tensor, v: &Tensor) -> candle_core::Result<Tensor> {
         let q = split_heads(&self.q.forward(x)?, self.heads)?;
-        self.out.forward(&merge_heads(&attention(&q, k, v, None)?)?)
+        let no_padding = vec![0; q.dim(0)?];
+        let attended = match single_query_attention(&q, k, v, &no_padding) {
+            Some(fused) => fused?,
+            None => attention(&q, k, v, None)?,
+        };
+        self.out.forward(&merge_heads(&attended)?)
     }
+}
+
+/// Additive mask value: large enough to zero a softmax weight, small enough for f16.
+const MASKED: f32 = -30_000.0;
+
+/// What every layer of one decoder call needs to know about the rows' padding.
+struct DecoderStep<'a> {
+    /// Left padding of each row.
+    pads: &'a [usize],
+    /// Additive mask `[B, 1, L, cached + L]` for the general attention path.
+    mask: Option<Tensor>,
+}
+
+/// Position of each new token: absolute index minus the row's padding (`[B·L]`, u32).
+fn step_positions(
+    pads: &[usize],
+    cached: usize,
+    len: usize,
+    device: &candle_core::Device,
+) -> candle_core::Result<Tensor> {
+    let ids: Vec<u32> = pads
+        .iter()
+        .flat_map(|&pad| (cached..cached + len).map(move |j| j.saturating_sub(pad) as u32))
+        .collect();
+    Tensor::new(ids.as_slice(), device)
+}
+
+/// Causal mask that also hides each row's left padding. A padded query may see itself, so no
+/// softmax row is entirely masked.
+fn step_mask(
+    pads: &[usize],
+    cached: usize,
+    len: usize,
+    device: &candle_core::Device,
+    dtype: DType,
+) -> candle_core::Result<Tensor> {
+    let keys = cached + len;
+    let mut mask = Vec::with_capacity(pads.len() * len * keys);
+    for &pad in pads {
+        for q in cached..cached + len {
+            mask.extend((0..keys).map(|k| {
+                if k <= q && (k >= pad || k == q) {
+                    0.0
+                } else {
+                    MASKED
+                }
+            }));
+        }
+    }
+    Tensor::from_vec(mask, (pads.len(), 1, len, keys), device)?.to_dtype(dtype)
 }
 
 /// One pre-norm decoder block.
@@ -281,6 +381,7 @@ struct DecoderBlock {
 
 /// The text decoder: token and position embeddings, blocks, tied output projection.
 pub struct TextDecoder {
+    /// `[vocab, d]`; also the (tied) output projection.
     token_embedding: Tensor,
     positions: Tensor,
     blocks: Vec<DecoderBlock>,
@@ -338,28 +439,44 @@ impl TextDecoder {
         Ok(DecoderCache::new(layers))
     }
 
-    /// Runs `tokens` (`[B, L]`, u32) at `positions` (`[B, L]`, u32) through the decoder,
-    /// appending to `cache`. `mask` is additive, `[B, 1, L, cached + L]`. Returns the final
-    /// hidden states `[B, L, d]`; turn the ones needed into logits with [`Self::logits`].
+    /// Runs `tokens` (`[B, L]`, u32) through the decoder, appending to `cache`. Row `b` is
+    /// left-padded by `pads[b]` positions: padding is hidden from attention and positions count
+    /// from the first real token. Returns the final hidden states `[B, L, d]`; turn the ones
+    /// needed into logits with [`Self::logits`].
     pub fn forward(
         &self,
         tokens: &Tensor,
-        positions: &Tensor,
         cache: &mut DecoderCache,
-        mask: &Tensor,
+        pads: &[usize],
     ) -> candle_core::Result<Tensor> {
         let (b, l) = tokens.dims2()?;
-        let embed = |table: &Tensor, ids: &Tensor| -> candle_core::Result<Tensor> {
-            let d = table.dim(1)?;
-            table
-                .index_select(&ids.flatten_all()?, 0)?
-                .reshape((b, l, d))
+        let d = self.token_embedding.dim(1)?;
+        let cached = cache.cached_positions();
+        let device = self.token_embedding.device();
+        let positions = step_positions(pads, cached, l, device)?;
+        let token_vectors = self
+            .token_embedding
+            .index_select(&tokens.flatten_all()?, 0)?
+            .reshape((b, l, d))?;
+        let position_vectors = self
+            .positions
+            .index_select(&positions, 0)?
+            .reshape((b, l, d))?;
+        let mut x = (token_vectors + position_vectors)?;
+        let step = DecoderStep {
+            pads,
+            mask: Some(step_mask(
+                pads,
+                cached,
+                l,
+                device,
+                self.token_embedding.dtype(),
+            )?),
         };
-        let mut x = (embed(&self.token_embedding, tokens)? + embed(&self.positions, positions)?)?;
         for (block, layer) in self.blocks.iter().zip(cache.layers_mut()) {
             let h = block
                 .attn
-                .forward_cached(&block.attn_ln.forward(&x)?, layer, mask)?;
+                .forward_cached(&block.attn_ln.forward(&x)?, layer, &step)?;
             x = (x + h)?;
             let (k, v) = layer.cross();
             let h = block.cross.forward(&block.cross_ln.forward(&x)?, k, v)?;
@@ -373,7 +490,7 @@ impl TextDecoder {
     pub fn logits(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
         let (b, n, d) = hidden.dims3()?;
         let flat = hidden.reshape((b * n, d))?;
-        let logits = flat.matmul(&self.token_embedding.t()?)?;
+        let logits = project(&flat, &self.token_embedding)?;
         logits.reshape((b, n, ()))?.to_dtype(DType::F32)
     }
 }

@@ -92,6 +92,9 @@ pub fn decode_with_fallback(
             })
             .collect();
         let rows = select_rows(audio, &pending)?;
+        if round > 0 {
+            tracing::debug!(rows = pending.len(), temperature, "temperature fallback");
+        }
         let results = decode_rows(model, &rows, &requests, rules, limits)?;
         let mut still = Vec::new();
         for (&i, result) in pending.iter().zip(results) {

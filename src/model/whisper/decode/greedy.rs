@@ -4,14 +4,11 @@
 //! and an additive mask hides the padding, so each row computes exactly what it would alone.
 //! A row leaves the batch as soon as it emits end-of-text, shrinking every later step.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 
 use super::DecodeError;
 use super::rules::{LogitRules, log_softmax};
 use crate::model::whisper::model::Whisper;
-
-/// Additive mask value: large enough to zero a softmax weight, small enough for f16.
-const MASKED: f32 = -30_000.0;
 
 /// One row to decode: its start tokens and sampling temperature.
 #[derive(Debug, Clone)]
@@ -64,15 +61,16 @@ pub fn decode_rows(
 ) -> Result<Vec<RowResult>, DecodeError> {
     let device = model.device().clone();
     let dec = &model.decoder;
+    let started = std::time::Instant::now();
     let mut cache = dec.new_cache(audio)?;
+    let mut rules_time = std::time::Duration::ZERO;
     let width = requests.iter().map(|r| r.prefix.len()).max().unwrap_or(0);
     let pads: Vec<usize> = requests.iter().map(|r| width - r.prefix.len()).collect();
     let mut rows: Vec<RowState> = requests.iter().map(RowState::new).collect();
 
     // First pass: the whole (left-padded) prefix of every row at once.
-    let (tokens, positions) = prefix_inputs(requests, &pads, &device)?;
-    let mask = prefix_mask(&pads, width, &device, model.dtype())?;
-    let hidden = dec.forward(&tokens, &positions, &mut cache, &mask)?;
+    let tokens = prefix_tokens(requests, &pads, &device)?;
+    let hidden = dec.forward(&tokens, &mut cache, &pads)?;
     let (sot_logits, last_logits) = first_logits(model, &hidden, requests, &pads)?;
     for (row, sot) in rows.iter_mut().zip(&sot_logits) {
         let no_speech = rules.special.no_speech as usize;
@@ -83,6 +81,7 @@ pub fn decode_rows(
     let mut active: Vec<usize> = (0..rows.len()).collect();
     let max_len = dec.max_positions();
     loop {
+        let rules_started = std::time::Instant::now();
         let mut still = Vec::with_capacity(active.len());
         for (i, &r) in active.iter().enumerate() {
             let done = rows[r].step(&mut logits[i], rules);
@@ -92,6 +91,7 @@ pub fn decode_rows(
                 still.push(i);
             }
         }
+        rules_time += rules_started.elapsed();
         if still.is_empty() {
             break;
         }
@@ -105,15 +105,19 @@ pub fn decode_rows(
             .iter()
             .map(|&r| *rows[r].tokens.last().expect("sampled"))
             .collect();
-        let cached = cache.cached_positions();
-        let pos: Vec<u32> = step_pads.iter().map(|&p| (cached - p) as u32).collect();
-        let b = active.len();
-        let tokens = Tensor::from_vec(last, (b, 1), &device)?;
-        let positions = Tensor::from_vec(pos, (b, 1), &device)?;
-        let mask = step_mask(&step_pads, cached + 1, &device, model.dtype())?;
-        let hidden = dec.forward(&tokens, &positions, &mut cache, &mask)?;
-        logits = dec.logits(&hidden)?.squeeze(1)?.to_vec2::<f32>()?;
+        let tokens = Tensor::from_vec(last, (active.len(), 1), &device)?;
+        let hidden = dec.forward(&tokens, &mut cache, &step_pads)?;
+        logits = logit_rows(&dec.logits(&hidden)?)?;
     }
+    tracing::debug!(
+        rows = rows.len(),
+        prefix = width,
+        steps = rows.iter().map(|r| r.tokens.len() + 1).max().unwrap_or(0),
+        tokens = rows.iter().map(|r| r.tokens.len() + 1).sum::<usize>(),
+        seconds = started.elapsed().as_secs_f64(),
+        rules_seconds = rules_time.as_secs_f64(),
+        "decoded batch"
+    );
     Ok(rows.into_iter().map(RowState::finish).collect())
 }
 
@@ -209,60 +213,26 @@ impl SplitMix64 {
     }
 }
 
-/// Left-padded token ids and per-row positions for the prefix pass.
-fn prefix_inputs(
+/// Left-padded token ids for the prefix pass, `[B, width]`.
+fn prefix_tokens(
     requests: &[RowRequest],
     pads: &[usize],
     device: &Device,
-) -> Result<(Tensor, Tensor), DecodeError> {
+) -> Result<Tensor, DecodeError> {
     let width = requests.iter().map(|r| r.prefix.len()).max().unwrap_or(0);
-    let mut tokens = Vec::with_capacity(requests.len() * width);
-    let mut positions = Vec::with_capacity(requests.len() * width);
-    for (req, &pad) in requests.iter().zip(pads) {
-        tokens.extend(std::iter::repeat_n(0u32, pad).chain(req.prefix.iter().copied()));
-        positions.extend((0..width).map(|j| j.saturating_sub(pad) as u32));
-    }
-    let shape = (requests.len(), width);
-    Ok((
-        Tensor::from_vec(tokens, shape, device)?,
-        Tensor::from_vec(positions, shape, device)?,
-    ))
-}
-
-/// Causal mask that also hides each row's left padding: `[B, 1, L, L]`.
-fn prefix_mask(
-    pads: &[usize],
-    width: usize,
-    device: &Device,
-    dtype: DType,
-) -> Result<Tensor, DecodeError> {
-    let mut mask = Vec::with_capacity(pads.len() * width * width);
-    for &pad in pads {
-        for q in 0..width {
-            mask.extend((0..width).map(|k| {
-                if k <= q && (k >= pad || k == q) {
-                    0.0
-                } else {
-                    MASKED
-                }
-            }));
-        }
-    }
-    Ok(Tensor::from_vec(mask, (pads.len(), 1, width, width), device)?.to_dtype(dtype)?)
-}
-
-/// Mask for one new position per row over `keys` positions: `[B, 1, 1, keys]`.
-fn step_mask(
-    pads: &[usize],
-    keys: usize,
-    device: &Device,
-    dtype: DType,
-) -> Result<Tensor, DecodeError> {
-    let mask: Vec<f32> = pads
+    let tokens: Vec<u32> = requests
         .iter()
-        .flat_map(|&pad| (0..keys).map(move |k| if k >= pad { 0.0 } else { MASKED }))
+        .zip(pads)
+        .flat_map(|(req, &pad)| std::iter::repeat_n(0u32, pad).chain(req.prefix.iter().copied()))
         .collect();
-    Ok(Tensor::from_vec(mask, (pads.len(), 1, 1, keys), device)?.to_dtype(dtype)?)
+    Ok(Tensor::from_vec(tokens, (requests.len(), width), device)?)
+}
+
+/// Splits `[B, 1, vocab]` logits into one CPU row per batch row with a single copy.
+fn logit_rows(logits: &Tensor) -> Result<LogitRows, DecodeError> {
+    let vocab = logits.dim(2)?;
+    let flat = logits.flatten_all()?.to_vec1::<f32>()?;
+    Ok(flat.chunks_exact(vocab).map(<[f32]>::to_vec).collect())
 }
 
 /// One logits row per batch row, on the CPU.

@@ -1,7 +1,7 @@
 //! Spoken-language detection: one decoder step from `<|startoftranscript|>`, restricted to the
 //! language tokens (multilingual models only).
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 
 use super::DecodeError;
 use super::rules::log_softmax;
@@ -18,11 +18,7 @@ pub fn detect_languages(
     let device = model.device();
     let mut cache = model.decoder.new_cache(audio)?;
     let tokens = Tensor::from_vec(vec![tokenizer.special().sot; b], (b, 1), device)?;
-    let positions = Tensor::zeros((b, 1), DType::U32, device)?;
-    let mask = Tensor::zeros((b, 1, 1, 1), model.dtype(), device)?;
-    let hidden = model
-        .decoder
-        .forward(&tokens, &positions, &mut cache, &mask)?;
+    let hidden = model.decoder.forward(&tokens, &mut cache, &vec![0; b])?;
     let logits = model
         .decoder
         .logits(&hidden)?

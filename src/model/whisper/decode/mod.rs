@@ -16,7 +16,9 @@ pub use greedy::{DecodeLimits, RowRequest, RowResult, decode_rows};
 pub use language::detect_languages;
 pub use rules::LogitRules;
 pub use segments::{TIME_PRECISION, WindowSegment, WindowSplit, split_window};
-pub use transcribe::{EncoderFrames, Progress, Segment, Transcriber, Transcript};
+pub use transcribe::{
+    EncoderFrames, MIN_TRIMMED_FRAMES, Progress, Segment, Transcriber, Transcript,
+};
 
 use super::tokens::{Task, TokenizerError};
 

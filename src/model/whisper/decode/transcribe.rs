@@ -16,13 +16,19 @@ use crate::model::whisper::tokens::{Task, WhisperTokenizer};
 /// Seconds per mel frame.
 const FRAME_SECONDS: f64 = HOP_LENGTH as f64 / 16_000.0;
 
+/// Fewest frames [`EncoderFrames::AudioOnly`] encodes (10 s). With less context tiny.en loops
+/// on short clips; measured on the English dev corpus: no floor 193 % WER, 5 s 16.5 %,
+/// 10 s 7.94 %, 15 s 7.79 %, full 30 s windows 7.65 %.
+pub const MIN_TRIMMED_FRAMES: usize = 1000;
+
 /// How much of a window the encoder sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EncoderFrames {
     /// Whisper's way: every window padded to 30 s (3000 frames).
     #[default]
     FullWindow,
-    /// Only the frames holding audio (rounded up to even): cheaper for short windows.
+    /// Only the frames holding audio, at least [`MIN_TRIMMED_FRAMES`] (rounded up to even):
+    /// cheaper for short windows.
     AudioOnly,
 }
 
@@ -237,7 +243,8 @@ impl<'a> Transcriber<'a> {
         let frames = match opts.encoder_frames {
             EncoderFrames::FullWindow => CHUNK_FRAMES,
             EncoderFrames::AudioOnly => {
-                (sizes.iter().max().copied().unwrap_or(2).div_ceil(2) * 2).min(CHUNK_FRAMES)
+                let longest = sizes.iter().max().copied().unwrap_or(0);
+                (longest.max(MIN_TRIMMED_FRAMES).div_ceil(2) * 2).min(CHUNK_FRAMES)
             }
         };
         let mel = self.mel_batch(states, chunk, &sizes, frames)?;

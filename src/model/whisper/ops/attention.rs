@@ -1,0 +1,173 @@
+//! Attention for one new query per sequence — every decoder step after the prompt.
+//!
+//! Done with candle ops, a step is a batched matmul of B·H single-row products, a mask add, a
+//! softmax and another batched matmul: five passes and B·H tiny gemm calls per layer, which cost
+//! more than the arithmetic. This kernel does scores, softmax and the weighted sum for each
+//! (row, head) in one pass over its keys and values, rows and heads spread across threads.
+
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::simd;
+
+/// `softmax(q·kᵀ / √hd) · v` for `q` `[B, H, 1, hd]` against `k`, `v` `[B, H, S, hd]`; the first
+/// `pads[b]` keys of row `b` are hidden (left padding). `None` when the op does not apply (not
+/// CPU, not f32): the caller then uses the general path.
+pub(crate) fn single_query_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    pads: &[usize],
+) -> Option<candle_core::Result<Tensor>> {
+    let applies = q.device().is_cpu() && q.dtype() == DType::F32 && q.dim(2).ok() == Some(1);
+    applies.then(|| {
+        q.apply_op3_no_bwd(
+            k,
+            v,
+            &SingleQuery {
+                pads: pads.to_vec(),
+            },
+        )
+    })
+}
+
+struct SingleQuery {
+    pads: Vec<usize>,
+}
+
+fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(data) = s else {
+        candle_core::bail!("single-query attention: {what} must be f32");
+    };
+    let Some((start, end)) = l.contiguous_offsets() else {
+        candle_core::bail!("single-query attention: {what} must be contiguous");
+    };
+    Ok(&data[start..end])
+}
+
+impl CustomOp3 for SingleQuery {
+    fn name(&self) -> &'static str {
+        "hearken-single-query-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        qs: &CpuStorage,
+        ql: &Layout,
+        ks: &CpuStorage,
+        kl: &Layout,
+        vs: &CpuStorage,
+        vl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (q, k, v) = (
+            f32_slice(qs, ql, "q")?,
+            f32_slice(ks, kl, "k")?,
+            f32_slice(vs, vl, "v")?,
+        );
+        let (b, h, _, hd) = ql.shape().dims4()?;
+        let keys = kl.shape().dims4()?.2;
+        if kl.shape() != vl.shape() || kl.shape().dims4()? != (b, h, keys, hd) {
+            candle_core::bail!(
+                "single-query attention: k {:?} / v {:?} do not fit q {:?}",
+                kl.shape(),
+                vl.shape(),
+                ql.shape()
+            );
+        }
+        let scale = (hd as f32).powf(-0.5);
+        let mut out = vec![0f32; b * h * hd];
+        let avx2 = simd::has_avx2();
+        out.par_chunks_mut(hd).enumerate().for_each(|(i, o)| {
+            let pad = self.pads.get(i / h).copied().unwrap_or(0).min(keys);
+            let kv = i * keys * hd..(i + 1) * keys * hd;
+            let item = Item {
+                q: &q[i * hd..(i + 1) * hd],
+                k: &k[kv.clone()],
+                v: &v[kv],
+                pad,
+                scale,
+            };
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: `has_avx2` checked the CPU features the function is compiled for.
+                return unsafe { item.run_avx2(o) };
+            }
+            let _ = avx2;
+            item.run(o)
+        });
+        Ok((CpuStorage::F32(out), Shape::from((b, h, 1, hd))))
+    }
+}
+
+/// One (row, head): its query and its keys and values, `[S, hd]` each.
+struct Item<'a> {
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    pad: usize,
+    scale: f32,
+}
+
+impl Item<'_> {
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_avx2(&self, out: &mut [f32]) {
+        self.run(out)
+    }
+
+    /// Plain loops, no iterator adapters: closures are not always inlined, and code outside
+    /// `run_avx2` would be compiled without AVX2.
+    #[inline(always)]
+    fn run(&self, out: &mut [f32]) {
+        let hd = self.q.len();
+        let keys = self.k.len() / hd;
+        let mut logits = vec![0f32; keys - self.pad];
+        for (j, t) in (self.pad..keys).enumerate() {
+            logits[j] = simd::dot(self.q, &self.k[t * hd..(t + 1) * hd]) * self.scale;
+        }
+        let mut weights = vec![0f32; logits.len()];
+        simd::softmax_body(&logits, &mut weights);
+        out.fill(0.0);
+        for (j, t) in (self.pad..keys).enumerate() {
+            simd::axpy(weights[j], &self.v[t * hd..(t + 1) * hd], out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn matches_masked_softmax_attention() {
+        let dev = Device::Cpu;
+        let (b, h, s, hd) = (3, 4, 37, 16);
+        let q = Tensor::randn(0f32, 1.0, (b, h, 1, hd), &dev).unwrap();
+        let k = Tensor::randn(0f32, 1.0, (b, h, s, hd), &dev).unwrap();
+        let v = Tensor::randn(0f32, 1.0, (b, h, s, hd), &dev).unwrap();
+        let pads = [0usize, 5, 36];
+        let ours = single_query_attention(&q, &k, &v, &pads).unwrap().unwrap();
+
+        let mask: Vec<f32> = pads
+            .iter()
+            .flat_map(|&p| (0..s).map(move |t| if t < p { f32::NEG_INFINITY } else { 0.0 }))
+            .collect();
+        let mask = Tensor::from_vec(mask, (b, 1, 1, s), &dev).unwrap();
+        let scores = (q.matmul(&k.t().unwrap()).unwrap() * (hd as f64).powf(-0.5)).unwrap();
+        let weights =
+            candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask).unwrap()).unwrap();
+        let reference = weights.matmul(&v).unwrap();
+        let diff: f32 = (ours - reference)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(diff < 1e-5, "max difference {diff}");
+    }
+}

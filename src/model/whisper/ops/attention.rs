@@ -158,16 +158,7 @@ mod tests {
         let weights =
             candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask).unwrap()).unwrap();
         let reference = weights.matmul(&v).unwrap();
-        let diff: f32 = (ours - reference)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let diff = super::super::max_abs_diff(&ours, &reference);
         assert!(diff < 1e-5, "max difference {diff}");
     }
 }

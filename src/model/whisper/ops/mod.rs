@@ -81,23 +81,19 @@ impl CustomOp1 for Kernel {
     }
 }
 
+/// Largest absolute element-wise difference, for the kernels' tests against candle's ops.
+#[cfg(test)]
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    let diff = (a - b).and_then(|d| d.abs()).and_then(|d| d.flatten_all());
+    diff.and_then(|d| d.max(0))
+        .and_then(|d| d.to_scalar())
+        .expect("same shapes")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use candle_core::Device;
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
 
     #[test]
     fn gelu_matches_candle() {

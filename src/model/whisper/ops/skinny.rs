@@ -117,16 +117,7 @@ mod tests {
             let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
             let ours = matmul_t(&x, &w).unwrap().unwrap();
             let reference = x.matmul(&w.t().unwrap()).unwrap();
-            let diff: f32 = (ours - reference)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar()
-                .unwrap();
+            let diff = super::super::max_abs_diff(&ours, &reference);
             assert!(diff < 1e-3, "({m}, {k}, {n}): max difference {diff}");
         }
         assert!(

@@ -69,8 +69,9 @@ pub fn run() -> ExitCode {
 }
 
 fn init_logging() {
+    // symphonia logs probe failures as errors; hearken reports them itself, with the format named.
     let filter = tracing_subscriber::EnvFilter::try_from_env("HEARKEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,symphonia_core=off"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

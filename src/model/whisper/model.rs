@@ -68,15 +68,14 @@ impl Whisper {
 
 fn linear(w: &WeightMap, name: &str, out: usize, inp: usize) -> Result<Linear, WeightsError> {
     Ok(Linear {
-        weight: w.get(&format!("{name}.weight"), &[out, inp])?,
+        weight: Weight::new(w.get(&format!("{name}.weight"), &[out, inp])?),
         bias: w.get(&format!("{name}.bias"), &[out])?,
     })
 }
 
-/// `x · Wᵀ + b`. Decoder steps have one row per sequence; those few-row products go through
-/// [`matmul_t`], everything else through gemm.
+/// `x · Wᵀ + b`.
 struct Linear {
-    weight: Tensor,
+    weight: Weight,
     bias: Tensor,
 }
 
@@ -86,17 +85,60 @@ impl Linear {
         let inputs = dims.pop().unwrap_or(1);
         let rows = dims.iter().product::<usize>();
         let flat = x.reshape((rows, inputs))?;
-        let y = project(&flat, &self.weight)?.broadcast_add(&self.bias)?;
-        dims.push(self.weight.dim(0)?);
+        let y = self.weight.project(&flat)?.broadcast_add(&self.bias)?;
+        dims.push(self.weight.full.dim(0)?);
         y.reshape(dims)
+    }
+
+    /// See [`Weight::with_step_copy`].
+    fn with_step_copy(self) -> Result<Self, WeightsError> {
+        Ok(Self {
+            weight: self.weight.with_step_copy()?,
+            bias: self.bias,
+        })
     }
 }
 
-/// `x · wᵀ` for `x` `[M, K]` and `w` `[N, K]`.
-fn project(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
-    match matmul_t(x, w) {
-        Some(skinny) => skinny,
-        None => x.matmul(&w.t()?),
+/// A weight matrix `[N, K]`, plus, for the decoder on the CPU, an f16 copy for decoder steps.
+///
+/// A step has one row per sequence, so its products go through the few-row kernel
+/// ([`matmul_t`]) and are bound by how many weight bytes they read; f16 halves that. The copy is
+/// exact for f16 checkpoints (the default model); f32 checkpoints are rounded to f16 for steps.
+/// Products with many rows (the prompt pass, the encoder) use the full-precision weight and gemm.
+struct Weight {
+    full: Tensor,
+    step: Option<Tensor>,
+}
+
+impl Weight {
+    fn new(full: Tensor) -> Self {
+        Self { full, step: None }
+    }
+
+    fn with_step_copy(self) -> Result<Self, WeightsError> {
+        if !self.full.device().is_cpu() || self.full.dtype() != DType::F32 {
+            return Ok(self);
+        }
+        let step = self
+            .full
+            .to_dtype(DType::F16)
+            .map_err(|source| WeightsError::Tensor {
+                name: "decoder step weights".into(),
+                source,
+            })?;
+        Ok(Self {
+            full: self.full,
+            step: Some(step),
+        })
+    }
+
+    /// `x · wᵀ` for `x` `[M, K]`.
+    fn project(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let few_rows = self.step.as_ref().and_then(|step| matmul_t(x, step));
+        match few_rows.or_else(|| matmul_t(x, &self.full)) {
+            Some(result) => result,
+            None => x.matmul(&self.full.t()?),
+        }
     }
 }
 
@@ -155,6 +197,14 @@ impl SelfAttention {
         })
     }
 
+    fn with_step_copy(self) -> Result<Self, WeightsError> {
+        Ok(Self {
+            qkv: self.qkv.with_step_copy()?,
+            out: self.out.with_step_copy()?,
+            ..self
+        })
+    }
+
     /// Projects `x` and splits it into per-head Q, K, V.
     fn project(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
         let qkv = self.qkv.forward(x)?;
@@ -196,6 +246,13 @@ impl Mlp {
         Ok(Self {
             fc1: linear(w, &format!("{name}.fc1"), 4 * d, d)?,
             fc2: linear(w, &format!("{name}.fc2"), d, 4 * d)?,
+        })
+    }
+
+    fn with_step_copy(self) -> Result<Self, WeightsError> {
+        Ok(Self {
+            fc1: self.fc1.with_step_copy()?,
+            fc2: self.fc2.with_step_copy()?,
         })
     }
 
@@ -383,6 +440,8 @@ struct DecoderBlock {
 pub struct TextDecoder {
     /// `[vocab, d]`; also the (tied) output projection.
     token_embedding: Tensor,
+    /// The output projection (the token embedding, tied), with its step copy.
+    output: Weight,
     positions: Tensor,
     blocks: Vec<DecoderBlock>,
     ln: LayerNorm,
@@ -397,21 +456,25 @@ impl TextDecoder {
                 let p = format!("decoder.layers.{i}");
                 Ok(DecoderBlock {
                     attn_ln: layer_norm(w, &format!("{p}.attn_ln"), d)?,
-                    attn: SelfAttention::new(w, &format!("{p}.attn"), d, c.decoder_heads)?,
+                    attn: SelfAttention::new(w, &format!("{p}.attn"), d, c.decoder_heads)?
+                        .with_step_copy()?,
                     cross_ln: layer_norm(w, &format!("{p}.cross_ln"), d)?,
                     cross: CrossAttention {
-                        q: linear(w, &format!("{p}.cross.q"), d, d)?,
+                        q: linear(w, &format!("{p}.cross.q"), d, d)?.with_step_copy()?,
+                        // Used once per window on 1500 frames: gemm, no step copy.
                         kv: linear(w, &format!("{p}.cross.kv"), 2 * d, d)?,
-                        out: linear(w, &format!("{p}.cross.out"), d, d)?,
+                        out: linear(w, &format!("{p}.cross.out"), d, d)?.with_step_copy()?,
                         heads: c.decoder_heads,
                         d,
                     },
                     mlp_ln: layer_norm(w, &format!("{p}.mlp_ln"), d)?,
-                    mlp: Mlp::new(w, &format!("{p}.mlp"), d)?,
+                    mlp: Mlp::new(w, &format!("{p}.mlp"), d)?.with_step_copy()?,
                 })
             })
             .collect::<Result<_, WeightsError>>()?;
         Ok(Self {
+            output: Weight::new(w.get("decoder.token_embedding", &[c.n_vocab, d])?)
+                .with_step_copy()?,
             token_embedding: w.get("decoder.token_embedding", &[c.n_vocab, d])?,
             positions: w.get("decoder.positions", &[c.n_text_ctx, d])?,
             blocks,
@@ -490,7 +553,7 @@ impl TextDecoder {
     pub fn logits(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
         let (b, n, d) = hidden.dims3()?;
         let flat = hidden.reshape((b * n, d))?;
-        let logits = project(&flat, &self.token_embedding)?;
+        let logits = self.output.project(&flat)?;
         logits.reshape((b, n, ()))?.to_dtype(DType::F32)
     }
 }

@@ -383,7 +383,8 @@ const MASKED: f32 = -30_000.0;
 struct DecoderStep<'a> {
     /// Left padding of each row.
     pads: &'a [usize],
-    /// Additive mask `[B, 1, L, cached + L]` for the general attention path.
+    /// Additive mask `[B, 1, L, cached + L]` for the general attention path; `None` when every
+    /// layer takes the fused single-query path.
     mask: Option<Tensor>,
 }
 
@@ -438,10 +439,9 @@ struct DecoderBlock {
 
 /// The text decoder: token and position embeddings, blocks, tied output projection.
 pub struct TextDecoder {
-    /// `[vocab, d]`; also the (tied) output projection.
-    token_embedding: Tensor,
-    /// The output projection (the token embedding, tied), with its step copy.
-    output: Weight,
+    /// The token embedding `[vocab, d]` (`full`), which is also the tied output projection,
+    /// with its step copy.
+    token_embedding: Weight,
     positions: Tensor,
     blocks: Vec<DecoderBlock>,
     ln: LayerNorm,
@@ -473,9 +473,8 @@ impl TextDecoder {
             })
             .collect::<Result<_, WeightsError>>()?;
         Ok(Self {
-            output: Weight::new(w.get("decoder.token_embedding", &[c.n_vocab, d])?)
+            token_embedding: Weight::new(w.get("decoder.token_embedding", &[c.n_vocab, d])?)
                 .with_step_copy()?,
-            token_embedding: w.get("decoder.token_embedding", &[c.n_vocab, d])?,
             positions: w.get("decoder.positions", &[c.n_text_ctx, d])?,
             blocks,
             ln: layer_norm(w, "decoder.ln", d)?,
@@ -513,12 +512,11 @@ impl TextDecoder {
         pads: &[usize],
     ) -> candle_core::Result<Tensor> {
         let (b, l) = tokens.dims2()?;
-        let d = self.token_embedding.dim(1)?;
+        let table = &self.token_embedding.full;
+        let (d, dtype, device) = (table.dim(1)?, table.dtype(), table.device());
         let cached = cache.cached_positions();
-        let device = self.token_embedding.device();
         let positions = step_positions(pads, cached, l, device)?;
-        let token_vectors = self
-            .token_embedding
+        let token_vectors = table
             .index_select(&tokens.flatten_all()?, 0)?
             .reshape((b, l, d))?;
         let position_vectors = self
@@ -526,16 +524,14 @@ impl TextDecoder {
             .index_select(&positions, 0)?
             .reshape((b, l, d))?;
         let mut x = (token_vectors + position_vectors)?;
-        let step = DecoderStep {
-            pads,
-            mask: Some(step_mask(
-                pads,
-                cached,
-                l,
-                device,
-                self.token_embedding.dtype(),
-            )?),
+        // One new token per row on the CPU goes through the fused kernel, which takes the
+        // padding directly; only the general path needs the mask tensor.
+        let fused = l == 1 && device.is_cpu() && dtype == DType::F32;
+        let mask = match fused {
+            true => None,
+            false => Some(step_mask(pads, cached, l, device, dtype)?),
         };
+        let step = DecoderStep { pads, mask };
         for (block, layer) in self.blocks.iter().zip(cache.layers_mut()) {
             let h = block
                 .attn
@@ -553,7 +549,7 @@ impl TextDecoder {
     pub fn logits(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
         let (b, n, d) = hidden.dims3()?;
         let flat = hidden.reshape((b * n, d))?;
-        let logits = self.output.project(&flat)?;
+        let logits = self.token_embedding.project(&flat)?;
         logits.reshape((b, n, ()))?.to_dtype(DType::F32)
     }
 }

@@ -109,11 +109,6 @@ impl WeightMap {
         self.insert(canonical.to_string(), tensor, canonical.to_string());
     }
 
-    /// Whether a canonical name is present.
-    pub fn contains(&self, canonical: &str) -> bool {
-        self.tensors.contains_key(canonical)
-    }
-
     /// The tensor under `canonical`, checked against `shape`.
     pub fn get(&self, canonical: &str, shape: &[usize]) -> Result<Tensor, WeightsError> {
         let (tensor, source) = self

@@ -3,7 +3,8 @@
 //! This module owns everything between "bytes someone handed us" and "the `f32` samples the mel
 //! front end expects": probing and decoding files or uploads with symphonia ([`decode_bytes`],
 //! [`load_file`]), averaging channels down to mono, band-limited resampling with rubato
-//! ([`resample`]), and the raw PCM/G.711 conversions a streaming client sends ([`pcm`]). It is pure
+//! ([`resample`]), the raw PCM/G.711 conversions a streaming client sends ([`pcm`]), and their
+//! chunk-by-chunk assembly into 16 kHz samples for live streams ([`StreamDecoder`]). It is pure
 //! (no async, no global state), so every failure surfaces as an [`AudioError`] the serving layers
 //! map to a client error, never as a panic.
 
@@ -12,12 +13,14 @@ mod decode;
 mod packets;
 pub mod pcm;
 mod resample;
+pub mod stream;
 
 use std::path::PathBuf;
 
 pub use decode::{DecodedAudio, decode_bytes, decode_file, load_file};
 pub use pcm::{alaw_to_f32, downmix_interleaved, f32le_bytes_to_f32, mulaw_to_f32, pcm16le_to_f32};
 pub use resample::resample;
+pub use stream::{MAX_CONTAINER_BYTES, StreamDecoder, StreamEncoding};
 
 /// The sample rate Whisper's mel front end is trained on; everything is converted to it.
 pub const WHISPER_SAMPLE_RATE: u32 = 16_000;
@@ -121,6 +124,60 @@ pub enum AudioError {
         /// Bytes per sample.
         width: usize,
     },
+    /// A stream was opened with a sample rate outside what the resampler accepts.
+    #[error("stream sample rate {rate} Hz is out of range (1 to {max} Hz)")]
+    SampleRateOutOfRange {
+        /// The offending rate.
+        rate: u32,
+        /// The highest rate accepted.
+        max: u32,
+    },
+    /// A stream was opened with an unsupported number of interleaved channels.
+    #[error("stream channel count {channels} is out of range (1 to {max})")]
+    ChannelsOutOfRange {
+        /// The offending channel count.
+        channels: u32,
+        /// The most channels accepted.
+        max: u32,
+    },
+    /// A chunk of a raw PCM stream ended part-way through a sample.
+    #[error(
+        "{encoding} stream chunk of {len} bytes is not a whole number of {width}-byte samples: \
+         each chunk must carry whole samples (a multi-channel frame may span chunks, a sample may not)"
+    )]
+    ChunkPartialSample {
+        /// The raw encoding, e.g. `pcm_s16le`.
+        encoding: &'static str,
+        /// The chunk's byte length.
+        len: usize,
+        /// Bytes per sample.
+        width: usize,
+    },
+    /// A raw PCM stream ended part-way through an interleaved frame.
+    #[error(
+        "stream ended in the middle of a frame: {samples} trailing sample(s), but a frame has \
+         {channels} channels"
+    )]
+    PartialFrame {
+        /// Samples of the incomplete last frame.
+        samples: usize,
+        /// Samples per frame.
+        channels: usize,
+    },
+    /// A container stream (decoded only once it ends) grew past the buffering limit.
+    #[error(
+        "container audio stream exceeds the {limit}-byte buffer limit ({received} bytes \
+         received); long streams must be sent as raw PCM or G.711"
+    )]
+    StreamTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+        /// Bytes received including the chunk that crossed the limit.
+        received: u64,
+    },
+    /// Audio was pushed after the stream was finished.
+    #[error("audio stream already finished: no more audio can be pushed")]
+    StreamFinished,
     /// rubato rejected the resampler configuration.
     #[error("cannot build the resampler: {0}")]
     ResamplerSetup(#[from] rubato::ResamplerConstructionError),

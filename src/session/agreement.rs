@@ -1,0 +1,287 @@
+//! LocalAgreement-2: which words of successive Whisper hypotheses are stable enough to commit.
+//!
+//! Whisper re-transcribes the whole utterance buffer each time audio grows, and the tail of its
+//! answer flickers while the speaker is mid-word. Following whisper_streaming's
+//! `HypothesisBuffer`, a word is committed once two consecutive hypotheses agree on it: the
+//! longest common prefix (compared case- and punctuation-insensitively) of the previous
+//! uncommitted tail and the new one. Words of a new hypothesis that start before the last
+//! committed end are audio we already committed, and a 1–5 word n-gram repeating the committed
+//! tail right at the boundary is dropped, because Whisper re-reads committed audio still in the
+//! buffer. Committed words are never taken back. All times here are absolute stream seconds.
+
+/// One word of a Whisper hypothesis and where it lies in the audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimedWord {
+    /// The word as Whisper writes it, usually with its leading space (`" hello,"`).
+    pub text: String,
+    /// Start, in seconds.
+    pub start: f64,
+    /// End, in seconds.
+    pub end: f64,
+    /// The model's probability for the word (1.0 where the decoder gives none).
+    pub probability: f32,
+}
+
+impl TimedWord {
+    /// A word with probability 1.0.
+    pub fn new(text: impl Into<String>, start: f64, end: f64) -> Self {
+        Self {
+            text: text.into(),
+            start,
+            end,
+            probability: 1.0,
+        }
+    }
+}
+
+/// Joins words into text the way Whisper spells it: word texts carry their own leading space
+/// (and CJK words none), so they are concatenated as they are.
+pub(crate) fn join_text(words: &[TimedWord]) -> String {
+    words.iter().map(|w| w.text.as_str()).collect()
+}
+
+/// Words starting this long before the last committed end still count as new (timing jitter).
+const OVERLAP_TOLERANCE_S: f64 = 0.1;
+/// The n-gram de-duplication only applies when the new words start this close to the commit.
+const DEDUP_WINDOW_S: f64 = 1.0;
+/// Longest repeated n-gram removed at the committed boundary.
+const MAX_NGRAM: usize = 5;
+
+/// The LocalAgreement-2 state of one utterance.
+#[derive(Debug, Clone)]
+pub struct LocalAgreement {
+    committed: Vec<TimedWord>,
+    /// `committed[released..]` is the committed text whose audio is still in the buffer: the
+    /// n-gram window, and what has not yet been handed over to the prompt.
+    released: usize,
+    tentative: Vec<TimedWord>,
+    last_committed_end: f64,
+}
+
+impl LocalAgreement {
+    /// An empty state for an utterance whose audio starts at `start` seconds.
+    pub fn new(start: f64) -> Self {
+        Self {
+            committed: Vec::new(),
+            released: 0,
+            tentative: Vec::new(),
+            last_committed_end: start,
+        }
+    }
+
+    /// Takes a new hypothesis of the utterance buffer and commits the prefix it shares with the
+    /// previous one. Returns how many words were committed.
+    pub fn insert(&mut self, hypothesis: Vec<TimedWord>) -> usize {
+        let mut new: Vec<TimedWord> = hypothesis
+            .into_iter()
+            .filter(|w| w.start > self.last_committed_end - OVERLAP_TOLERANCE_S)
+            .collect();
+        self.drop_repeated_ngram(&mut new);
+        let agreed = self
+            .tentative
+            .iter()
+            .zip(&new)
+            .take_while(|(old, new)| same_word(old, new))
+            .count();
+        self.tentative = new.split_off(agreed);
+        // The newer spelling wins: it saw more context (punctuation, casing).
+        self.commit(new);
+        agreed
+    }
+
+    /// Commits the tentative words that end by `time` (progress when agreement stalls).
+    pub fn commit_until(&mut self, time: f64) -> usize {
+        let n = self.tentative.iter().take_while(|w| w.end <= time).count();
+        let words: Vec<TimedWord> = self.tentative.drain(..n).collect();
+        self.commit(words);
+        n
+    }
+
+    /// Commits everything tentative (end of the utterance).
+    pub fn commit_all(&mut self) -> usize {
+        let words = std::mem::take(&mut self.tentative);
+        let n = words.len();
+        self.commit(words);
+        n
+    }
+
+    /// Hands over the committed words that end by `time`, whose audio is leaving the buffer.
+    pub fn release_until(&mut self, time: f64) -> &[TimedWord] {
+        let from = self.released;
+        while self.released < self.committed.len() && self.committed[self.released].end <= time {
+            self.released += 1;
+        }
+        &self.committed[from..self.released]
+    }
+
+    /// Hands over every committed word not released yet (the utterance is over).
+    pub fn release_all(&mut self) -> &[TimedWord] {
+        let from = std::mem::replace(&mut self.released, self.committed.len());
+        &self.committed[from..]
+    }
+
+    /// All committed words of the utterance, in order.
+    pub fn committed(&self) -> &[TimedWord] {
+        &self.committed
+    }
+
+    /// The uncommitted tail of the latest hypothesis.
+    pub fn tentative(&self) -> &[TimedWord] {
+        &self.tentative
+    }
+
+    /// End of the last committed word, if any.
+    pub fn committed_end(&self) -> Option<f64> {
+        self.committed.last().map(|_| self.last_committed_end)
+    }
+
+    fn commit(&mut self, words: Vec<TimedWord>) {
+        for w in &words {
+            self.last_committed_end = self.last_committed_end.max(w.end);
+        }
+        self.committed.extend(words);
+    }
+
+    /// whisper_streaming's boundary de-duplication: the shortest n-gram (1..=5) at the head of
+    /// `new` that repeats the tail of the committed words still in the buffer is removed.
+    fn drop_repeated_ngram(&self, new: &mut Vec<TimedWord>) {
+        let Some(first) = new.first() else { return };
+        if (first.start - self.last_committed_end).abs() >= DEDUP_WINDOW_S {
+            return;
+        }
+        let window = &self.committed[self.released..];
+        let longest = window.len().min(new.len()).min(MAX_NGRAM);
+        for n in 1..=longest {
+            let tail = &window[window.len() - n..];
+            if tail.iter().zip(&new[..n]).all(|(a, b)| same_word(a, b)) {
+                new.drain(..n);
+                return;
+            }
+        }
+    }
+}
+
+/// Two words agree when their lower-cased letters and digits do; punctuation-only words compare
+/// by their trimmed text.
+fn same_word(a: &TimedWord, b: &TimedWord) -> bool {
+    word_key(&a.text) == word_key(&b.text)
+}
+
+fn word_key(text: &str) -> String {
+    let key: String = text
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect();
+    if key.is_empty() {
+        text.trim().to_string()
+    } else {
+        key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Words spaced 0.5 s apart from `start`, each 0.4 s long.
+    fn words(text: &str, start: f64) -> Vec<TimedWord> {
+        text.split(' ')
+            .enumerate()
+            .map(|(i, t)| {
+                let s = start + 0.5 * i as f64;
+                TimedWord::new(format!(" {t}"), s, s + 0.4)
+            })
+            .collect()
+    }
+
+    fn texts(words: &[TimedWord]) -> String {
+        join_text(words)
+    }
+
+    #[test]
+    fn first_hypothesis_commits_nothing() {
+        let mut la = LocalAgreement::new(0.0);
+        assert_eq!(la.insert(words("the quick brown", 0.0)), 0);
+        assert!(la.committed().is_empty());
+        assert_eq!(texts(la.tentative()), " the quick brown");
+    }
+
+    #[test]
+    fn two_hypotheses_commit_their_common_prefix() {
+        let mut la = LocalAgreement::new(0.0);
+        la.insert(words("the quick brown fax", 0.0));
+        assert_eq!(la.insert(words("the quick brown fox jumps", 0.0)), 3);
+        assert_eq!(texts(la.committed()), " the quick brown");
+        assert_eq!(texts(la.tentative()), " fox jumps");
+        assert_eq!(la.committed_end(), Some(1.4));
+    }
+
+    #[test]
+    fn comparison_ignores_case_and_punctuation_and_keeps_the_newer_spelling() {
+        let mut la = LocalAgreement::new(0.0);
+        la.insert(words("hello world", 0.0));
+        la.insert(words("Hello, world.", 0.0));
+        assert_eq!(texts(la.committed()), " Hello, world.");
+    }
+
+    #[test]
+    fn changed_tail_stays_tentative() {
+        let mut la = LocalAgreement::new(0.0);
+        la.insert(words("a b c d", 0.0));
+        la.insert(words("a b x y", 0.0));
+        assert_eq!(texts(la.committed()), " a b");
+        // The next hypothesis re-reads committed audio; only the disagreeing tail remains.
+        la.insert(words("a b x z w", 0.0));
+        assert_eq!(texts(la.committed()), " a b x");
+        assert_eq!(texts(la.tentative()), " z w");
+    }
+
+    #[test]
+    fn words_before_the_commit_are_dropped_and_timings_come_from_the_new_hypothesis() {
+        let mut la = LocalAgreement::new(0.0);
+        la.insert(words("one two three", 0.0));
+        la.insert(words("one two three four", 0.0));
+        assert_eq!(la.committed().len(), 3);
+        // Re-transcription shifted by 0.05 s: old words filtered, "four five" agreed on.
+        la.insert(words("one two three four five", 0.05));
+        assert_eq!(texts(la.committed()), " one two three four");
+        assert_eq!(la.committed()[3].start, 1.55);
+    }
+
+    #[test]
+    fn repeated_ngram_at_the_boundary_is_removed() {
+        let mut la = LocalAgreement::new(0.0);
+        la.insert(words("see you", 0.0));
+        la.insert(words("see you", 0.0));
+        assert_eq!(texts(la.committed()), " see you");
+        // Whisper re-emits "see you" with timings after the committed end (a shifted buffer).
+        la.insert(words("see you later", 1.0));
+        assert_eq!(texts(la.tentative()), " later");
+        // Far from the boundary, a repetition is real speech and stays.
+        la.insert(words("see you later", 3.0));
+        assert_eq!(texts(la.tentative()), " see you later");
+    }
+
+    #[test]
+    fn commit_until_and_commit_all() {
+        let mut la = LocalAgreement::new(0.0);
+        la.insert(words("a b c", 0.0));
+        assert_eq!(la.commit_until(0.95), 2);
+        assert_eq!(texts(la.tentative()), " c");
+        assert_eq!(la.commit_all(), 1);
+        assert_eq!(texts(la.committed()), " a b c");
+        assert!(la.tentative().is_empty());
+    }
+
+    #[test]
+    fn release_hands_over_each_committed_word_once() {
+        let mut la = LocalAgreement::new(0.0);
+        la.insert(words("a b c", 0.0));
+        la.commit_all();
+        assert_eq!(texts(la.release_until(0.9)), " a b");
+        assert_eq!(texts(la.release_until(0.9)), "");
+        assert_eq!(texts(la.release_all()), " c");
+        assert!(la.release_all().is_empty());
+    }
+}

@@ -1,0 +1,207 @@
+//! One streaming session's policy: when to transcribe what, and which words are final.
+//!
+//! Pure logic, no model, no async, no I/O. The serving layer feeds 16 kHz mono audio to a
+//! [`SessionPolicy`], sends each [`TranscriptionRequest`] it hands out to the model, and passes the
+//! [`Hypothesis`] back; the policy answers with [`TranscriptUpdate`]s. The policy works like
+//! whisper_streaming's `OnlineASRProcessor` behind a voice activity gate:
+//!
+//! - **Utterances.** An energy [`Vad`] opens an utterance when speech starts (keeping
+//!   `pre_roll_ms` before it) and closes it `endpoint_ms` after speech stops, so silence and
+//!   steady noise never reach the model. With VAD off the stream is one utterance until
+//!   [`SessionPolicy::finalize`].
+//! - **Requests.** The whole buffer of the open utterance is re-transcribed whenever
+//!   `min_chunk_seconds` of new audio has arrived and no request of it is in flight; the chunk
+//!   grows while the caller reports the server behind. Closing an utterance issues one final
+//!   request.
+//! - **Agreement.** Words two consecutive hypotheses agree on are committed ([`LocalAgreement`],
+//!   LocalAgreement-2); the rest is tentative. The final result commits everything.
+//! - **Bounded buffer.** Past `buffer_trim_seconds` the buffer is cut after the last committed
+//!   segment or word, and the committed text that left becomes the next requests' prompt. Past
+//!   `force_commit_seconds` the latest hypothesis is committed up to 1 s before its end; at 30 s
+//!   (Whisper's window, reached only if results stop coming) the utterance is split.
+
+mod agreement;
+mod messages;
+mod policy;
+mod prompt;
+mod utterance;
+mod vad;
+
+pub use agreement::{LocalAgreement, TimedWord};
+pub use messages::{Hypothesis, SpeechEvent, TranscriptUpdate, TranscriptionRequest};
+pub use policy::{Output, SessionPolicy};
+pub use vad::{Vad, VadEvent};
+
+/// Longest audio buffer ever sent to the model: Whisper's 30 s window.
+pub const MAX_BUFFER_SECONDS: f64 = 30.0;
+
+const SAMPLE_RATE: f64 = crate::audio::WHISPER_SAMPLE_RATE as f64;
+
+/// Stream time of a sample index.
+fn seconds(sample: u64) -> f64 {
+    sample as f64 / SAMPLE_RATE
+}
+
+/// The sample index nearest a stream time (0 for negative times).
+fn sample_at(seconds: f64) -> u64 {
+    (seconds * SAMPLE_RATE).round().max(0.0) as u64
+}
+
+/// The policy's knobs; [`SessionConfig::default`] is tuned for live dictation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionConfig {
+    /// Voice activity detection and endpointing.
+    pub vad: VadConfig,
+    /// New audio, in seconds, that makes a transcription of the open utterance due (1.0).
+    pub min_chunk_seconds: f64,
+    /// The most the chunk grows to while the server is behind (4.0).
+    pub max_chunk_seconds: f64,
+    /// Past this buffer length the buffer is cut after the last committed segment (15.0).
+    pub buffer_trim_seconds: f64,
+    /// Past this buffer length the latest hypothesis is committed regardless (25.0).
+    pub force_commit_seconds: f64,
+    /// The prompt is the last this many characters of committed text no longer in the buffer
+    /// (800, about 200 tokens; 0 sends no prompt).
+    pub max_prompt_chars: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            vad: VadConfig::default(),
+            min_chunk_seconds: 1.0,
+            max_chunk_seconds: 4.0,
+            buffer_trim_seconds: 15.0,
+            force_commit_seconds: 25.0,
+            max_prompt_chars: 800,
+        }
+    }
+}
+
+/// Voice activity detection settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VadConfig {
+    /// Gate the stream on speech (true). Off: every sample is transcribed, and utterances end
+    /// only on [`SessionPolicy::finalize`].
+    pub enabled: bool,
+    /// Silence that ends an utterance (800 ms).
+    pub endpoint_ms: u32,
+    /// Audio kept before speech onset so the first phoneme is not cut (300 ms).
+    pub pre_roll_ms: u32,
+    /// Audio kept after the last speech frame (300 ms, at most `endpoint_ms`).
+    pub post_roll_ms: u32,
+    /// Speech needed, within twice this span, to start an utterance (150 ms).
+    pub min_speech_ms: u32,
+    /// How far above the noise floor a frame must be to count as speech (10 dB).
+    pub threshold_db: f32,
+    /// Frames quieter than this are never speech (−50 dBFS).
+    pub min_level_dbfs: f32,
+}
+
+impl Default for VadConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            endpoint_ms: 800,
+            pre_roll_ms: 300,
+            post_roll_ms: 300,
+            min_speech_ms: 150,
+            threshold_db: 10.0,
+            min_level_dbfs: -50.0,
+        }
+    }
+}
+
+/// A [`SessionConfig`] value out of range (typically a client-supplied setting).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid session setting `{field}`: {reason}")]
+pub struct ConfigError {
+    /// The offending field.
+    pub field: &'static str,
+    /// What the value must be.
+    pub reason: &'static str,
+}
+
+impl SessionConfig {
+    /// Checks every knob's range and their order (chunk < trim < force < 30 s).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let (c, v) = (self, &self.vad);
+        let rules = [
+            (
+                c.min_chunk_seconds > 0.0 && c.min_chunk_seconds.is_finite(),
+                "min_chunk_seconds",
+                "must be positive",
+            ),
+            (
+                c.max_chunk_seconds >= c.min_chunk_seconds,
+                "max_chunk_seconds",
+                "must be at least min_chunk_seconds",
+            ),
+            (
+                c.buffer_trim_seconds > c.max_chunk_seconds,
+                "buffer_trim_seconds",
+                "must exceed max_chunk_seconds",
+            ),
+            (
+                c.force_commit_seconds > c.buffer_trim_seconds
+                    && c.force_commit_seconds < MAX_BUFFER_SECONDS,
+                "force_commit_seconds",
+                "must lie between buffer_trim_seconds and 30 s",
+            ),
+            (
+                (30..=10_000).contains(&v.endpoint_ms),
+                "vad.endpoint_ms",
+                "must be 30..=10000",
+            ),
+            (
+                v.pre_roll_ms <= 1_000,
+                "vad.pre_roll_ms",
+                "must be at most 1000",
+            ),
+            (
+                v.post_roll_ms <= v.endpoint_ms,
+                "vad.post_roll_ms",
+                "must be at most endpoint_ms",
+            ),
+            (
+                (30..=1_500).contains(&v.min_speech_ms),
+                "vad.min_speech_ms",
+                "must be 30..=1500",
+            ),
+            (
+                v.threshold_db > 0.0 && v.threshold_db < 60.0,
+                "vad.threshold_db",
+                "must be in (0, 60)",
+            ),
+            (
+                v.min_level_dbfs > -100.0 && v.min_level_dbfs < 0.0,
+                "vad.min_level_dbfs",
+                "must be in (-100, 0)",
+            ),
+        ];
+        match rules.into_iter().find(|(ok, ..)| !ok) {
+            Some((_, field, reason)) => Err(ConfigError { field, reason }),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_name_their_field() {
+        assert_eq!(SessionConfig::default().validate(), Ok(()));
+        let c = SessionConfig {
+            force_commit_seconds: 31.0,
+            ..SessionConfig::default()
+        };
+        assert_eq!(c.validate().unwrap_err().field, "force_commit_seconds");
+        let mut c = SessionConfig::default();
+        c.vad.post_roll_ms = 900;
+        let err = c.validate().unwrap_err();
+        assert_eq!(err.field, "vad.post_roll_ms");
+        assert!(err.to_string().contains("endpoint_ms"));
+    }
+}

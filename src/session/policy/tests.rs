@@ -1,0 +1,390 @@
+//! The policy driven end to end with synthetic audio and scripted hypotheses.
+
+use super::*;
+use crate::session::TimedWord;
+use crate::session::vad::tests::{noise, silence, tone};
+
+fn policy(vad: bool) -> SessionPolicy {
+    let mut config = SessionConfig::default();
+    config.vad.enabled = vad;
+    SessionPolicy::new(config).unwrap()
+}
+
+fn drain(p: &mut SessionPolicy) -> Vec<Output> {
+    std::iter::from_fn(|| p.poll()).collect()
+}
+
+/// Pushes `signal` in 20 ms chunks, draining after each, as a live stream would.
+fn feed(p: &mut SessionPolicy, signal: &[f32]) -> Vec<Output> {
+    let mut out = Vec::new();
+    for chunk in signal.chunks(320) {
+        p.push_audio(chunk);
+        out.extend(drain(p));
+    }
+    out
+}
+
+fn requests(out: &[Output]) -> Vec<TranscriptionRequest> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Transcribe(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn updates(out: &[Output]) -> Vec<TranscriptUpdate> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Update(u) => Some(u.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn only_request(out: &[Output]) -> TranscriptionRequest {
+    let r = requests(out);
+    assert_eq!(r.len(), 1, "{out:?}");
+    r.into_iter().next().unwrap()
+}
+
+fn only_update(out: &[Output]) -> TranscriptUpdate {
+    let u = updates(out);
+    assert_eq!(u.len(), 1, "{out:?}");
+    u.into_iter().next().unwrap()
+}
+
+/// `text` as words 0.5 s apart (0.4 s long) from relative time 0.
+fn hyp(text: &str) -> Hypothesis {
+    Hypothesis::from_words(
+        text.split(' ')
+            .enumerate()
+            .map(|(i, t)| TimedWord::new(format!(" {t}"), 0.5 * i as f64, 0.5 * i as f64 + 0.4))
+            .collect(),
+    )
+}
+
+/// A perfect recogniser: word `i` is " w{i}" at 0.05 + 0.5 i s (absolute), 0.35 s long; a
+/// request hears the words lying wholly inside its audio.
+fn scripted(request: &TranscriptionRequest) -> Hypothesis {
+    let (from, to) = (
+        request.audio_start_seconds,
+        request.audio_start_seconds + request.duration_seconds(),
+    );
+    Hypothesis::from_words(
+        (0..200)
+            .map(|i| (i, 0.05 + 0.5 * i as f64))
+            .filter(|&(_, s)| s >= from && s + 0.35 <= to)
+            .map(|(i, s)| TimedWord::new(format!(" w{i}"), s - from, s - from + 0.35))
+            .collect(),
+    )
+}
+
+#[test]
+fn silence_and_noise_send_nothing_to_the_model() {
+    let mut p = policy(true);
+    let mut signal = noise(8.0, 0.01, 5);
+    signal.extend(silence(3.0));
+    signal.extend(noise(4.0, 0.001, 6));
+    assert_eq!(feed(&mut p, &signal), vec![]);
+    assert!(p.is_idle());
+    assert!(!p.finalize(), "no utterance was open");
+    assert_eq!(drain(&mut p), vec![]);
+}
+
+#[test]
+fn a_burst_then_silence_gives_events_an_interim_and_a_final_request() {
+    let mut p = policy(true);
+    let mut signal = silence(0.5);
+    signal.extend(tone(2.0, 0.3));
+    signal.extend(silence(1.5));
+    let out = feed(&mut p, &signal);
+    let events: Vec<&SpeechEvent> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Speech(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    let [
+        SpeechEvent::Started {
+            utterance_id: 1,
+            at_seconds: start,
+        },
+        SpeechEvent::Ended {
+            utterance_id: 1,
+            at_seconds: end,
+        },
+    ] = events[..]
+    else {
+        panic!("{events:?}")
+    };
+    assert!(
+        (start - 0.5).abs() < 0.035 && (end - 2.5).abs() < 0.035,
+        "{start} {end}"
+    );
+
+    let reqs = requests(&out);
+    assert_eq!(
+        reqs.len(),
+        2,
+        "one interim (never answered), then the final"
+    );
+    let (interim, fin) = (&reqs[0], &reqs[1]);
+    assert!(!interim.is_final && fin.is_final);
+    assert_eq!((interim.utterance_id, fin.utterance_id), (1, 1));
+    // Both start 300 ms before the onset; the final ends 300 ms after the last speech.
+    assert!((interim.audio_start_seconds - (start - 0.3)).abs() < 1e-3);
+    assert!((interim.duration_seconds() - 1.0).abs() < 0.03);
+    assert_eq!(fin.audio_start_seconds, interim.audio_start_seconds);
+    let fin_end = fin.audio_start_seconds + fin.duration_seconds();
+    assert!(
+        (fin_end - (end + 0.3)).abs() < 1e-3,
+        "final ends at {fin_end}"
+    );
+
+    // The unanswered interim is now stale; the final result ends the utterance.
+    p.submit(interim.request_id, hyp("hello"));
+    assert_eq!(drain(&mut p), vec![]);
+    p.submit(fin.request_id, hyp("hello world"));
+    let u = only_update(&drain(&mut p));
+    assert!(u.is_final);
+    assert_eq!((u.committed.as_str(), u.revision), ("hello world", 1));
+    assert!((u.words[0].start - fin.audio_start_seconds).abs() < 1e-9);
+    assert!(p.is_idle());
+}
+
+#[test]
+fn agreement_commits_the_shared_prefix_and_finalize_commits_all() {
+    let mut p = policy(false);
+    let r1 = only_request(&feed(&mut p, &tone(1.0, 0.1)));
+    assert_eq!(
+        (r1.request_id, r1.utterance_id, r1.prompt.as_str()),
+        (1, 1, "")
+    );
+    p.submit(r1.request_id, hyp("the quick brown fax"));
+    let u1 = only_update(&drain(&mut p));
+    assert_eq!(
+        (u1.committed.as_str(), u1.tentative.as_str()),
+        ("", "the quick brown fax")
+    );
+
+    let r2 = only_request(&feed(&mut p, &tone(1.0, 0.1)));
+    assert_eq!((r2.audio_start_seconds, r2.duration_seconds()), (0.0, 2.0));
+    p.submit(r2.request_id, hyp("the quick brown fox jumps"));
+    let u2 = only_update(&drain(&mut p));
+    assert_eq!(u2.committed_delta, "the quick brown");
+    assert_eq!(u2.tentative, " fox jumps");
+    assert_eq!((u2.revision, u2.committed_words, u2.stability), (2, 3, 0.6));
+
+    // The tail changes again: it stays tentative, nothing new is committed.
+    feed(&mut p, &tone(1.0, 0.1));
+    p.submit(3, hyp("the quick brown fix jumped over"));
+    let u3 = only_update(&drain(&mut p));
+    assert_eq!(
+        (u3.committed_delta.as_str(), u3.tentative.as_str()),
+        ("", " fix jumped over")
+    );
+
+    feed(&mut p, &tone(0.5, 0.1));
+    assert!(p.finalize());
+    let fin = only_request(&drain(&mut p));
+    assert!(fin.is_final);
+    assert_eq!(fin.duration_seconds(), 3.5);
+    p.submit(fin.request_id, hyp("the quick brown fox jumped over it"));
+    let last = only_update(&drain(&mut p));
+    assert!(last.is_final);
+    assert_eq!(last.committed, "the quick brown fox jumped over it");
+    assert_eq!(
+        (last.committed_delta.as_str(), last.tentative.as_str()),
+        (" fox jumped over it", "")
+    );
+    assert!(p.is_idle());
+}
+
+#[test]
+fn finalize_promotes_an_in_flight_request_that_covers_the_audio() {
+    let mut p = policy(false);
+    let r = only_request(&feed(&mut p, &tone(1.0, 0.1)));
+    assert!(p.finalize());
+    assert_eq!(drain(&mut p), vec![], "no second model call");
+    p.submit(r.request_id, hyp("yes"));
+    let u = only_update(&drain(&mut p));
+    assert!(u.is_final && u.committed == "yes");
+    // Audio after the finalize opens a new utterance.
+    let next = only_request(&feed(&mut p, &tone(1.0, 0.1)));
+    assert_eq!(next.utterance_id, 2);
+    assert_eq!(next.prompt, "yes");
+}
+
+#[test]
+fn stale_and_unknown_results_are_ignored_and_failures_end_cleanly() {
+    let mut p = policy(false);
+    let r1 = only_request(&feed(&mut p, &tone(1.0, 0.1)));
+    p.submit(r1.request_id, hyp("a b c"));
+    drain(&mut p);
+    let r2 = only_request(&feed(&mut p, &tone(1.0, 0.1)));
+    feed(&mut p, &tone(0.5, 0.1));
+    assert!(p.finalize());
+    let fin = only_request(&drain(&mut p));
+    p.submit(r2.request_id, hyp("a b c d"));
+    p.submit(999, hyp("x"));
+    assert_eq!(drain(&mut p), vec![]);
+    // The final request fails: the utterance ends with its last hypothesis committed.
+    p.fail(fin.request_id);
+    let u = only_update(&drain(&mut p));
+    assert!(u.is_final);
+    assert_eq!(u.committed, "a b c");
+    p.submit(fin.request_id, hyp("late"));
+    assert_eq!(drain(&mut p), vec![]);
+    assert!(p.is_idle());
+}
+
+#[test]
+fn trimming_keeps_absolute_times_and_moves_committed_text_into_the_prompt() {
+    let mut p = policy(false);
+    let mut answered = Vec::new();
+    let mut all_updates = Vec::new();
+    for _ in 0..24 {
+        for out in feed(&mut p, &tone(1.0, 0.1)) {
+            if let Output::Transcribe(r) = out {
+                assert!(
+                    r.duration_seconds() <= 16.0 + 1e-9,
+                    "buffer {}",
+                    r.duration_seconds()
+                );
+                p.submit(r.request_id, scripted(&r));
+                all_updates.extend(updates(&drain(&mut p)));
+                answered.push(r);
+            }
+        }
+    }
+    // The 16th result passed 15 s and cut the buffer after the last committed word, w29.
+    let trimmed = answered
+        .iter()
+        .find(|r| r.audio_start_seconds > 0.0)
+        .unwrap();
+    assert!(
+        (trimmed.audio_start_seconds - 14.9).abs() < 1e-3,
+        "{}",
+        trimmed.audio_start_seconds
+    );
+    let expected_prompt: Vec<String> = (0..30).map(|i| format!("w{i}")).collect();
+    assert_eq!(trimmed.prompt, expected_prompt.join(" "));
+    // Words after the cut still carry stream times.
+    let late = all_updates.last().unwrap();
+    let w40 = late.words.iter().find(|w| w.text == " w40").unwrap();
+    assert!((w40.start - 20.05).abs() < 1e-6);
+
+    p.finalize();
+    let fin = only_request(&drain(&mut p));
+    p.submit(fin.request_id, scripted(&fin));
+    let last = only_update(&drain(&mut p));
+    let expected: Vec<String> = (0..48).map(|i| format!("w{i}")).collect();
+    assert_eq!(last.committed, expected.join(" "), "each word exactly once");
+    let deltas: String = all_updates
+        .iter()
+        .chain([&last])
+        .map(|u| u.committed_delta.as_str())
+        .collect();
+    assert_eq!(deltas, last.committed);
+}
+
+#[test]
+fn stalled_agreement_is_forced_before_25_s() {
+    let mut p = policy(false);
+    let mut committed = String::new();
+    for second in 0..40 {
+        for out in feed(&mut p, &tone(1.0, 0.1)) {
+            if let Output::Transcribe(r) = out {
+                // Every hypothesis spells its words differently: nothing ever agrees.
+                let words = (0..(r.duration_seconds() * 2.0) as usize)
+                    .map(|i| format!("r{}x{i}", r.request_id))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                p.submit(r.request_id, hyp(&words));
+                for u in updates(&drain(&mut p)) {
+                    committed.clone_from(&u.committed);
+                }
+            }
+        }
+        assert!(
+            p.buffered_seconds() <= 26.0,
+            "{}s in: buffer {}",
+            second + 1,
+            p.buffered_seconds()
+        );
+    }
+    assert!(!committed.is_empty(), "forced commits made progress");
+}
+
+#[test]
+fn results_that_stop_coming_split_the_utterance_at_30_s() {
+    let mut p = policy(false);
+    let out = feed(&mut p, &tone(35.0, 0.1));
+    let reqs = requests(&out);
+    assert!(
+        reqs.iter()
+            .all(|r| r.duration_seconds() <= MAX_BUFFER_SECONDS)
+    );
+    // The first interim never returns; at 30 s the utterance is closed and a new one goes on.
+    let ids: Vec<(u64, bool)> = reqs.iter().map(|r| (r.utterance_id, r.is_final)).collect();
+    assert_eq!(ids, vec![(1, false), (1, true), (2, false)]);
+    assert_eq!(reqs[1].duration_seconds(), 30.0);
+    assert_eq!(reqs[2].audio_start_seconds, 30.0);
+    assert!((p.buffered_seconds() - 5.0).abs() < 1e-9);
+    // The first interim's late answer must not land in the new utterance.
+    p.submit(reqs[0].request_id, hyp("stale"));
+    assert_eq!(drain(&mut p), vec![]);
+    p.submit(reqs[2].request_id, hyp("fresh"));
+    let u = only_update(&drain(&mut p));
+    assert_eq!((u.utterance_id, u.tentative.as_str()), (2, "fresh"));
+}
+
+#[test]
+fn the_chunk_grows_while_behind_and_shrinks_back() {
+    let mut p = policy(false);
+    for expected in [1.5, 2.25, 3.375, 4.0, 4.0] {
+        p.report_load(true);
+        assert!((p.chunk_seconds() - expected).abs() < 1e-9);
+    }
+    // At 4 s a request is due only after 4 s of audio.
+    assert_eq!(requests(&feed(&mut p, &tone(3.9, 0.1))).len(), 0);
+    assert_eq!(requests(&feed(&mut p, &tone(0.1, 0.1))).len(), 1);
+    for _ in 0..20 {
+        p.report_load(false);
+    }
+    assert_eq!(p.chunk_seconds(), 1.0);
+}
+
+#[test]
+fn the_previous_utterance_becomes_the_prompt() {
+    let mut p = policy(true);
+    let mut signal = silence(0.5);
+    signal.extend(tone(0.8, 0.3));
+    signal.extend(silence(1.5));
+    let fin = requests(&feed(&mut p, &signal))
+        .into_iter()
+        .find(|r| r.is_final)
+        .unwrap();
+    p.submit(fin.request_id, hyp("hello there."));
+    assert_eq!(only_update(&drain(&mut p)).committed, "hello there.");
+    let mut again = tone(1.5, 0.3);
+    again.extend(silence(0.1));
+    let next = requests(&feed(&mut p, &again));
+    assert_eq!(next[0].utterance_id, 2);
+    assert_eq!(next[0].prompt, "hello there.");
+    assert!(next[0].audio_start_seconds >= fin.audio_start_seconds + fin.duration_seconds());
+}
+
+#[test]
+fn bad_config_is_refused() {
+    let config = SessionConfig {
+        min_chunk_seconds: 0.0,
+        ..SessionConfig::default()
+    };
+    assert_eq!(
+        SessionPolicy::new(config).unwrap_err().field,
+        "min_chunk_seconds"
+    );
+}

@@ -13,6 +13,10 @@ use super::config::WhisperConfig;
 use super::ops::{gelu, matmul_t, single_query_attention, softmax_last_dim};
 use super::weights::{WeightMap, WeightsError};
 
+mod cross_weights;
+
+pub use cross_weights::CrossWeightsPass;
+
 const LAYER_NORM_EPS: f64 = 1e-5;
 
 /// Encoder and decoder of one checkpoint, on one device.
@@ -162,6 +166,13 @@ fn merge_heads(x: &Tensor) -> candle_core::Result<Tensor> {
     x.transpose(1, 2)?.reshape((b, l, h * hd))
 }
 
+/// Attention scores `q·kᵀ / √hd` (`[B, H, L, S]`), before any mask or softmax.
+fn attention_scores(q: &Tensor, k: &Tensor) -> candle_core::Result<Tensor> {
+    // Scaling Q (L × hd) is far cheaper than scaling the scores (L × S).
+    let scale = (q.dim(D::Minus1)? as f64).powf(-0.5);
+    (q * scale)?.matmul(&k.t()?)
+}
+
 /// Scaled dot-product attention; `mask` is additive and broadcast over heads.
 fn attention(
     q: &Tensor,
@@ -169,9 +180,7 @@ fn attention(
     v: &Tensor,
     mask: Option<&Tensor>,
 ) -> candle_core::Result<Tensor> {
-    // Scaling Q (L × hd) is far cheaper than scaling the scores (L × S).
-    let scale = (q.dim(D::Minus1)? as f64).powf(-0.5);
-    let mut scores = (q * scale)?.matmul(&k.t()?)?;
+    let mut scores = attention_scores(q, k)?;
     if let Some(mask) = mask {
         scores = scores.broadcast_add(mask)?;
     }
@@ -511,19 +520,11 @@ impl TextDecoder {
         cache: &mut DecoderCache,
         pads: &[usize],
     ) -> candle_core::Result<Tensor> {
-        let (b, l) = tokens.dims2()?;
+        let l = tokens.dim(1)?;
         let table = &self.token_embedding.full;
-        let (d, dtype, device) = (table.dim(1)?, table.dtype(), table.device());
+        let (dtype, device) = (table.dtype(), table.device());
         let cached = cache.cached_positions();
-        let positions = step_positions(pads, cached, l, device)?;
-        let token_vectors = table
-            .index_select(&tokens.flatten_all()?, 0)?
-            .reshape((b, l, d))?;
-        let position_vectors = self
-            .positions
-            .index_select(&positions, 0)?
-            .reshape((b, l, d))?;
-        let mut x = (token_vectors + position_vectors)?;
+        let mut x = self.embed(tokens, pads, cached)?;
         // One new token per row on the CPU goes through the fused kernel, which takes the
         // padding directly; only the general path needs the mask tensor.
         let fused = l == 1 && device.is_cpu() && dtype == DType::F32;
@@ -543,6 +544,23 @@ impl TextDecoder {
             x = (&x + block.mlp.forward(&block.mlp_ln.forward(&x)?)?)?;
         }
         self.ln.forward(&x)
+    }
+
+    /// Token plus position embeddings of `tokens` (`[B, L]`) placed after `cached` positions,
+    /// positions counted from each row's first real token.
+    fn embed(&self, tokens: &Tensor, pads: &[usize], cached: usize) -> candle_core::Result<Tensor> {
+        let (b, l) = tokens.dims2()?;
+        let table = &self.token_embedding.full;
+        let d = table.dim(1)?;
+        let positions = step_positions(pads, cached, l, table.device())?;
+        let token_vectors = table
+            .index_select(&tokens.flatten_all()?, 0)?
+            .reshape((b, l, d))?;
+        let position_vectors = self
+            .positions
+            .index_select(&positions, 0)?
+            .reshape((b, l, d))?;
+        token_vectors + position_vectors
     }
 
     /// Vocabulary logits for hidden states `[B, N, d]` → `[B, N, vocab]`, in f32.

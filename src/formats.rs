@@ -133,6 +133,7 @@ mod tests {
             avg_logprob: -0.2,
             compression_ratio: 1.1,
             no_speech_prob: 0.01,
+            words: Vec::new(),
         };
         Transcript {
             text: "Hello there. General Kenobi.".into(),

@@ -8,6 +8,10 @@
 
 pub mod audio;
 pub mod cli;
+pub mod engine;
 pub mod eval;
 pub mod formats;
+pub mod grpc;
 pub mod model;
+pub mod server;
+pub mod session;

@@ -22,6 +22,18 @@ pub(super) struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// The id clients name the model by: the catalogue id, or a local directory's name.
+    pub(super) fn id(&self) -> String {
+        let path = std::path::Path::new(&self.model);
+        if path.is_dir() {
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| self.model.clone())
+        } else {
+            self.model.clone()
+        }
+    }
+
     /// Resolves (fetching if needed) and loads the model.
     pub(super) fn load(&self) -> anyhow::Result<WhisperModel> {
         let resolved = ModelStore::from_env()

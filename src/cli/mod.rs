@@ -7,6 +7,7 @@ mod bench;
 mod corpus_run;
 mod load;
 mod models;
+mod serve;
 mod transcribe;
 mod wer;
 
@@ -37,6 +38,8 @@ pub struct Cli {
 enum Command {
     /// Transcribe an audio file (wav, flac, mp3, ogg, m4a) and print the transcript.
     Transcribe(transcribe::TranscribeArgs),
+    /// Serve the gRPC speech API (native gRPC and grpc-web on one port).
+    Serve(serve::ServeArgs),
     /// List known models and which are cached locally.
     Models(models::ModelsArgs),
     /// Benchmarks: real-time factor, WER and peak memory on the speech corpus.
@@ -55,6 +58,7 @@ pub fn run() -> ExitCode {
     }
     let result = match cli.command {
         Command::Transcribe(args) => transcribe::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Models(args) => models::run(args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Wer(args) => wer::run(args),

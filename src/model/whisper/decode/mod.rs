@@ -1,5 +1,5 @@
 //! Decoding policy on top of the network: logit rules, batched greedy decoding, temperature
-//! fallback, segment splitting, language detection and long-form transcription.
+//! fallback, segment splitting, language detection, long-form transcription and word timing.
 //!
 //! Nothing here parses arguments or prints: the CLI and the serving layers call
 //! [`Transcriber`] and format its [`Transcript`]s themselves.
@@ -10,6 +10,7 @@ mod language;
 mod rules;
 mod segments;
 mod transcribe;
+mod words;
 
 pub use fallback::{WindowJob, WindowOutcome, compression_ratio, decode_with_fallback};
 pub use greedy::{DecodeLimits, RowRequest, RowResult, decode_rows};
@@ -17,8 +18,9 @@ pub use language::detect_languages;
 pub use rules::LogitRules;
 pub use segments::{TIME_PRECISION, WindowSegment, WindowSplit, split_window};
 pub use transcribe::{
-    EncoderFrames, MIN_TRIMMED_FRAMES, Progress, Segment, Transcriber, Transcript,
+    EncoderFrames, LongFormStream, MIN_TRIMMED_FRAMES, Progress, Segment, Transcriber, Transcript,
 };
+pub use words::{Word, WordWindow, align_windows, align_words};
 
 use super::tokens::{Task, TokenizerError};
 
@@ -75,6 +77,8 @@ pub struct DecodeOptions {
     pub max_initial_timestamp: f32,
     /// Encode full padded windows (Whisper's default) or only the audio present.
     pub encoder_frames: EncoderFrames,
+    /// Time each word (cross-attention alignment + DTW); costs one extra decoder pass.
+    pub word_timestamps: bool,
 }
 
 impl Default for DecodeOptions {
@@ -93,6 +97,7 @@ impl Default for DecodeOptions {
             without_timestamps: false,
             max_initial_timestamp: 1.0,
             encoder_frames: EncoderFrames::FullWindow,
+            word_timestamps: false,
         }
     }
 }

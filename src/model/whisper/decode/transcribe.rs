@@ -2,12 +2,15 @@
 //! previous one's last complete segment ended), run for many audio streams at once so that
 //! every encoder and decoder call is batched across streams.
 
+use std::sync::Arc;
+
 use candle_core::Tensor;
 
 use super::fallback::{WindowJob, WindowOutcome, decode_with_fallback};
 use super::language::detect_languages;
 use super::rules::LogitRules;
 use super::segments::split_window;
+use super::words::{Word, WordWindow, align_windows};
 use super::{DecodeError, DecodeOptions};
 use crate::model::whisper::mel::{CHUNK_FRAMES, CHUNK_SAMPLES, HOP_LENGTH, MelFrontend};
 use crate::model::whisper::model::Whisper;
@@ -55,6 +58,8 @@ pub struct Segment {
     pub compression_ratio: f32,
     /// Probability that the window held no speech.
     pub no_speech_prob: f32,
+    /// Timed words, when word timestamps were asked for.
+    pub words: Vec<Word>,
 }
 
 /// The transcript of one audio stream.
@@ -91,15 +96,77 @@ pub struct Transcriber<'a> {
     max_batch: usize,
 }
 
-/// Per-stream state of the seek loop.
-struct StreamState<'s> {
-    samples: &'s [f32],
+/// One audio stream being transcribed window by window: Whisper's seek loop as a state
+/// machine, so a scheduler can step many streams (each with its own language, task and
+/// prompt) in shared batches and hand back each window's segments as soon as they exist.
+#[derive(Debug, Clone)]
+pub struct LongFormStream {
+    samples: Arc<[f32]>,
     content_frames: usize,
     seek: usize,
+    task: Task,
+    encoder_frames: EncoderFrames,
+    word_timestamps: bool,
     all_tokens: Vec<u32>,
     prompt_reset_since: usize,
     segments: Vec<Segment>,
     language: Option<(&'static str, Option<f32>)>,
+}
+
+impl LongFormStream {
+    /// Whether every window has been decoded.
+    pub fn is_done(&self) -> bool {
+        self.seek >= self.content_frames
+    }
+
+    /// Seconds of audio decoded so far.
+    pub fn done_seconds(&self) -> f64 {
+        self.seek.min(self.content_frames) as f64 * FRAME_SECONDS
+    }
+
+    /// Seconds of audio in the stream.
+    pub fn total_seconds(&self) -> f64 {
+        self.samples.len() as f64 / 16_000.0
+    }
+
+    /// Segments decoded so far.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// The language in use, once given or detected.
+    pub fn language(&self) -> Option<&'static str> {
+        self.language.map(|(code, _)| code)
+    }
+
+    /// The transcript of what has been decoded (all of it once [`Self::is_done`]).
+    pub fn into_transcript(self) -> Transcript {
+        let text: String = self.segments.iter().map(|seg| seg.text.as_str()).collect();
+        let (language, language_probability) = self.language.map_or(("en", None), |(c, p)| (c, p));
+        Transcript {
+            text: text.trim().to_string(),
+            duration: self.total_seconds(),
+            segments: self.segments,
+            language: language.to_string(),
+            language_probability,
+        }
+    }
+
+    /// Frames this stream's next window needs from the encoder.
+    fn encoder_frames_needed(&self) -> usize {
+        let size = self.next_window_frames();
+        match self.encoder_frames {
+            EncoderFrames::FullWindow => CHUNK_FRAMES,
+            EncoderFrames::AudioOnly => {
+                (size.max(MIN_TRIMMED_FRAMES).div_ceil(2) * 2).min(CHUNK_FRAMES)
+            }
+        }
+    }
+
+    /// Frames of audio in the next window.
+    fn next_window_frames(&self) -> usize {
+        (self.content_frames - self.seek).min(CHUNK_FRAMES)
+    }
 }
 
 impl<'a> Transcriber<'a> {
@@ -135,44 +202,158 @@ impl<'a> Transcriber<'a> {
         opts: &DecodeOptions,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Transcript>, DecodeError> {
-        let fixed_language = self.check_options(opts)?;
-        let initial_prompt = match opts.initial_prompt.as_deref().map(str::trim) {
-            Some(p) if !p.is_empty() => self.tokenizer.encode(&format!(" {p}"))?,
-            _ => Vec::new(),
-        };
-        let mut states: Vec<StreamState<'_>> = streams
+        let mut states = streams
             .iter()
-            .map(|s| StreamState {
-                samples: s,
-                content_frames: s.len() / HOP_LENGTH,
-                seek: 0,
-                all_tokens: initial_prompt.clone(),
-                prompt_reset_since: 0,
-                segments: Vec::new(),
-                language: fixed_language.map(|l| (l, None)),
-            })
-            .collect();
-        let rules = self.rules(opts);
+            .map(|s| self.start_stream(Arc::from(*s), opts))
+            .collect::<Result<Vec<_>, _>>()?;
         loop {
             let active: Vec<usize> = (0..states.len())
-                .filter(|&i| states[i].seek < states[i].content_frames)
+                .filter(|&i| !states[i].is_done())
                 .collect();
             if active.is_empty() {
                 break;
             }
             for chunk in active.chunks(self.max_batch) {
-                self.run_windows(&mut states, chunk, opts, &rules)?;
+                let mut rows: Vec<&mut LongFormStream> = states
+                    .iter_mut()
+                    .enumerate()
+                    .filter(|(i, _)| chunk.contains(i))
+                    .map(|(_, s)| s)
+                    .collect();
+                self.step(&mut rows, opts)?;
                 for &i in chunk {
-                    let s = &states[i];
                     progress(Progress {
                         stream: i,
-                        done_seconds: s.seek.min(s.content_frames) as f64 * FRAME_SECONDS,
-                        total_seconds: s.samples.len() as f64 / 16_000.0,
+                        done_seconds: states[i].done_seconds(),
+                        total_seconds: states[i].total_seconds(),
                     });
                 }
             }
         }
-        Ok(states.into_iter().map(finish).collect())
+        Ok(states
+            .into_iter()
+            .map(LongFormStream::into_transcript)
+            .collect())
+    }
+
+    /// Starts a stream of 16 kHz mono samples with `opts`' language, task, initial prompt and
+    /// encoder frames. Fails at once on a language or task the model cannot do.
+    pub fn start_stream(
+        &self,
+        samples: Arc<[f32]>,
+        opts: &DecodeOptions,
+    ) -> Result<LongFormStream, DecodeError> {
+        let fixed_language = self.check_options(opts)?;
+        let initial_prompt = match opts.initial_prompt.as_deref().map(str::trim) {
+            Some(p) if !p.is_empty() => self.tokenizer.encode(&format!(" {p}"))?,
+            _ => Vec::new(),
+        };
+        Ok(LongFormStream {
+            content_frames: samples.len() / HOP_LENGTH,
+            samples,
+            seek: 0,
+            task: opts.task,
+            encoder_frames: opts.encoder_frames,
+            word_timestamps: opts.word_timestamps,
+            all_tokens: initial_prompt,
+            prompt_reset_since: 0,
+            segments: Vec::new(),
+            language: fixed_language.map(|l| (l, None)),
+        })
+    }
+
+    /// Decodes the next window of every stream in `rows` in one batched encoder call and one
+    /// batched decode, then advances them. `opts` gives the shared decoding policy
+    /// (temperatures, thresholds, timestamps); each stream keeps its own language, task and
+    /// prompt. Returns, per row, the index of its first segment added by this step.
+    pub fn step(
+        &self,
+        rows: &mut [&mut LongFormStream],
+        opts: &DecodeOptions,
+    ) -> Result<Vec<usize>, DecodeError> {
+        rows.iter().for_each(|r| debug_assert!(!r.is_done()));
+        let first_new: Vec<usize> = rows.iter().map(|r| r.segments.len()).collect();
+        if rows.is_empty() {
+            return Ok(first_new);
+        }
+        let rules = self.rules(opts);
+        let sizes: Vec<usize> = rows.iter().map(|r| r.next_window_frames()).collect();
+        let frames = rows
+            .iter()
+            .map(|r| r.encoder_frames_needed())
+            .max()
+            .unwrap_or(CHUNK_FRAMES);
+        let mel = self.mel_batch(rows, &sizes, frames)?;
+        let audio = self.model.encoder.forward(&mel)?;
+        self.detect_missing_languages(rows, &audio)?;
+        let jobs: Vec<WindowJob> = rows.iter().map(|r| self.job(r)).collect();
+        let outcomes =
+            decode_with_fallback(self.model, self.tokenizer, &audio, &jobs, opts, &rules)?;
+        let seeks: Vec<usize> = rows.iter().map(|r| r.seek).collect();
+        for ((row, outcome), &size) in rows.iter_mut().zip(outcomes).zip(&sizes) {
+            self.advance(row, outcome, size, opts)?;
+        }
+        self.time_words(rows, &audio, &jobs, &first_new, &seeks, &sizes)?;
+        Ok(first_new)
+    }
+
+    /// Adds word timings to the segments this step produced, for streams that asked for them,
+    /// in one batched alignment pass.
+    fn time_words(
+        &self,
+        rows: &mut [&mut LongFormStream],
+        audio: &Tensor,
+        jobs: &[WindowJob],
+        first_new: &[usize],
+        seeks: &[usize],
+        sizes: &[usize],
+    ) -> Result<(), DecodeError> {
+        let wanted: Vec<usize> = (0..rows.len())
+            .filter(|&r| rows[r].word_timestamps && rows[r].segments.len() > first_new[r])
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let tokens: Vec<Vec<Vec<u32>>> = wanted
+            .iter()
+            .map(|&r| {
+                rows[r].segments[first_new[r]..]
+                    .iter()
+                    .map(|s| s.tokens.clone())
+                    .collect()
+            })
+            .collect();
+        let windows: Vec<WordWindow<'_>> = wanted
+            .iter()
+            .zip(&tokens)
+            .map(|(&r, segments)| {
+                let window_offset = seeks[r] as f64 * FRAME_SECONDS;
+                let last_speech_end = rows[r].segments[..first_new[r]]
+                    .iter()
+                    .rev()
+                    .find_map(|s| s.words.last().map(|w| w.end))
+                    .unwrap_or(window_offset);
+                WordWindow {
+                    sot_sequence: &jobs[r].sot_sequence,
+                    segments,
+                    num_frames: sizes[r],
+                    window_offset,
+                    last_speech_end,
+                }
+            })
+            .collect();
+        let index: Vec<u32> = wanted.iter().map(|&r| r as u32).collect();
+        let features = audio.index_select(&Tensor::new(index.as_slice(), audio.device())?, 0)?;
+        let timed = align_windows(self.model, self.tokenizer, &features, &windows)?;
+        for (&r, window_words) in wanted.iter().zip(timed) {
+            for (segment, words) in rows[r].segments[first_new[r]..]
+                .iter_mut()
+                .zip(window_words)
+            {
+                segment.words = words;
+            }
+        }
+        Ok(())
     }
 
     /// Validates language and task; returns the fixed language code, if any.
@@ -228,50 +409,17 @@ impl<'a> Transcriber<'a> {
         }
     }
 
-    /// Encodes and decodes one window of each stream in `chunk`, then advances them.
-    fn run_windows(
-        &self,
-        states: &mut [StreamState<'_>],
-        chunk: &[usize],
-        opts: &DecodeOptions,
-        rules: &LogitRules,
-    ) -> Result<(), DecodeError> {
-        let sizes: Vec<usize> = chunk
-            .iter()
-            .map(|&i| (states[i].content_frames - states[i].seek).min(CHUNK_FRAMES))
-            .collect();
-        let frames = match opts.encoder_frames {
-            EncoderFrames::FullWindow => CHUNK_FRAMES,
-            EncoderFrames::AudioOnly => {
-                let longest = sizes.iter().max().copied().unwrap_or(0);
-                (longest.max(MIN_TRIMMED_FRAMES).div_ceil(2) * 2).min(CHUNK_FRAMES)
-            }
-        };
-        let mel = self.mel_batch(states, chunk, &sizes, frames)?;
-        let audio = self.model.encoder.forward(&mel)?;
-        self.detect_missing_languages(states, chunk, &audio)?;
-        let jobs: Vec<WindowJob> = chunk.iter().map(|&i| self.job(&states[i], opts)).collect();
-        let outcomes =
-            decode_with_fallback(self.model, self.tokenizer, &audio, &jobs, opts, rules)?;
-        for ((&i, outcome), size) in chunk.iter().zip(outcomes).zip(sizes) {
-            self.advance(&mut states[i], outcome, size, opts)?;
-        }
-        Ok(())
-    }
-
     /// Log-mel windows `[B, n_mels, frames]`; frames past each window's audio are zero, as
     /// Whisper's `pad_or_trim` leaves them.
     fn mel_batch(
         &self,
-        states: &[StreamState<'_>],
-        chunk: &[usize],
+        rows: &[&mut LongFormStream],
         sizes: &[usize],
         frames: usize,
     ) -> Result<Tensor, DecodeError> {
         let n_mels = self.mel.n_mels();
-        let mut data = Vec::with_capacity(chunk.len() * n_mels * frames);
-        for (&i, &size) in chunk.iter().zip(sizes) {
-            let s = &states[i];
+        let mut data = Vec::with_capacity(rows.len() * n_mels * frames);
+        for (s, &size) in rows.iter().zip(sizes) {
             let start = s.seek * HOP_LENGTH;
             let end = (start + CHUNK_SAMPLES).min(s.samples.len());
             let window = self.mel.window(&s.samples[start..end]);
@@ -280,48 +428,44 @@ impl<'a> Transcriber<'a> {
                 data.extend(std::iter::repeat_n(0.0, frames - size.min(frames)));
             }
         }
-        let mel = Tensor::from_vec(data, (chunk.len(), n_mels, frames), self.model.device())?;
+        let mel = Tensor::from_vec(data, (rows.len(), n_mels, frames), self.model.device())?;
         Ok(mel.to_dtype(self.model.dtype())?)
     }
 
     fn detect_missing_languages(
         &self,
-        states: &mut [StreamState<'_>],
-        chunk: &[usize],
+        rows: &mut [&mut LongFormStream],
         audio: &Tensor,
     ) -> Result<(), DecodeError> {
-        let missing: Vec<usize> = (0..chunk.len())
-            .filter(|&r| states[chunk[r]].language.is_none())
+        let missing: Vec<usize> = (0..rows.len())
+            .filter(|&r| rows[r].language.is_none())
             .collect();
         if missing.is_empty() {
             return Ok(());
         }
         let index: Vec<u32> = missing.iter().map(|&r| r as u32).collect();
-        let rows = audio.index_select(&Tensor::new(index.as_slice(), audio.device())?, 0)?;
-        for (&r, (code, p)) in
-            missing
-                .iter()
-                .zip(detect_languages(self.model, self.tokenizer, &rows)?)
-        {
-            states[chunk[r]].language = Some((code, Some(p)));
+        let features = audio.index_select(&Tensor::new(index.as_slice(), audio.device())?, 0)?;
+        let detected = detect_languages(self.model, self.tokenizer, &features)?;
+        for (&r, (code, p)) in missing.iter().zip(detected) {
+            rows[r].language = Some((code, Some(p)));
         }
         Ok(())
     }
 
-    fn job(&self, s: &StreamState<'_>, opts: &DecodeOptions) -> WindowJob {
+    fn job(&self, s: &LongFormStream) -> WindowJob {
         let language = s
             .language
             .and_then(|(code, _)| self.tokenizer.language_token(code));
         WindowJob {
             prompt: s.all_tokens[s.prompt_reset_since..].to_vec(),
-            sot_sequence: self.tokenizer.sot_sequence(language, opts.task),
+            sot_sequence: self.tokenizer.sot_sequence(language, s.task),
         }
     }
 
     /// Records a window's segments and moves the stream's seek position.
     fn advance(
         &self,
-        s: &mut StreamState<'_>,
+        s: &mut LongFormStream,
         outcome: WindowOutcome,
         size: usize,
         opts: &DecodeOptions,
@@ -332,7 +476,7 @@ impl<'a> Transcriber<'a> {
         }
         let split = split_window(&outcome.result.tokens, size, self.tokenizer);
         let offset = s.seek as f64 * FRAME_SECONDS;
-        let duration = s.samples.len() as f64 / 16_000.0;
+        let duration = s.total_seconds();
         for ws in split.segments {
             let text = self.tokenizer.decode(&ws.tokens)?;
             if ws.start == ws.end || text.trim().is_empty() {
@@ -350,6 +494,7 @@ impl<'a> Transcriber<'a> {
                 avg_logprob: outcome.avg_logprob(),
                 compression_ratio: outcome.compression_ratio,
                 no_speech_prob: outcome.result.no_speech_prob,
+                words: Vec::new(),
             });
         }
         s.seek += if split.advance_frames == 0 {
@@ -363,17 +508,5 @@ impl<'a> Transcriber<'a> {
             s.prompt_reset_since = s.all_tokens.len();
         }
         Ok(())
-    }
-}
-
-fn finish(s: StreamState<'_>) -> Transcript {
-    let text: String = s.segments.iter().map(|seg| seg.text.as_str()).collect();
-    let (language, language_probability) = s.language.map_or(("en", None), |(c, p)| (c, p));
-    Transcript {
-        text: text.trim().to_string(),
-        segments: s.segments,
-        language: language.to_string(),
-        language_probability,
-        duration: s.samples.len() as f64 / 16_000.0,
     }
 }

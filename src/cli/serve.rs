@@ -1,0 +1,93 @@
+//! `hearken serve`: the gRPC speech service (native gRPC and grpc-web on one port).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::load::ModelArgs;
+use crate::engine::EngineConfig;
+use crate::grpc::{Limits, ServerOptions};
+use crate::server::{RunningServer, ServeConfig};
+
+/// Arguments of `hearken serve`; every flag also reads a `HEARKEN_*` variable.
+#[derive(Debug, Args)]
+pub(super) struct ServeArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Address for gRPC and grpc-web.
+    #[arg(long, env = "HEARKEN_GRPC_ADDR", default_value = "0.0.0.0:50051")]
+    grpc_addr: SocketAddr,
+    /// Most windows in one batched model call.
+    #[arg(long, env = "HEARKEN_MAX_BATCH", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    max_batch: u32,
+    /// Longest wait, after the oldest queued job, for a fuller batch (milliseconds).
+    #[arg(long, env = "HEARKEN_MAX_WAIT_MS", default_value_t = 20)]
+    max_wait_ms: u64,
+    /// Concurrent sessions (streams plus whole-file requests); more get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "HEARKEN_MAX_SESSIONS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    max_sessions: u32,
+    /// Largest request message (bytes).
+    #[arg(long, env = "HEARKEN_MAX_MESSAGE_BYTES", default_value_t = 32 << 20)]
+    max_message_bytes: usize,
+    /// How far (seconds of audio) a streaming client may run ahead of transcription.
+    #[arg(long, env = "HEARKEN_MAX_LEAD_SECONDS", default_value_t = 30.0)]
+    max_lead_seconds: f64,
+    /// Seconds live streams get to receive their finals on shutdown.
+    #[arg(long, env = "HEARKEN_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
+    shutdown_grace_seconds: u64,
+}
+
+pub(super) fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let model = args.model.load()?;
+    let model_id = args.model.id();
+    let config = ServeConfig {
+        grpc_addr: args.grpc_addr,
+        model_id: model_id.clone(),
+        device: args.model.device.to_string(),
+        engine: EngineConfig {
+            max_batch: args.max_batch as usize,
+            max_wait: Duration::from_millis(args.max_wait_ms),
+            max_queued: (args.max_sessions as usize * 2).max(16),
+            ..EngineConfig::default()
+        },
+        limits: Limits {
+            max_message_bytes: args.max_message_bytes,
+            max_lead_seconds: args.max_lead_seconds,
+            max_sessions: args.max_sessions as usize,
+            ..Limits::default()
+        },
+        transport: ServerOptions::default(),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("hearken-io")
+        .build()?;
+    runtime.block_on(async move {
+        let server = RunningServer::start(model, config).await?;
+        eprintln!(
+            "hearken: serving {model_id} on {} (gRPC + grpc-web)",
+            server.grpc_addr
+        );
+        wait_for_signal().await;
+        eprintln!("hearken: shutting down: finishing live streams");
+        server.shutdown().await
+    })
+}
+
+/// SIGTERM (orchestrators) or Ctrl-C.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

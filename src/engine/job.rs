@@ -1,0 +1,112 @@
+//! What a session hands the engine and what it gets back.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::EngineError;
+use super::worker::Shared;
+use crate::model::whisper::decode::{DecodeOptions, EncoderFrames, Segment, Transcript};
+use crate::model::whisper::tokens::Task;
+
+/// Per-job choices; everything else follows the engine's shared policy.
+#[derive(Debug, Clone, Default)]
+pub struct JobOptions {
+    /// Language code or name; `None` detects it on multilingual models.
+    pub language: Option<String>,
+    /// Transcribe or translate.
+    pub task: Task,
+    /// Text that primes the first window.
+    pub prompt: Option<String>,
+    /// Compute word timings.
+    pub word_timestamps: bool,
+    /// Encode only the audio present (at least 10 s) instead of padded 30 s windows: the
+    /// streaming path re-transcribes short buffers often and this halves their cost.
+    pub trim_encoder: bool,
+}
+
+impl JobOptions {
+    pub(super) fn decode_options(&self, policy: &DecodeOptions) -> DecodeOptions {
+        DecodeOptions {
+            language: self.language.clone(),
+            task: self.task,
+            initial_prompt: self.prompt.clone(),
+            word_timestamps: self.word_timestamps,
+            encoder_frames: if self.trim_encoder {
+                EncoderFrames::AudioOnly
+            } else {
+                EncoderFrames::FullWindow
+            },
+            ..policy.clone()
+        }
+    }
+}
+
+/// Segments decoded by one window of a job.
+#[derive(Debug, Clone)]
+pub struct WindowUpdate {
+    /// The new segments (absolute times).
+    pub segments: Vec<Segment>,
+    /// Seconds of the job's audio decoded so far.
+    pub done_seconds: f64,
+    /// Seconds of audio in the job.
+    pub total_seconds: f64,
+    /// Language in use (given or detected).
+    pub language: String,
+}
+
+/// Progress of a job, in order: zero or more windows, then one `Done` or `Failed`.
+#[derive(Debug)]
+pub enum JobEvent {
+    /// A window was decoded.
+    Window(WindowUpdate),
+    /// Every window is decoded.
+    Done(Transcript),
+    /// The job's batch failed.
+    Failed(EngineError),
+}
+
+/// The caller's end of a job. Dropping it cancels the job.
+#[derive(Debug)]
+pub struct JobHandle {
+    pub(super) id: u64,
+    pub(super) events: mpsc::UnboundedReceiver<JobEvent>,
+    pub(super) shared: Arc<Shared>,
+}
+
+impl JobHandle {
+    /// The next event; `None` once the job is over (or was cancelled by shutdown).
+    pub async fn next(&mut self) -> Option<JobEvent> {
+        self.events.recv().await
+    }
+
+    /// Waits for the whole transcript, skipping window updates.
+    pub async fn finish(mut self) -> Result<Transcript, EngineError> {
+        while let Some(event) = self.next().await {
+            match event {
+                JobEvent::Window(_) => {}
+                JobEvent::Done(t) => return Ok(t),
+                JobEvent::Failed(e) => return Err(e),
+            }
+        }
+        Err(EngineError::ShuttingDown)
+    }
+
+    /// Blocking variant of [`Self::finish`] for non-async callers.
+    pub fn finish_blocking(mut self) -> Result<Transcript, EngineError> {
+        while let Some(event) = self.events.blocking_recv() {
+            match event {
+                JobEvent::Window(_) => {}
+                JobEvent::Done(t) => return Ok(t),
+                JobEvent::Failed(e) => return Err(e),
+            }
+        }
+        Err(EngineError::ShuttingDown)
+    }
+}
+
+impl Drop for JobHandle {
+    fn drop(&mut self) {
+        self.shared.cancel(self.id);
+    }
+}

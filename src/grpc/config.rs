@@ -1,0 +1,124 @@
+//! Turning a client's `RecognitionConfig` into checked settings, defaults filled in.
+
+use std::time::Duration;
+
+use super::error::{ServiceError, invalid};
+use super::proto::{self, AudioEncoding, RecognitionConfig};
+use super::service::ServiceState;
+use crate::audio::stream::StreamEncoding;
+use crate::engine::JobOptions;
+use crate::model::whisper::tokens::Task;
+
+/// Default silence that ends an utterance.
+pub(super) const DEFAULT_ENDPOINTING: Duration = Duration::from_millis(800);
+/// Bounds on a client's endpointing choice.
+const ENDPOINTING_RANGE_MS: (u32, u32) = (100, 10_000);
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub(super) struct Settings {
+    /// How the audio bytes are encoded; `None` = sniff the container (Recognize only).
+    pub(super) encoding: Option<StreamEncoding>,
+    pub(super) sample_rate: u32,
+    pub(super) channels: u32,
+    pub(super) job: JobOptions,
+    pub(super) interim_results: bool,
+    pub(super) single_utterance: bool,
+    pub(super) endpointing: Duration,
+    pub(super) max_lead_seconds: f64,
+    /// The configuration echoed back in `SessionStarted`.
+    pub(super) effective: RecognitionConfig,
+}
+
+/// Checks `config` against what this server can do.
+pub(super) fn resolve(
+    config: &RecognitionConfig,
+    state: &ServiceState,
+) -> Result<Settings, ServiceError> {
+    check_model(&config.model, state)?;
+    let encoding_enum = AudioEncoding::try_from(config.encoding)
+        .map_err(|_| invalid(format!("unknown audio encoding value {}", config.encoding)))?;
+    let (encoding, default_rate) = match encoding_enum {
+        AudioEncoding::Linear16 => (Some(StreamEncoding::Linear16), 0),
+        AudioEncoding::Float32Le => (Some(StreamEncoding::Float32Le), 0),
+        AudioEncoding::Mulaw => (Some(StreamEncoding::Mulaw), 8_000),
+        AudioEncoding::Alaw => (Some(StreamEncoding::Alaw), 8_000),
+        AudioEncoding::Flac | AudioEncoding::Ogg | AudioEncoding::Wav | AudioEncoding::Mp3 => {
+            (Some(StreamEncoding::Container), 16_000)
+        }
+        AudioEncoding::Auto | AudioEncoding::Unspecified => (None, 16_000),
+    };
+    let sample_rate = match config.sample_rate_hertz {
+        0 if default_rate == 0 => {
+            return Err(invalid(format!(
+                "sample_rate_hertz is required for {} audio",
+                encoding_enum.as_str_name()
+            )));
+        }
+        0 => default_rate,
+        rate => rate,
+    };
+    let channels = config.channels.max(1);
+    let task = match proto::Task::try_from(config.task) {
+        Ok(proto::Task::Translate) => Task::Translate,
+        Ok(_) => Task::Transcribe,
+        Err(_) => return Err(invalid(format!("unknown task value {}", config.task))),
+    };
+    let endpointing = match config.endpointing_ms {
+        0 => DEFAULT_ENDPOINTING,
+        ms if (ENDPOINTING_RANGE_MS.0..=ENDPOINTING_RANGE_MS.1).contains(&ms) => {
+            Duration::from_millis(ms.into())
+        }
+        ms => {
+            return Err(invalid(format!(
+                "endpointing_ms must be between {} and {} (got {ms})",
+                ENDPOINTING_RANGE_MS.0, ENDPOINTING_RANGE_MS.1
+            )));
+        }
+    };
+    let max_lead_seconds = match config.max_lead_seconds {
+        x if x <= 0.0 || !x.is_finite() => state.limits.max_lead_seconds,
+        x => f64::from(x).min(state.limits.max_lead_seconds),
+    };
+    let language = Some(config.language.trim().to_string()).filter(|l| !l.is_empty());
+    let prompt = Some(config.prompt.trim().to_string()).filter(|p| !p.is_empty());
+    let job = JobOptions {
+        language,
+        task,
+        prompt,
+        word_timestamps: config.word_timestamps,
+        trim_encoder: false,
+    };
+    state.engine.validate(&job)?;
+    let effective = RecognitionConfig {
+        encoding: encoding_enum as i32,
+        sample_rate_hertz: sample_rate,
+        channels,
+        model: state.model_id.clone(),
+        endpointing_ms: endpointing.as_millis() as u32,
+        max_lead_seconds: max_lead_seconds as f32,
+        ..config.clone()
+    };
+    Ok(Settings {
+        encoding,
+        sample_rate,
+        channels,
+        job,
+        interim_results: config.interim_results,
+        single_utterance: config.single_utterance,
+        endpointing,
+        max_lead_seconds,
+        effective,
+    })
+}
+
+fn check_model(requested: &str, state: &ServiceState) -> Result<(), ServiceError> {
+    let requested = requested.trim();
+    if requested.is_empty() || requested == state.model_id {
+        return Ok(());
+    }
+    Err(ServiceError::UnknownModel {
+        requested: requested.to_string(),
+        served: state.model_id.clone(),
+    })
+}

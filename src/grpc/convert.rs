@@ -1,0 +1,69 @@
+//! Engine results → proto messages.
+
+use super::proto::{self, RecognizeResponse, TranscriptUpdate};
+use crate::model::whisper::decode::{Segment, Transcript};
+
+/// The `Recognize` answer for a finished transcript.
+pub(super) fn recognize_response(
+    transcript: Transcript,
+    model_id: &str,
+    with_words: bool,
+) -> RecognizeResponse {
+    RecognizeResponse {
+        text: transcript.text,
+        language: transcript.language,
+        language_probability: transcript.language_probability.unwrap_or(0.0),
+        duration_seconds: transcript.duration,
+        segments: transcript
+            .segments
+            .iter()
+            .map(|s| segment(s, with_words))
+            .collect(),
+        model: model_id.to_string(),
+    }
+}
+
+fn segment(s: &Segment, with_words: bool) -> proto::Segment {
+    proto::Segment {
+        id: s.id as u32,
+        start: s.start,
+        end: s.end,
+        text: s.text.clone(),
+        tokens: s.tokens.clone(),
+        temperature: s.temperature,
+        avg_logprob: s.avg_logprob,
+        compression_ratio: s.compression_ratio,
+        no_speech_prob: s.no_speech_prob,
+        words: if with_words { words(s) } else { Vec::new() },
+    }
+}
+
+fn words(s: &Segment) -> Vec<proto::Word> {
+    s.words
+        .iter()
+        .map(|w| proto::Word {
+            word: w.word.clone(),
+            start: w.start,
+            end: w.end,
+            probability: w.probability,
+        })
+        .collect()
+}
+
+/// A decoded segment of a whole-audio request as a final transcript update.
+pub(super) fn final_segment_update(s: &Segment, with_words: bool) -> TranscriptUpdate {
+    let text = s.text.trim().to_string();
+    TranscriptUpdate {
+        utterance_id: 0,
+        revision: 1,
+        committed_delta: text.clone(),
+        committed: text,
+        tentative: String::new(),
+        is_final: true,
+        stability: 1.0,
+        words: if with_words { words(s) } else { Vec::new() },
+        start: s.start,
+        end: s.end,
+        language: String::new(),
+    }
+}

@@ -1,0 +1,151 @@
+//! One listener for native gRPC (HTTP/2) and grpc-web (HTTP/1.1 and HTTP/2, CORS for
+//! browsers), with health and reflection beside the speech service.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderName;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::{HealthReporter, HealthService};
+use tonic_web::GrpcWebLayer;
+use tower::util::MapResponseLayer;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+
+use super::proto::FILE_DESCRIPTOR_SET;
+use super::proto::speech_server::SpeechServer;
+use super::service::{ServiceState, SpeechService};
+
+/// Transport settings.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// HTTP/2 PING interval on idle connections, so load balancers and NATs keep them.
+    pub keepalive_interval: Duration,
+    /// Drop a connection whose PING is not answered within this.
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Full gRPC name of the speech service, as health checks name it.
+pub const SERVICE_NAME: &str = "hearken.speech.v1.Speech";
+
+/// The gRPC server: speech, health (`grpc.health.v1`) and reflection (v1 and v1alpha).
+pub struct GrpcServer {
+    state: Arc<ServiceState>,
+    options: ServerOptions,
+    health: HealthReporter,
+}
+
+impl GrpcServer {
+    /// A server over `state`; health reports NOT_SERVING until [`Self::set_serving`].
+    pub async fn new(state: Arc<ServiceState>, options: ServerOptions) -> Self {
+        let server = Self {
+            state,
+            options,
+            health: HealthReporter::new(),
+        };
+        server.set_serving(false).await;
+        server
+    }
+
+    /// A handle to flip health status from elsewhere (e.g. the shutdown path).
+    pub fn health(&self) -> HealthReporter {
+        self.health.clone()
+    }
+
+    /// Reports the speech service (and the server as a whole, `""`) SERVING or NOT_SERVING.
+    pub async fn set_serving(&self, serving: bool) {
+        set_health(&self.health, serving).await;
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then waits for open calls to end.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), tonic::transport::Error> {
+        let max_message = self.state.limits.max_message_bytes;
+        let speech = SpeechServer::new(SpeechService::new(Arc::clone(&self.state)))
+            .max_decoding_message_size(max_message)
+            .max_encoding_message_size(max_message);
+        let health = HealthServer::new(HealthService::from_health_reporter(self.health.clone()));
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .expect("embedded descriptor sets are valid");
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .expect("embedded descriptor sets are valid");
+        Server::builder()
+            .accept_http1(true)
+            .http2_keepalive_interval(Some(self.options.keepalive_interval))
+            .http2_keepalive_timeout(Some(self.options.keepalive_timeout))
+            .layer(cors())
+            .layer(GrpcWebLayer::new())
+            .layer(MapResponseLayer::new(oversize_is_resource_exhausted))
+            .add_service(speech)
+            .add_service(health)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .await
+    }
+}
+
+/// Sets the speech service's and the server's (`""`) health status.
+pub async fn set_health(health: &HealthReporter, serving: bool) {
+    let status = if serving {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    health.set_service_status(SERVICE_NAME, status).await;
+    health.set_service_status("", status).await;
+}
+
+/// tonic refuses a request message over the size limit with OUT_OF_RANGE before any handler
+/// runs; gRPC convention (and our API) says RESOURCE_EXHAUSTED, so rewrite that status on
+/// trailers-only responses.
+fn oversize_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers_mut();
+    let oversize = headers.get("grpc-status").is_some_and(|s| s == "11")
+        && headers
+            .get("grpc-message")
+            .and_then(|m| m.to_str().ok())
+            .is_some_and(|m| {
+                m.contains("message%20length%20too%20large")
+                    || m.contains("message length too large")
+            });
+    if oversize {
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+    }
+    response
+}
+
+/// Browsers call from other origins: allow any, and let scripts read gRPC's trailers.
+fn cors() -> CorsLayer {
+    let exposed =
+        ["grpc-status", "grpc-message", "grpc-status-details-bin"].map(HeaderName::from_static);
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_credentials(true)
+        .allow_methods([http::Method::POST, http::Method::OPTIONS])
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers(exposed)
+        .max_age(Duration::from_secs(24 * 3600))
+}

@@ -1,0 +1,478 @@
+//! `StreamingRecognize`: one task per stream joins the client's audio, the session's
+//! streaming policy ([`SessionPolicy`]) and the engine.
+//!
+//! The task reads the client only while the audio waiting for transcription is under the
+//! session's `max_lead_seconds`: beyond that it stops reading and HTTP/2 flow control pushes
+//! back on the client. At most one engine job per session is in flight; when the client
+//! disconnects the task ends and dropping its job handle removes queued work at once.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Status, Streaming};
+
+use super::config::{self, Settings};
+use super::error::{ServiceError, invalid};
+use super::proto::control::Action;
+use super::proto::speech_event::Kind;
+use super::proto::streaming_recognize_request::Request;
+use super::proto::streaming_recognize_response::Event;
+use super::proto::{
+    self, AudioAck, SessionStarted, StreamingRecognizeRequest, StreamingRecognizeResponse,
+};
+use super::service::ServiceState;
+use crate::audio::stream::StreamDecoder;
+use crate::engine::{JobHandle, JobOptions};
+use crate::model::whisper::decode::Transcript;
+use crate::session::{
+    Hypothesis, Output, SessionConfig, SessionPolicy, SpeechEvent, TimedWord, TranscriptUpdate,
+    TranscriptionRequest, VadConfig,
+};
+
+/// How long a client has to send its config.
+const CONFIG_TIMEOUT: Duration = Duration::from_secs(10);
+/// An `AudioAck` goes out after at most this much new audio.
+const ACK_EVERY_SECONDS: f64 = 1.0;
+
+type Outbox = mpsc::Sender<Result<StreamingRecognizeResponse, Status>>;
+
+/// Starts the session task; its responses are the returned stream.
+pub(super) fn start(
+    state: Arc<ServiceState>,
+    inbound: Streaming<StreamingRecognizeRequest>,
+    permit: OwnedSemaphorePermit,
+) -> impl Stream<Item = Result<StreamingRecognizeResponse, Status>> {
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        let session_id = uuid::Uuid::new_v4().to_string();
+        let mut out = Responder {
+            session_id,
+            sequence: 0,
+            tx,
+        };
+        if let Err(e) = run(&state, inbound, &mut out).await {
+            tracing::debug!(session = %out.session_id, error = %e, "stream ended with an error");
+            let _ = out.tx.send(Err(Status::from(e))).await;
+        }
+        drop(permit);
+    });
+    ReceiverStream::new(rx)
+}
+
+/// Numbers and sends responses.
+struct Responder {
+    session_id: String,
+    sequence: u64,
+    tx: Outbox,
+}
+
+impl Responder {
+    /// Sends one event; false when the client is gone.
+    async fn send(&mut self, event: Event) -> bool {
+        self.sequence += 1;
+        let response = StreamingRecognizeResponse {
+            session_id: self.session_id.clone(),
+            sequence: self.sequence,
+            event: Some(event),
+        };
+        self.tx.send(Ok(response)).await.is_ok()
+    }
+}
+
+/// Why the session loop stopped reading.
+#[derive(Debug, PartialEq)]
+enum InputState {
+    Open,
+    Ended,
+}
+
+struct Session<'a> {
+    state: &'a ServiceState,
+    settings: Settings,
+    decoder: StreamDecoder,
+    policy: SessionPolicy,
+    pending: VecDeque<TranscriptionRequest>,
+    in_flight: Option<(TranscriptionRequest, JobHandle, Instant)>,
+    last_sequence: u64,
+    acked_at_seconds: f64,
+    processed_seconds: f64,
+    language: String,
+    finals: usize,
+}
+
+async fn run(
+    state: &ServiceState,
+    mut inbound: Streaming<StreamingRecognizeRequest>,
+    out: &mut Responder,
+) -> Result<(), ServiceError> {
+    let settings = read_config(&mut inbound).await?;
+    let settings = config::resolve(&settings, state)?;
+    let Some(encoding) = settings.encoding else {
+        return Err(invalid(
+            "encoding AUTO is for Recognize; StreamingRecognize needs LINEAR16, FLOAT32_LE, \
+             MULAW, ALAW or a container type",
+        ));
+    };
+    let decoder = StreamDecoder::new(encoding, settings.sample_rate, settings.channels)?;
+    let policy =
+        SessionPolicy::new(policy_config(&settings)).map_err(|e| invalid(e.to_string()))?;
+    let started = Event::SessionStarted(SessionStarted {
+        effective_config: Some(settings.effective.clone()),
+        limits: Some(state.limits.to_proto()),
+        model: state.model_id.clone(),
+        device: state.device.clone(),
+    });
+    if !out.send(started).await {
+        return Ok(());
+    }
+    let mut session = Session {
+        state,
+        language: settings.job.language.clone().unwrap_or_default(),
+        settings,
+        decoder,
+        policy,
+        pending: VecDeque::new(),
+        in_flight: None,
+        last_sequence: 0,
+        acked_at_seconds: 0.0,
+        processed_seconds: 0.0,
+        finals: 0,
+    };
+    session.serve(inbound, out).await
+}
+
+async fn read_config(
+    inbound: &mut Streaming<StreamingRecognizeRequest>,
+) -> Result<proto::RecognitionConfig, ServiceError> {
+    let first = tokio::time::timeout(CONFIG_TIMEOUT, inbound.next())
+        .await
+        .map_err(|_| invalid("no config received within 10 s of opening the stream"))?;
+    match first {
+        Some(Ok(StreamingRecognizeRequest {
+            request: Some(Request::Config(config)),
+        })) => Ok(config),
+        Some(Ok(_)) => Err(invalid(
+            "the first message of a stream must carry `config`; audio or control came first",
+        )),
+        Some(Err(status)) => Err(invalid(format!("reading the stream: {}", status.message()))),
+        None => Err(invalid("the stream ended before any config was sent")),
+    }
+}
+
+fn policy_config(settings: &Settings) -> SessionConfig {
+    SessionConfig {
+        vad: VadConfig {
+            endpoint_ms: settings.endpointing.as_millis() as u32,
+            post_roll_ms: (settings.endpointing.as_millis() as u32).min(300),
+            ..VadConfig::default()
+        },
+        ..SessionConfig::default()
+    }
+}
+
+impl Session<'_> {
+    async fn serve(
+        &mut self,
+        mut inbound: Streaming<StreamingRecognizeRequest>,
+        out: &mut Responder,
+    ) -> Result<(), ServiceError> {
+        let mut input = InputState::Open;
+        let mut shutdown = self.state.shutdown.clone();
+        loop {
+            if !self.drain_policy(out).await? {
+                return Ok(()); // client gone
+            }
+            if self.single_utterance_done() {
+                return Ok(());
+            }
+            if input == InputState::Ended && self.in_flight.is_none() && self.policy.is_idle() {
+                return Ok(());
+            }
+            let reading = input == InputState::Open
+                && self.backlog_seconds() < self.settings.max_lead_seconds;
+            tokio::select! {
+                message = inbound.next(), if reading => {
+                    input = self.on_message(message, out).await?;
+                }
+                result = next_result(&mut self.in_flight), if self.in_flight.is_some() => {
+                    self.on_result(result);
+                }
+                _ = shutdown.changed(), if input == InputState::Open => {
+                    if *shutdown.borrow() {
+                        input = self.end_of_input()?;
+                    }
+                }
+                _ = out.tx.closed() => return Ok(()),
+            }
+        }
+    }
+
+    async fn on_message(
+        &mut self,
+        message: Option<Result<StreamingRecognizeRequest, Status>>,
+        out: &mut Responder,
+    ) -> Result<InputState, ServiceError> {
+        let request = match message {
+            None => return self.end_of_input(),
+            Some(Err(status)) if status.code() == tonic::Code::OutOfRange => {
+                return Err(ServiceError::MessageTooLarge(status.message().to_string()));
+            }
+            // Client reset or transport error: nobody is listening any more.
+            Some(Err(_)) => return Ok(InputState::Ended),
+            Some(Ok(r)) => r.request,
+        };
+        match request {
+            Some(Request::Audio(chunk)) => {
+                let samples = self.decoder.push(&chunk.data)?;
+                self.policy.push_audio(&samples);
+                self.last_sequence = chunk.sequence;
+                self.check_overrun()?;
+                if self.policy.stream_seconds() - self.acked_at_seconds >= ACK_EVERY_SECONDS {
+                    self.send_ack(out).await;
+                }
+                Ok(InputState::Open)
+            }
+            Some(Request::Control(control)) => match control.action {
+                Some(Action::Finalize(_)) => {
+                    self.policy.finalize();
+                    Ok(InputState::Open)
+                }
+                Some(Action::KeepAlive(_)) => Ok(InputState::Open),
+                Some(Action::EndOfStream(_)) => self.end_of_input(),
+                None => Err(invalid("control message without an action")),
+            },
+            Some(Request::Config(_)) => Err(invalid(
+                "config may be sent only once, as the first message of the stream",
+            )),
+            None => Err(invalid("empty request message")),
+        }
+    }
+
+    /// No more audio: flush the decoder and finalize the open utterance.
+    fn end_of_input(&mut self) -> Result<InputState, ServiceError> {
+        let tail = self.decoder.finish()?;
+        self.policy.push_audio(&tail);
+        self.policy.finalize();
+        Ok(InputState::Ended)
+    }
+
+    /// A client that outruns backpressure (a single message far beyond the lead) is refused.
+    fn check_overrun(&self) -> Result<(), ServiceError> {
+        let backlog = self.backlog_seconds();
+        let limit = self.settings.max_lead_seconds;
+        if backlog > 2.0 * limit {
+            return Err(ServiceError::Overrun {
+                backlog_seconds: backlog,
+                limit_seconds: limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// Audio received but not yet covered by a transcription result.
+    fn backlog_seconds(&self) -> f64 {
+        let buffered = self.policy.buffered_seconds();
+        if buffered == 0.0 {
+            return 0.0;
+        }
+        let stream = self.policy.stream_seconds();
+        let utterance_start = stream - buffered;
+        stream - self.processed_seconds.max(utterance_start)
+    }
+
+    async fn send_ack(&mut self, out: &mut Responder) {
+        self.acked_at_seconds = self.policy.stream_seconds();
+        let ack = AudioAck {
+            sequence: self.last_sequence,
+            processed_seconds: self.processed_seconds,
+            backlog_seconds: self.backlog_seconds(),
+        };
+        out.send(Event::AudioAck(ack)).await;
+    }
+
+    fn on_result(&mut self, result: Result<Transcript, ServiceError>) {
+        let (request, _, started) = self.in_flight.take().expect("a job was in flight");
+        let latency = started.elapsed().as_secs_f64();
+        self.policy
+            .report_load(latency > self.policy.chunk_seconds());
+        match result {
+            Ok(transcript) => {
+                self.processed_seconds = self
+                    .processed_seconds
+                    .max(request.audio_start_seconds + request.duration_seconds());
+                if !transcript.language.is_empty() {
+                    self.language = transcript.language.clone();
+                }
+                self.policy
+                    .submit(request.request_id, hypothesis(&transcript));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "transcription failed; the session goes on");
+                self.policy.fail(request.request_id);
+            }
+        }
+    }
+
+    /// Sends what the policy produced and starts the next job. False when the client is gone.
+    async fn drain_policy(&mut self, out: &mut Responder) -> Result<bool, ServiceError> {
+        while let Some(output) = self.policy.poll() {
+            let sent = match output {
+                Output::Transcribe(request) => {
+                    self.pending.push_back(request);
+                    true
+                }
+                Output::Update(update) => {
+                    if update.is_final {
+                        self.finals += 1;
+                    }
+                    if update.is_final || self.settings.interim_results {
+                        out.send(Event::Transcript(self.update(update))).await
+                    } else {
+                        true
+                    }
+                }
+                Output::Speech(event) => out.send(Event::Speech(speech(event))).await,
+            };
+            if !sent {
+                return Ok(false);
+            }
+        }
+        self.start_next_job()?;
+        Ok(true)
+    }
+
+    fn start_next_job(&mut self) -> Result<(), ServiceError> {
+        if self.in_flight.is_some() {
+            return Ok(());
+        }
+        let Some(request) = self.pending.pop_front() else {
+            return Ok(());
+        };
+        let options = JobOptions {
+            prompt: join_prompt(self.settings.job.prompt.as_deref(), &request.prompt),
+            word_timestamps: true,
+            trim_encoder: true,
+            ..self.settings.job.clone()
+        };
+        match self
+            .state
+            .engine
+            .submit(Arc::from(request.audio.as_slice()), &options)
+        {
+            Ok(handle) => {
+                self.in_flight = Some((request, handle, Instant::now()));
+                Ok(())
+            }
+            Err(crate::engine::EngineError::Saturated { .. }) => {
+                // Skip this interim update; the next request covers its audio. A final one
+                // fails its utterance with the last hypothesis committed.
+                self.policy.report_load(true);
+                self.policy.fail(request.request_id);
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn update(&self, update: TranscriptUpdate) -> proto::TranscriptUpdate {
+        let words = if self.settings.job.word_timestamps {
+            update.words.iter().map(word).collect()
+        } else {
+            Vec::new()
+        };
+        proto::TranscriptUpdate {
+            utterance_id: update.utterance_id,
+            revision: update.revision as u32,
+            committed_delta: update.committed_delta,
+            committed: update.committed,
+            tentative: update.tentative,
+            is_final: update.is_final,
+            stability: update.stability,
+            words,
+            start: update.start_seconds,
+            end: update.end_seconds,
+            language: self.language.clone(),
+        }
+    }
+
+    fn single_utterance_done(&self) -> bool {
+        self.settings.single_utterance && self.finals > 0
+    }
+}
+
+async fn next_result(
+    in_flight: &mut Option<(TranscriptionRequest, JobHandle, Instant)>,
+) -> Result<Transcript, ServiceError> {
+    let (_, handle, _) = in_flight.as_mut().expect("guarded by is_some");
+    loop {
+        match handle.next().await {
+            Some(crate::engine::JobEvent::Window(_)) => continue,
+            Some(crate::engine::JobEvent::Done(t)) => return Ok(t),
+            Some(crate::engine::JobEvent::Failed(e)) => return Err(e.into()),
+            None => return Err(crate::engine::EngineError::ShuttingDown.into()),
+        }
+    }
+}
+
+/// The model's transcript of a request as the policy's hypothesis (times relative to the
+/// request audio, as the engine reports them).
+fn hypothesis(transcript: &Transcript) -> Hypothesis {
+    let words = transcript
+        .segments
+        .iter()
+        .flat_map(|s| s.words.iter())
+        .map(|w| TimedWord {
+            text: w.word.clone(),
+            start: w.start,
+            end: w.end,
+            probability: w.probability,
+        })
+        .collect();
+    Hypothesis {
+        words,
+        segment_ends: transcript.segments.iter().map(|s| s.end).collect(),
+    }
+}
+
+fn join_prompt(configured: Option<&str>, committed: &str) -> Option<String> {
+    let joined = match configured {
+        Some(c) if !committed.is_empty() => format!("{c} {committed}"),
+        Some(c) => c.to_string(),
+        None => committed.to_string(),
+    };
+    Some(joined.trim().to_string()).filter(|p| !p.is_empty())
+}
+
+fn word(w: &TimedWord) -> proto::Word {
+    proto::Word {
+        word: w.text.clone(),
+        start: w.start,
+        end: w.end,
+        probability: w.probability,
+    }
+}
+
+fn speech(event: SpeechEvent) -> proto::SpeechEvent {
+    match event {
+        SpeechEvent::Started {
+            utterance_id,
+            at_seconds,
+        } => proto::SpeechEvent {
+            kind: Kind::SpeechStarted as i32,
+            time: at_seconds,
+            utterance_id,
+        },
+        SpeechEvent::Ended {
+            utterance_id,
+            at_seconds,
+        } => proto::SpeechEvent {
+            kind: Kind::EndOfUtterance as i32,
+            time: at_seconds,
+            utterance_id,
+        },
+    }
+}

@@ -1,0 +1,203 @@
+//! Service-mesh and browser access: health, reflection and grpc-web over HTTP/1.1.
+
+mod support;
+
+use std::time::Duration;
+
+use hearken::engine::EngineConfig;
+use hearken::grpc::proto::streaming_recognize_response::Event;
+use hearken::grpc::proto::{
+    ListModelsRequest, ListModelsResponse, RecognizeRequest, RecognizeResponse,
+    StreamingRecognizeResponse,
+};
+use hearken::grpc::{Limits, SERVICE_NAME, ServerOptions};
+use hearken::model::whisper::WhisperModel;
+use hearken::server::{RunningServer, ServeConfig};
+use prost::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_stream::StreamExt;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+async fn start() -> RunningServer {
+    let model = WhisperModel::load(&support::default_model_dir(), &candle_core::Device::Cpu)
+        .expect("load model");
+    let config = ServeConfig {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        model_id: "tiny.en".into(),
+        device: "cpu".into(),
+        engine: EngineConfig::default(),
+        limits: Limits::default(),
+        transport: ServerOptions::default(),
+        shutdown_grace: Duration::from_secs(30),
+    };
+    RunningServer::start(model, config)
+        .await
+        .expect("server starts")
+}
+
+/// One grpc-web call over plain HTTP/1.1: returns the data frames and the trailer text.
+async fn grpc_web_call(
+    server: &RunningServer,
+    method: &str,
+    message: &[u8],
+) -> (Vec<Vec<u8>>, String) {
+    let mut body = vec![0u8];
+    body.extend((message.len() as u32).to_be_bytes());
+    body.extend_from_slice(message);
+    let mut stream = tokio::net::TcpStream::connect(server.grpc_addr)
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /hearken.speech.v1.Speech/{method} HTTP/1.1\r\nHost: localhost\r\n\
+         Content-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\n\
+         Origin: http://example.test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP head");
+    let headers = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    assert!(headers.starts_with("http/1.1 200"), "{headers}");
+    assert!(
+        headers.contains("content-type: application/grpc-web"),
+        "{headers}"
+    );
+    assert!(
+        headers.contains("access-control-allow-origin: http://example.test"),
+        "{headers}"
+    );
+    let mut payload = raw[split + 4..].to_vec();
+    if headers.contains("transfer-encoding: chunked") {
+        payload = dechunk(&payload);
+    }
+    let (mut frames, mut trailers) = (Vec::new(), String::new());
+    let mut rest = payload.as_slice();
+    while rest.len() >= 5 {
+        let flag = rest[0];
+        let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        let frame = &rest[5..5 + len];
+        if flag & 0x80 != 0 {
+            trailers = String::from_utf8_lossy(frame).to_string();
+        } else {
+            frames.push(frame.to_vec());
+        }
+        rest = &rest[5 + len..];
+    }
+    (frames, trailers)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16)
+                .unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[line_end + 2..line_end + 2 + size]);
+        data = &data[line_end + 2 + size + 2..];
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_web_unary_and_server_streaming_calls_work_over_http1() {
+    let server = start().await;
+    let (frames, trailers) =
+        grpc_web_call(&server, "ListModels", &ListModelsRequest {}.encode_to_vec()).await;
+    assert!(trailers.contains("grpc-status:0"), "{trailers}");
+    let models = ListModelsResponse::decode(frames[0].as_slice()).unwrap();
+    assert!(models.models.iter().any(|m| m.id == "tiny.en" && m.loaded));
+
+    let (clip, _) = support::clip("jfk");
+    let wav = std::fs::read(&clip.file).unwrap();
+    let request = RecognizeRequest {
+        config: None,
+        audio: wav,
+    };
+    let (frames, trailers) = grpc_web_call(&server, "Recognize", &request.encode_to_vec()).await;
+    assert!(trailers.contains("grpc-status:0"), "{trailers}");
+    let unary = RecognizeResponse::decode(frames[0].as_slice()).unwrap();
+    let wer = hearken::eval::english_wer(&clip.text, &unary.text).wer();
+    assert!(wer <= 0.15, "{:?}", unary.text);
+
+    let (frames, trailers) =
+        grpc_web_call(&server, "RecognizeStream", &request.encode_to_vec()).await;
+    assert!(trailers.contains("grpc-status:0"), "{trailers}");
+    let events: Vec<StreamingRecognizeResponse> = frames
+        .iter()
+        .map(|f| StreamingRecognizeResponse::decode(f.as_slice()).unwrap())
+        .collect();
+    assert!(matches!(events[0].event, Some(Event::SessionStarted(_))));
+    let streamed: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Some(Event::Transcript(t)) => Some(t.committed.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        streamed.join(" "),
+        unary.text,
+        "grpc-web stream and unary disagree"
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_reflection_answer_for_the_mesh() {
+    let server = start().await;
+    let url = format!("http://{}", server.grpc_addr);
+    let channel = tonic::transport::Channel::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel.clone());
+    for service in ["", SERVICE_NAME] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "service {service:?}");
+    }
+
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.next().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection answer");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(names.iter().any(|n| n == SERVICE_NAME), "{names:?}");
+    assert!(
+        names.iter().any(|n| n == "grpc.health.v1.Health"),
+        "{names:?}"
+    );
+
+    server.shutdown().await.unwrap();
+}

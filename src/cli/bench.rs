@@ -14,6 +14,8 @@ use super::load::ModelArgs;
 pub(super) enum BenchCommand {
     /// Whole-file transcription of the corpus.
     Offline(OfflineArgs),
+    /// Concurrent gRPC streaming sessions: latency, batch size and streamed WER.
+    Stream(super::bench_stream::StreamArgs),
 }
 
 /// Arguments of `hearken bench offline`.
@@ -34,6 +36,7 @@ pub(super) struct OfflineArgs {
 pub(super) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Offline(args) => offline(args),
+        BenchCommand::Stream(args) => super::bench_stream::stream(args),
     }
 }
 

@@ -4,6 +4,7 @@
 //! logic lives in the library so the servers reuse it.
 
 mod bench;
+mod bench_stream;
 mod corpus_run;
 mod load;
 mod models;

@@ -1,0 +1,247 @@
+//! `hearken bench stream`: N concurrent gRPC streaming sessions against an in-process server,
+//! each sending corpus clips in 100 ms LINEAR16 frames; prints time to first interim, final
+//! latency after the end of audio (p50/p95), mean batch size and streamed WER, per N.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use tokio_stream::StreamExt;
+
+use super::corpus_run::{CorpusArgs, LoadedClip};
+use super::load::ModelArgs;
+use crate::engine::EngineConfig;
+use crate::eval::{WerCounts, english_wer};
+use crate::grpc::proto::speech_client::SpeechClient;
+use crate::grpc::proto::streaming_recognize_request::Request;
+use crate::grpc::proto::streaming_recognize_response::Event;
+use crate::grpc::proto::{AudioChunk, AudioEncoding, RecognitionConfig, StreamingRecognizeRequest};
+use crate::grpc::{Limits, ServerOptions};
+use crate::server::{RunningServer, ServeConfig};
+
+/// Frame length sent by each simulated client.
+const FRAME_SECONDS: f64 = 0.1;
+/// The latency goal a session count must meet to count as sustained.
+const P95_FINAL_GOAL: Duration = Duration::from_secs(2);
+
+/// Arguments of `hearken bench stream`.
+#[derive(Debug, Args)]
+pub(super) struct StreamArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    corpus: CorpusArgs,
+    /// Concurrent sessions to measure, one round per value.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    sessions: Vec<usize>,
+    /// Send audio at real-time pace (otherwise as fast as backpressure allows).
+    #[arg(long)]
+    realtime: bool,
+    /// Clips each session streams, one after another.
+    #[arg(long, default_value_t = 2)]
+    clips_per_session: usize,
+    /// Most windows per model call.
+    #[arg(long, default_value_t = 8)]
+    max_batch: usize,
+}
+
+/// What one streamed clip measured.
+#[derive(Debug, Clone)]
+struct ClipResult {
+    first_interim: Option<Duration>,
+    final_latency: Duration,
+    counts: WerCounts,
+}
+
+pub(super) fn stream(args: StreamArgs) -> anyhow::Result<()> {
+    let model = args.model.load()?;
+    let clips = Arc::new(args.corpus.load()?);
+    anyhow::ensure!(!clips.is_empty(), "no clips selected");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let config = ServeConfig {
+            grpc_addr: "127.0.0.1:0".parse()?,
+            model_id: args.model.id(),
+            device: args.model.device.to_string(),
+            engine: EngineConfig {
+                max_batch: args.max_batch,
+                ..EngineConfig::default()
+            },
+            limits: Limits::default(),
+            transport: ServerOptions::default(),
+            shutdown_grace: Duration::from_secs(5),
+        };
+        let server = RunningServer::start(model, config).await?;
+        println!(
+            "hearken bench stream: model {}, {} clips, {} pace, max batch {}",
+            args.model.model,
+            clips.len(),
+            if args.realtime { "real-time" } else { "fast" },
+            args.max_batch
+        );
+        println!(
+            "{:>8} {:>7} {:>14} {:>14} {:>14} {:>10} {:>8}",
+            "sessions", "clips", "first int p50", "final p50", "final p95", "mean batch", "WER"
+        );
+        let mut sustained = None;
+        for &n in &args.sessions {
+            let before = server.engine.stats();
+            let results = round(&server, &clips, n, args.clips_per_session, args.realtime).await?;
+            let after = server.engine.stats();
+            let batches = after.batches - before.batches;
+            let mean_batch = if batches == 0 {
+                0.0
+            } else {
+                (after.rows - before.rows) as f64 / batches as f64
+            };
+            let mut interims: Vec<Duration> =
+                results.iter().filter_map(|r| r.first_interim).collect();
+            let mut finals: Vec<Duration> = results.iter().map(|r| r.final_latency).collect();
+            let total = results
+                .iter()
+                .fold(WerCounts::default(), |acc, r| acc + r.counts);
+            let p95 = percentile(&mut finals, 0.95);
+            println!(
+                "{:>8} {:>7} {:>14} {:>14} {:>14} {:>10.2} {:>7.2}%",
+                n,
+                results.len(),
+                fmt(percentile(&mut interims, 0.5)),
+                fmt(percentile(&mut finals, 0.5)),
+                fmt(p95),
+                mean_batch,
+                100.0 * total.wer()
+            );
+            if p95.is_some_and(|p| p <= P95_FINAL_GOAL) {
+                sustained = Some(n);
+            }
+        }
+        match sustained {
+            Some(n) => println!("largest N with p95 final latency <= 2 s: {n}"),
+            None => println!("no measured N kept p95 final latency <= 2 s"),
+        }
+        server.shutdown().await
+    })
+}
+
+/// `n` sessions, each streaming `per_session` clips in turn.
+async fn round(
+    server: &RunningServer,
+    clips: &Arc<Vec<LoadedClip>>,
+    n: usize,
+    per_session: usize,
+    realtime: bool,
+) -> anyhow::Result<Vec<ClipResult>> {
+    let client = SpeechClient::connect(format!("http://{}", server.grpc_addr))
+        .await?
+        .max_decoding_message_size(64 << 20);
+    let mut tasks = Vec::new();
+    for session in 0..n {
+        let (mut client, clips) = (client.clone(), Arc::clone(clips));
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            for k in 0..per_session {
+                let clip = &clips[(session + k * n) % clips.len()];
+                out.push(stream_clip(&mut client, clip, realtime).await?);
+            }
+            anyhow::Ok(out)
+        }));
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.extend(task.await.context("session task")??);
+    }
+    Ok(results)
+}
+
+async fn stream_clip(
+    client: &mut SpeechClient<tonic::transport::Channel>,
+    clip: &LoadedClip,
+    realtime: bool,
+) -> anyhow::Result<ClipResult> {
+    let frames: Vec<Vec<u8>> = clip
+        .samples
+        .chunks((FRAME_SECONDS * 16_000.0) as usize)
+        .map(pcm16)
+        .collect();
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let audio_done = Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let started = Instant::now();
+    let sender_done = Arc::clone(&audio_done);
+    tokio::spawn(async move {
+        let config = RecognitionConfig {
+            encoding: AudioEncoding::Linear16 as i32,
+            sample_rate_hertz: 16_000,
+            interim_results: true,
+            ..Default::default()
+        };
+        let _ = tx
+            .send(StreamingRecognizeRequest {
+                request: Some(Request::Config(config)),
+            })
+            .await;
+        for (i, data) in frames.into_iter().enumerate() {
+            if realtime {
+                let due = started + Duration::from_secs_f64(FRAME_SECONDS * (i + 1) as f64);
+                tokio::time::sleep_until(due.into()).await;
+            }
+            let chunk = AudioChunk {
+                data,
+                sequence: i as u64 + 1,
+            };
+            let request = StreamingRecognizeRequest {
+                request: Some(Request::Audio(chunk)),
+            };
+            if tx.send(request).await.is_err() {
+                return;
+            }
+        }
+        *sender_done.lock().expect("lock") = Some(Instant::now());
+    });
+    let mut responses = client
+        .streaming_recognize(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    let (mut first_interim, mut finals, mut last_final) = (None, Vec::new(), started);
+    while let Some(response) = responses.next().await {
+        if let Some(Event::Transcript(t)) = response?.event {
+            let text = format!("{}{}", t.committed, t.tentative);
+            if first_interim.is_none() && !t.is_final && !text.trim().is_empty() {
+                first_interim = Some(started.elapsed());
+            }
+            if t.is_final {
+                finals.push(t.committed.trim().to_string());
+                last_final = Instant::now();
+            }
+        }
+    }
+    let audio_end = audio_done.lock().expect("lock").unwrap_or(started);
+    Ok(ClipResult {
+        first_interim,
+        final_latency: last_final.saturating_duration_since(audio_end),
+        counts: english_wer(&clip.clip.text, &finals.join(" ")),
+    })
+}
+
+fn pcm16(samples: &[f32]) -> Vec<u8> {
+    samples
+        .iter()
+        .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes())
+        .collect()
+}
+
+fn percentile(values: &mut [Duration], q: f64) -> Option<Duration> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort();
+    let index = ((values.len() - 1) as f64 * q).round() as usize;
+    Some(values[index])
+}
+
+fn fmt(d: Option<Duration>) -> String {
+    d.map_or("-".into(), |d| format!("{:.2} s", d.as_secs_f64()))
+}

@@ -201,3 +201,73 @@ async fn health_and_reflection_answer_for_the_mesh() {
 
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_gives_live_streams_their_finals() {
+    use hearken::grpc::proto::streaming_recognize_request::Request;
+    use hearken::grpc::proto::{
+        AudioChunk, AudioEncoding, RecognitionConfig, StreamingRecognizeRequest,
+    };
+
+    let server = start().await;
+    let (clip, samples) = support::clip("jfk");
+    let mut client = hearken::grpc::proto::speech_client::SpeechClient::connect(format!(
+        "http://{}",
+        server.grpc_addr
+    ))
+    .await
+    .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    let config = RecognitionConfig {
+        encoding: AudioEncoding::Linear16 as i32,
+        sample_rate_hertz: 16_000,
+        ..Default::default()
+    };
+    tx.send(StreamingRecognizeRequest {
+        request: Some(Request::Config(config)),
+    })
+    .await
+    .unwrap();
+    // The first 4 s ("And so my fellow Americans"), then the client keeps the stream open.
+    let pcm: Vec<u8> = samples[..64_000]
+        .iter()
+        .flat_map(|s| ((s * 32767.0) as i16).to_le_bytes())
+        .collect();
+    for (i, chunk) in pcm.chunks(3200).enumerate() {
+        let audio = AudioChunk {
+            data: chunk.to_vec(),
+            sequence: i as u64 + 1,
+        };
+        tx.send(StreamingRecognizeRequest {
+            request: Some(Request::Audio(audio)),
+        })
+        .await
+        .unwrap();
+    }
+    let mut responses = client
+        .streaming_recognize(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(matches!(
+        responses.next().await.unwrap().unwrap().event,
+        Some(Event::SessionStarted(_))
+    ));
+    let stopping = tokio::spawn(server.shutdown());
+    let mut finals = Vec::new();
+    while let Some(response) = responses.next().await {
+        if let Some(Event::Transcript(t)) = response.expect("stream ends cleanly").event
+            && t.is_final
+        {
+            finals.push(t.committed);
+        }
+    }
+    stopping.await.unwrap().unwrap();
+    let text = finals.join(" ").to_lowercase();
+    assert!(
+        text.contains("fellow americans"),
+        "finals on shutdown: {finals:?} ({})",
+        clip.id
+    );
+    drop(tx);
+}

@@ -38,9 +38,10 @@ pub(super) struct StreamArgs {
     /// Send audio at real-time pace (otherwise as fast as backpressure allows).
     #[arg(long)]
     realtime: bool,
-    /// Clips each session streams, one after another.
-    #[arg(long, default_value_t = 2)]
-    clips_per_session: usize,
+    /// Most clips each session streams, one after another (default: the sessions share the
+    /// corpus, each clip streamed once).
+    #[arg(long)]
+    clips_per_session: Option<usize>,
     /// Most windows per model call.
     #[arg(long, default_value_t = 8)]
     max_batch: usize,
@@ -132,7 +133,7 @@ async fn round(
     server: &RunningServer,
     clips: &Arc<Vec<LoadedClip>>,
     n: usize,
-    per_session: usize,
+    per_session: Option<usize>,
     realtime: bool,
 ) -> anyhow::Result<Vec<ClipResult>> {
     let client = SpeechClient::connect(format!("http://{}", server.grpc_addr))
@@ -143,8 +144,15 @@ async fn round(
         let (mut client, clips) = (client.clone(), Arc::clone(clips));
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
-            for k in 0..per_session {
-                let clip = &clips[(session + k * n) % clips.len()];
+            let turns = per_session
+                .unwrap_or_else(|| clips.len().div_ceil(n))
+                .max(1);
+            for k in 0..turns {
+                let index = session + k * n;
+                if per_session.is_none() && index >= clips.len() {
+                    break;
+                }
+                let clip = &clips[index % clips.len()];
                 out.push(stream_clip(&mut client, clip, realtime).await?);
             }
             anyhow::Ok(out)

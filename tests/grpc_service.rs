@@ -336,6 +336,26 @@ async fn recognize_returns_the_whole_transcript_and_cancel_empties_the_queue() {
         response.segments
     );
 
+    // One message holding far more speech than max_lead_seconds (30 s) lets: refused.
+    let flood: Vec<f32> = samples.iter().copied().cycle().take(16_000 * 70).collect();
+    let overrun = stream_status(
+        &mut client,
+        vec![
+            config_message(linear16_config()),
+            audio_message(pcm16(&flood), 1),
+        ],
+    )
+    .await;
+    assert_eq!(
+        overrun.code(),
+        tonic::Code::ResourceExhausted,
+        "{overrun:?}"
+    );
+    assert!(
+        overrun.message().contains("max_lead_seconds"),
+        "{overrun:?}"
+    );
+
     // Queue many long requests, then drop them: the queue must empty at once.
     let long: Vec<f32> = samples.iter().copied().cycle().take(16_000 * 120).collect();
     let audio = pcm16(&long);

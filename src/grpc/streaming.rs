@@ -100,6 +100,8 @@ struct Session<'a> {
     last_sequence: u64,
     acked_at_seconds: f64,
     processed_seconds: f64,
+    /// Stream time up to which the session was idle (silence, or everything transcribed).
+    idle_until: f64,
     language: String,
     finals: usize,
 }
@@ -140,6 +142,7 @@ async fn run(
         last_sequence: 0,
         acked_at_seconds: 0.0,
         processed_seconds: 0.0,
+        idle_until: 0.0,
         finals: 0,
     };
     session.serve(inbound, out).await
@@ -228,6 +231,9 @@ impl Session<'_> {
         match request {
             Some(Request::Audio(chunk)) => {
                 let samples = self.decoder.push(&chunk.data)?;
+                if self.is_idle() {
+                    self.idle_until = self.policy.stream_seconds();
+                }
                 self.policy.push_audio(&samples);
                 self.last_sequence = chunk.sequence;
                 self.check_overrun()?;
@@ -273,15 +279,19 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Audio received but not yet covered by a transcription result.
+    /// Nothing open, queued or running: all audio so far is handled (or was silence).
+    fn is_idle(&self) -> bool {
+        self.policy.is_idle() && self.in_flight.is_none() && self.pending.is_empty()
+    }
+
+    /// Audio received but not yet covered by a transcription result (silence before the
+    /// current speech does not count).
     fn backlog_seconds(&self) -> f64 {
-        let buffered = self.policy.buffered_seconds();
-        if buffered == 0.0 {
+        if self.is_idle() {
             return 0.0;
         }
         let stream = self.policy.stream_seconds();
-        let utterance_start = stream - buffered;
-        stream - self.processed_seconds.max(utterance_start)
+        stream - self.processed_seconds.max(self.idle_until).min(stream)
     }
 
     async fn send_ack(&mut self, out: &mut Responder) {

@@ -229,10 +229,7 @@ async fn shutdown_gives_live_streams_their_finals() {
     .await
     .unwrap();
     // The first 4 s ("And so my fellow Americans"), then the client keeps the stream open.
-    let pcm: Vec<u8> = samples[..64_000]
-        .iter()
-        .flat_map(|s| ((s * 32767.0) as i16).to_le_bytes())
-        .collect();
+    let pcm = hearken::audio::f32_to_pcm16le(&samples[..64_000]);
     for (i, chunk) in pcm.chunks(3200).enumerate() {
         let audio = AudioChunk {
             data: chunk.to_vec(),

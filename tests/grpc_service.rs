@@ -5,6 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use hearken::audio::f32_to_pcm16le;
 use hearken::engine::EngineConfig;
 use hearken::eval::english_wer;
 use hearken::grpc::proto::control::Action;
@@ -47,13 +48,6 @@ async fn client(server: &RunningServer) -> SpeechClient<Channel> {
         .expect("connect")
 }
 
-fn pcm16(samples: &[f32]) -> Vec<u8> {
-    samples
-        .iter()
-        .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes())
-        .collect()
-}
-
 fn linear16_config() -> RecognitionConfig {
     RecognitionConfig {
         encoding: AudioEncoding::Linear16 as i32,
@@ -81,7 +75,7 @@ fn paced_frames(
     samples: Vec<f32>,
     pace: f64,
 ) -> impl tokio_stream::Stream<Item = StreamingRecognizeRequest> {
-    let frames: Vec<Vec<u8>> = samples.chunks(1600).map(pcm16).collect();
+    let frames: Vec<Vec<u8>> = samples.chunks(1600).map(f32_to_pcm16le).collect();
     let period = Duration::from_secs_f64(0.1 / pace);
     async_stream(frames, period)
 }
@@ -323,7 +317,7 @@ async fn recognize_returns_the_whole_transcript_and_cancel_empties_the_queue() {
     let response = client
         .recognize(RecognizeRequest {
             config: Some(config.clone()),
-            audio: pcm16(&samples),
+            audio: f32_to_pcm16le(&samples),
         })
         .await
         .unwrap()
@@ -342,7 +336,7 @@ async fn recognize_returns_the_whole_transcript_and_cancel_empties_the_queue() {
         &mut client,
         vec![
             config_message(linear16_config()),
-            audio_message(pcm16(&flood), 1),
+            audio_message(f32_to_pcm16le(&flood), 1),
         ],
     )
     .await;
@@ -358,7 +352,7 @@ async fn recognize_returns_the_whole_transcript_and_cancel_empties_the_queue() {
 
     // Queue many long requests, then drop them: the queue must empty at once.
     let long: Vec<f32> = samples.iter().copied().cycle().take(16_000 * 120).collect();
-    let audio = pcm16(&long);
+    let audio = f32_to_pcm16le(&long);
     let mut calls = Vec::new();
     for _ in 0..6 {
         let mut c = client.clone();

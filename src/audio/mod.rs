@@ -18,7 +18,10 @@ pub mod stream;
 use std::path::PathBuf;
 
 pub use decode::{DecodedAudio, decode_bytes, decode_file, load_file};
-pub use pcm::{alaw_to_f32, downmix_interleaved, f32le_bytes_to_f32, mulaw_to_f32, pcm16le_to_f32};
+pub use pcm::{
+    alaw_to_f32, downmix_interleaved, f32_to_pcm16le, f32le_bytes_to_f32, mulaw_to_f32,
+    pcm16le_to_f32,
+};
 pub use resample::resample;
 pub use stream::{MAX_CONTAINER_BYTES, StreamDecoder, StreamEncoding};
 

@@ -22,6 +22,15 @@ pub fn pcm16le_to_f32(bytes: &[u8]) -> Result<Vec<f32>, AudioError> {
         .collect())
 }
 
+/// Encodes samples as little-endian signed 16-bit PCM, clipping to full scale: what a
+/// streaming client sends as LINEAR16 (the benchmark and tests use it).
+pub fn f32_to_pcm16le(samples: &[f32]) -> Vec<u8> {
+    samples
+        .iter()
+        .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32_767.0).round() as i16).to_le_bytes())
+        .collect()
+}
+
 /// Converts little-endian IEEE `f32` bytes to samples; the length must be a multiple of 4.
 pub fn f32le_bytes_to_f32(bytes: &[u8]) -> Result<Vec<f32>, AudioError> {
     check_width(bytes, 4, "pcm_f32le")?;

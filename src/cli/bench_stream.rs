@@ -11,6 +11,7 @@ use tokio_stream::StreamExt;
 
 use super::corpus_run::{CorpusArgs, LoadedClip};
 use super::load::ModelArgs;
+use crate::audio::f32_to_pcm16le;
 use crate::engine::EngineConfig;
 use crate::eval::{WerCounts, english_wer};
 use crate::grpc::proto::speech_client::SpeechClient;
@@ -173,7 +174,7 @@ async fn stream_clip(
     let frames: Vec<Vec<u8>> = clip
         .samples
         .chunks((FRAME_SECONDS * 16_000.0) as usize)
-        .map(pcm16)
+        .map(f32_to_pcm16le)
         .collect();
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let audio_done = Arc::new(std::sync::Mutex::new(None::<Instant>));
@@ -232,13 +233,6 @@ async fn stream_clip(
         final_latency: last_final.saturating_duration_since(audio_end),
         counts: english_wer(&clip.clip.text, &finals.join(" ")),
     })
-}
-
-fn pcm16(samples: &[f32]) -> Vec<u8> {
-    samples
-        .iter()
-        .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes())
-        .collect()
 }
 
 fn percentile(values: &mut [Duration], q: f64) -> Option<Duration> {

@@ -81,7 +81,7 @@ impl JobHandle {
     }
 
     /// Waits for the whole transcript, skipping window updates.
-    pub async fn finish(mut self) -> Result<Transcript, EngineError> {
+    pub async fn transcript(&mut self) -> Result<Transcript, EngineError> {
         while let Some(event) = self.next().await {
             match event {
                 JobEvent::Window(_) => {}
@@ -92,16 +92,9 @@ impl JobHandle {
         Err(EngineError::ShuttingDown)
     }
 
-    /// Blocking variant of [`Self::finish`] for non-async callers.
-    pub fn finish_blocking(mut self) -> Result<Transcript, EngineError> {
-        while let Some(event) = self.events.blocking_recv() {
-            match event {
-                JobEvent::Window(_) => {}
-                JobEvent::Done(t) => return Ok(t),
-                JobEvent::Failed(e) => return Err(e),
-            }
-        }
-        Err(EngineError::ShuttingDown)
+    /// [`Self::transcript`], consuming the handle.
+    pub async fn finish(mut self) -> Result<Transcript, EngineError> {
+        self.transcript().await
     }
 }
 

@@ -20,7 +20,7 @@ pub use job::{JobEvent, JobHandle, JobOptions, WindowUpdate};
 pub use stats::EngineStats;
 
 use crate::model::whisper::WhisperModel;
-use crate::model::whisper::decode::{DecodeError, DecodeOptions};
+use crate::model::whisper::decode::{DecodeError, DecodeOptions, LongFormStream};
 use worker::{Shared, Worker};
 
 /// Errors of the engine layer.
@@ -113,22 +113,24 @@ impl Engine {
         samples: Arc<[f32]>,
         options: &JobOptions,
     ) -> Result<JobHandle, EngineError> {
-        let decode_options = options.decode_options(&self.shared.config.policy);
-        let stream = self
-            .model
-            .transcriber(1)
-            .start_stream(samples, &decode_options)
-            .map_err(EngineError::Rejected)?;
+        let stream = self.start_stream(samples, options)?;
         self.shared.enqueue(stream)
     }
 
     /// Checks `options` against the model (language, task) without queuing anything.
     pub fn validate(&self, options: &JobOptions) -> Result<(), EngineError> {
+        self.start_stream(Arc::from(Vec::new()), options).map(drop)
+    }
+
+    fn start_stream(
+        &self,
+        samples: Arc<[f32]>,
+        options: &JobOptions,
+    ) -> Result<LongFormStream, EngineError> {
         let decode_options = options.decode_options(&self.shared.config.policy);
         self.model
             .transcriber(1)
-            .start_stream(Arc::from(Vec::new()), &decode_options)
-            .map(drop)
+            .start_stream(samples, &decode_options)
             .map_err(EngineError::Rejected)
     }
 

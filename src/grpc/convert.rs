@@ -50,11 +50,16 @@ fn words(s: &Segment) -> Vec<proto::Word> {
         .collect()
 }
 
-/// A decoded segment of a whole-audio request as a final transcript update.
-pub(super) fn final_segment_update(s: &Segment, with_words: bool) -> TranscriptUpdate {
+/// A decoded segment of a whole-audio request as the final update of utterance `utterance_id`.
+pub(super) fn final_segment_update(
+    s: &Segment,
+    utterance_id: u64,
+    language: &str,
+    with_words: bool,
+) -> TranscriptUpdate {
     let text = s.text.trim().to_string();
     TranscriptUpdate {
-        utterance_id: 0,
+        utterance_id,
         revision: 1,
         committed_delta: text.clone(),
         committed: text,
@@ -64,6 +69,6 @@ pub(super) fn final_segment_update(s: &Segment, with_words: bool) -> TranscriptU
         words: if with_words { words(s) } else { Vec::new() },
         start: s.start,
         end: s.end,
-        language: String::new(),
+        language: language.to_string(),
     }
 }

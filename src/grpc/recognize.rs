@@ -14,7 +14,7 @@ use super::error::{ServiceError, invalid};
 use super::proto::streaming_recognize_response::Event;
 use super::proto::{
     RecognitionConfig, RecognizeRequest, RecognizeResponse, SessionStarted,
-    StreamingRecognizeResponse, TranscriptUpdate,
+    StreamingRecognizeResponse,
 };
 use super::service::ServiceState;
 use crate::audio::decode_bytes;
@@ -126,11 +126,12 @@ async fn forward_segments(
             Some(JobEvent::Window(update)) => {
                 for segment in &update.segments {
                     utterance_id += 1;
-                    let update = TranscriptUpdate {
+                    let update = convert::final_segment_update(
+                        segment,
                         utterance_id,
-                        language: update.language.clone(),
-                        ..convert::final_segment_update(segment, settings.job.word_timestamps)
-                    };
+                        &update.language,
+                        settings.job.word_timestamps,
+                    );
                     if tx
                         .send(Ok(respond(Event::Transcript(update))))
                         .await

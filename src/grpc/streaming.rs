@@ -258,9 +258,11 @@ impl Session<'_> {
         }
     }
 
-    /// No more audio: flush the decoder and finalize the open utterance.
+    /// No more audio: flush the decoder and finalize the open utterance. For container
+    /// encodings the flush decodes the whole upload, so it leaves the async worker's slot to
+    /// other tasks while it runs (the server's runtime is multi-threaded).
     fn end_of_input(&mut self) -> Result<InputState, ServiceError> {
-        let tail = self.decoder.finish()?;
+        let tail = tokio::task::block_in_place(|| self.decoder.finish())?;
         self.policy.push_audio(&tail);
         self.policy.finalize();
         Ok(InputState::Ended)
@@ -418,14 +420,7 @@ async fn next_result(
     in_flight: &mut Option<(TranscriptionRequest, JobHandle, Instant)>,
 ) -> Result<Transcript, ServiceError> {
     let (_, handle, _) = in_flight.as_mut().expect("guarded by is_some");
-    loop {
-        match handle.next().await {
-            Some(crate::engine::JobEvent::Window(_)) => continue,
-            Some(crate::engine::JobEvent::Done(t)) => return Ok(t),
-            Some(crate::engine::JobEvent::Failed(e)) => return Err(e.into()),
-            None => return Err(crate::engine::EngineError::ShuttingDown.into()),
-        }
-    }
+    Ok(handle.transcript().await?)
 }
 
 /// The model's transcript of a request as the policy's hypothesis (times relative to the
@@ -467,22 +462,19 @@ fn word(w: &TimedWord) -> proto::Word {
 }
 
 fn speech(event: SpeechEvent) -> proto::SpeechEvent {
-    match event {
+    let (kind, utterance_id, at_seconds) = match event {
         SpeechEvent::Started {
             utterance_id,
             at_seconds,
-        } => proto::SpeechEvent {
-            kind: Kind::SpeechStarted as i32,
-            time: at_seconds,
-            utterance_id,
-        },
+        } => (Kind::SpeechStarted, utterance_id, at_seconds),
         SpeechEvent::Ended {
             utterance_id,
             at_seconds,
-        } => proto::SpeechEvent {
-            kind: Kind::EndOfUtterance as i32,
-            time: at_seconds,
-            utterance_id,
-        },
+        } => (Kind::EndOfUtterance, utterance_id, at_seconds),
+    };
+    proto::SpeechEvent {
+        kind: kind as i32,
+        time: at_seconds,
+        utterance_id,
     }
 }

@@ -186,6 +186,22 @@ impl SessionConfig {
     }
 }
 
+/// Helpers shared by the policy's unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{Hypothesis, TimedWord};
+
+    /// `text` as words 0.5 s apart (0.4 s long) from relative time 0.
+    pub(crate) fn hyp(text: &str) -> Hypothesis {
+        Hypothesis::from_words(
+            text.split(' ')
+                .enumerate()
+                .map(|(i, t)| TimedWord::new(format!(" {t}"), 0.5 * i as f64, 0.5 * i as f64 + 0.4))
+                .collect(),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -151,6 +151,7 @@ fn absolute(words: &[TimedWord], request: InFlight) -> Vec<TimedWord> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::test_support::hyp;
 
     fn request(id: u64, start: f64, end: f64, is_final: bool) -> InFlight {
         InFlight {
@@ -159,16 +160,6 @@ mod tests {
             end_sample: (end * 16_000.0) as u64,
             is_final,
         }
-    }
-
-    /// `text` as words 0.5 s apart (0.4 s long) from relative time 0.
-    fn hyp(text: &str) -> Hypothesis {
-        Hypothesis::from_words(
-            text.split(' ')
-                .enumerate()
-                .map(|(i, t)| TimedWord::new(format!(" {t}"), 0.5 * i as f64, 0.5 * i as f64 + 0.4))
-                .collect(),
-        )
     }
 
     #[test]

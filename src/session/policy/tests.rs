@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::session::TimedWord;
+use crate::session::test_support::hyp;
 use crate::session::vad::tests::{noise, silence, tone};
 
 fn policy(vad: bool) -> SessionPolicy {
@@ -52,16 +53,6 @@ fn only_update(out: &[Output]) -> TranscriptUpdate {
     let u = updates(out);
     assert_eq!(u.len(), 1, "{out:?}");
     u.into_iter().next().unwrap()
-}
-
-/// `text` as words 0.5 s apart (0.4 s long) from relative time 0.
-fn hyp(text: &str) -> Hypothesis {
-    Hypothesis::from_words(
-        text.split(' ')
-            .enumerate()
-            .map(|(i, t)| TimedWord::new(format!(" {t}"), 0.5 * i as f64, 0.5 * i as f64 + 0.4))
-            .collect(),
-    )
 }
 
 /// A perfect recogniser: word `i` is " w{i}" at 0.05 + 0.5 i s (absolute), 0.35 s long; a

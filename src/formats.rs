@@ -23,6 +23,47 @@ pub enum ResponseFormat {
     Vtt,
 }
 
+impl ResponseFormat {
+    /// The format named as OpenAI's `response_format` field names it (`verbose_json`).
+    pub fn from_api_name(name: &str) -> Option<Self> {
+        <Self as clap::ValueEnum>::from_str(name, false).ok()
+    }
+
+    /// The media type of a body in this format, as OpenAI's API labels it.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Self::Json | Self::VerboseJson => "application/json",
+            Self::Text | Self::Srt | Self::Vtt => "text/plain; charset=utf-8",
+        }
+    }
+}
+
+/// What goes into a rendered transcript besides the transcript itself.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderOptions {
+    /// Transcribe or translate; named by `verbose_json`.
+    pub task: Task,
+    /// `verbose_json` carries `segments` (OpenAI's `segment` timestamp granularity).
+    pub segments: bool,
+    /// `verbose_json` carries a top-level `words` array (the `word` granularity); the transcript
+    /// must have been decoded with word timestamps.
+    pub words: bool,
+    /// `json` and `verbose_json` carry OpenAI's `usage` (seconds of audio billed); the CLI
+    /// leaves it out.
+    pub usage: bool,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        Self {
+            task: Task::Transcribe,
+            segments: true,
+            words: false,
+            usage: false,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct VerboseSegment<'a> {
     id: usize,
@@ -54,31 +95,74 @@ impl<'a> From<&'a Segment> for VerboseSegment<'a> {
     }
 }
 
+/// One entry of `verbose_json`'s `words`: OpenAI writes the word without Whisper's leading
+/// space.
+#[derive(Serialize)]
+struct VerboseWord<'a> {
+    word: &'a str,
+    start: f64,
+    end: f64,
+}
+
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// Renders a transcript in `format`. `task` only affects `verbose_json`.
-pub fn render(t: &Transcript, format: ResponseFormat, task: Task) -> String {
+/// Renders a transcript in `format`.
+pub fn render(t: &Transcript, format: ResponseFormat, options: &RenderOptions) -> String {
     match format {
         ResponseFormat::Text => format!("{}\n", t.text),
-        ResponseFormat::Json => serde_json::json!({ "text": t.text }).to_string(),
-        ResponseFormat::VerboseJson => verbose_json(t, task).to_string(),
+        ResponseFormat::Json => json(t, options).to_string(),
+        ResponseFormat::VerboseJson => verbose_json(t, options).to_string(),
         ResponseFormat::Srt => subtitles(t, Cue::Srt),
         ResponseFormat::Vtt => subtitles(t, Cue::Vtt),
     }
 }
 
+/// OpenAI's `json` body: the text, and `usage` when asked for.
+pub fn json(t: &Transcript, options: &RenderOptions) -> serde_json::Value {
+    let mut body = serde_json::json!({ "text": t.text });
+    if options.usage {
+        body["usage"] = usage(t.duration);
+    }
+    body
+}
+
 /// OpenAI's `verbose_json` body.
-pub fn verbose_json(t: &Transcript, task: Task) -> serde_json::Value {
-    let segments: Vec<VerboseSegment<'_>> = t.segments.iter().map(Into::into).collect();
-    serde_json::json!({
-        "task": match task { Task::Transcribe => "transcribe", Task::Translate => "translate" },
+pub fn verbose_json(t: &Transcript, options: &RenderOptions) -> serde_json::Value {
+    let mut body = serde_json::json!({
+        "task": match options.task { Task::Transcribe => "transcribe", Task::Translate => "translate" },
         "language": language_name(&t.language).unwrap_or(&t.language),
         "duration": round3(t.duration),
         "text": t.text,
-        "segments": segments,
-    })
+    });
+    if options.segments {
+        let segments: Vec<VerboseSegment<'_>> = t.segments.iter().map(Into::into).collect();
+        body["segments"] = serde_json::json!(segments);
+    }
+    if options.words {
+        let words: Vec<VerboseWord<'_>> = t
+            .segments
+            .iter()
+            .flat_map(|s| &s.words)
+            .map(|w| VerboseWord {
+                word: w.word.trim(),
+                start: round3(w.start),
+                end: round3(w.end),
+            })
+            .collect();
+        body["words"] = serde_json::json!(words);
+    }
+    if options.usage {
+        body["usage"] = usage(t.duration);
+    }
+    body
+}
+
+/// OpenAI's duration-based `usage` object; like OpenAI, it bills whole seconds, rounded up.
+pub fn usage(duration_seconds: f64) -> serde_json::Value {
+    let seconds = duration_seconds.max(0.0).ceil() as u64;
+    serde_json::json!({ "type": "duration", "seconds": seconds })
 }
 
 #[derive(Clone, Copy)]
@@ -120,6 +204,7 @@ fn timestamp(seconds: f64, sep: char) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::whisper::decode::Word;
 
     fn transcript() -> Transcript {
         let seg = |id, start, end, text: &str| Segment {
@@ -149,13 +234,14 @@ mod tests {
 
     #[test]
     fn srt_and_vtt_cues() {
-        let srt = render(&transcript(), ResponseFormat::Srt, Task::Transcribe);
+        let options = RenderOptions::default();
+        let srt = render(&transcript(), ResponseFormat::Srt, &options);
         assert!(
             srt.starts_with("1\n00:00:00,000 --> 00:00:01,500\nHello there.\n\n2\n"),
             "{srt}"
         );
         assert!(srt.contains("00:00:01,500 --> 01:01:01,250\nGeneral Kenobi."));
-        let vtt = render(&transcript(), ResponseFormat::Vtt, Task::Transcribe);
+        let vtt = render(&transcript(), ResponseFormat::Vtt, &options);
         assert!(
             vtt.starts_with("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHello there."),
             "{vtt}"
@@ -164,7 +250,7 @@ mod tests {
 
     #[test]
     fn verbose_json_has_openai_fields() {
-        let v = verbose_json(&transcript(), Task::Transcribe);
+        let v = verbose_json(&transcript(), &RenderOptions::default());
         assert_eq!(v["task"], "transcribe");
         assert_eq!(v["language"], "english");
         assert_eq!(v["segments"][1]["id"], 1);
@@ -181,15 +267,62 @@ mod tests {
         ] {
             assert!(v["segments"][0].get(key).is_some(), "missing {key}");
         }
+        assert!(v.get("words").is_none() && v.get("usage").is_none());
         let json: serde_json::Value = serde_json::from_str(&render(
             &transcript(),
             ResponseFormat::Json,
-            Task::Transcribe,
+            &RenderOptions::default(),
         ))
         .unwrap();
         assert_eq!(
             json,
             serde_json::json!({"text": "Hello there. General Kenobi."})
         );
+    }
+
+    #[test]
+    fn api_options_add_words_and_usage_and_can_drop_segments() {
+        let mut t = transcript();
+        t.segments[0].words = vec![Word {
+            word: " Hello".into(),
+            start: 0.1234,
+            end: 0.5,
+            probability: 0.9,
+        }];
+        let options = RenderOptions {
+            task: Task::Translate,
+            segments: false,
+            words: true,
+            usage: true,
+        };
+        let v = verbose_json(&t, &options);
+        assert_eq!(v["task"], "translate");
+        assert!(v.get("segments").is_none());
+        assert_eq!(
+            v["words"],
+            serde_json::json!([{"word": "Hello", "start": 0.123, "end": 0.5}])
+        );
+        // 3662.0 s bills 3662 s; a fraction of a second more bills one more.
+        assert_eq!(
+            v["usage"],
+            serde_json::json!({"type": "duration", "seconds": 3662})
+        );
+        assert_eq!(usage(2.01)["seconds"], 3);
+        assert_eq!(json(&t, &options)["usage"]["seconds"], 3662);
+    }
+
+    #[test]
+    fn api_names_and_media_types() {
+        assert_eq!(
+            ResponseFormat::from_api_name("verbose_json"),
+            Some(ResponseFormat::VerboseJson)
+        );
+        assert_eq!(
+            ResponseFormat::from_api_name("srt"),
+            Some(ResponseFormat::Srt)
+        );
+        assert_eq!(ResponseFormat::from_api_name("xml"), None);
+        assert_eq!(ResponseFormat::Json.media_type(), "application/json");
+        assert!(ResponseFormat::Vtt.media_type().starts_with("text/plain"));
     }
 }

@@ -12,6 +12,8 @@ pub mod engine;
 pub mod eval;
 pub mod formats;
 pub mod grpc;
+pub mod http;
 pub mod model;
 pub mod server;
 pub mod session;
+pub mod telemetry;

@@ -29,6 +29,7 @@ async fn start() -> RunningServer {
         .expect("load model");
     let config = ServeConfig {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: None,
         model_id: "tiny.en".into(),
         device: "cpu".into(),
         engine: EngineConfig::default(),

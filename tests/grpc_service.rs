@@ -25,6 +25,7 @@ use tonic::transport::Channel;
 fn config(limits: Limits) -> ServeConfig {
     ServeConfig {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: None,
         model_id: "tiny.en".into(),
         device: "cpu".into(),
         engine: EngineConfig::default(),

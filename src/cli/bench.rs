@@ -16,6 +16,8 @@ pub(super) enum BenchCommand {
     Offline(OfflineArgs),
     /// Concurrent gRPC streaming sessions: latency, batch size and streamed WER.
     Stream(super::bench_stream::StreamArgs),
+    /// The streaming policy replayed over the corpus in simulated time: streamed WER, traces.
+    Policy(super::bench_policy::PolicyArgs),
 }
 
 /// Arguments of `hearken bench offline`.
@@ -37,6 +39,7 @@ pub(super) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Offline(args) => offline(args),
         BenchCommand::Stream(args) => super::bench_stream::stream(args),
+        BenchCommand::Policy(args) => super::bench_policy::policy(args),
     }
 }
 

@@ -46,11 +46,17 @@ pub(super) struct StreamArgs {
     /// Most windows per model call.
     #[arg(long, default_value_t = 8)]
     max_batch: usize,
+    /// Print each clip's WER, and its reference and streamed transcript when they differ.
+    #[arg(long)]
+    per_clip: bool,
 }
 
 /// What one streamed clip measured.
 #[derive(Debug, Clone)]
 struct ClipResult {
+    clip_id: String,
+    reference: String,
+    hypothesis: String,
     first_interim: Option<Duration>,
     final_latency: Duration,
     counts: WerCounts,
@@ -67,6 +73,7 @@ pub(super) fn stream(args: StreamArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let config = ServeConfig {
             grpc_addr: "127.0.0.1:0".parse()?,
+            http_addr: None,
             model_id: args.model.id(),
             device: args.model.device.to_string(),
             engine: EngineConfig {
@@ -117,6 +124,9 @@ pub(super) fn stream(args: StreamArgs) -> anyhow::Result<()> {
                 mean_batch,
                 100.0 * total.wer()
             );
+            if args.per_clip {
+                print_clips(&results);
+            }
             if p95.is_some_and(|p| p <= P95_FINAL_GOAL) {
                 sustained = Some(n);
             }
@@ -228,11 +238,31 @@ async fn stream_clip(
         }
     }
     let audio_end = audio_done.lock().expect("lock").unwrap_or(started);
+    let hypothesis = finals.join(" ");
     Ok(ClipResult {
+        clip_id: clip.clip.id.clone(),
+        reference: clip.clip.text.clone(),
+        counts: english_wer(&clip.clip.text, &hypothesis),
+        hypothesis,
         first_interim,
         final_latency: last_final.saturating_duration_since(audio_end),
-        counts: english_wer(&clip.clip.text, &finals.join(" ")),
     })
+}
+
+/// Per-clip WER lines, with both transcripts for clips that have errors.
+fn print_clips(results: &[ClipResult]) {
+    for r in results {
+        println!(
+            "  {:<32} {:>3}/{:<3} errors  final after {:.2} s",
+            r.clip_id,
+            r.counts.errors(),
+            r.counts.reference_words,
+            r.final_latency.as_secs_f64()
+        );
+        if r.counts.errors() > 0 {
+            println!("    ref: {}\n    hyp: {}", r.reference, r.hypothesis);
+        }
+    }
 }
 
 fn percentile(values: &mut [Duration], q: f64) -> Option<Duration> {

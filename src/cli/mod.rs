@@ -4,6 +4,7 @@
 //! logic lives in the library so the servers reuse it.
 
 mod bench;
+mod bench_policy;
 mod bench_stream;
 mod corpus_run;
 mod load;
@@ -53,7 +54,10 @@ enum Command {
 /// Parses the command line and runs it; errors are printed with their causes.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // `serve` sets logging up itself, with its OpenTelemetry exporters.
+    if !matches!(cli.command, Command::Serve(_)) {
+        crate::telemetry::init_logging(None);
+    }
     if let Some(threads) = cli.threads {
         set_threads(threads);
     }
@@ -71,16 +75,6 @@ pub fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging() {
-    // symphonia logs probe failures as errors; hearken reports them itself, with the format named.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HEARKEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,symphonia_core=off"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// The math kernels (gemm, via rayon) read their thread count from the environment once.

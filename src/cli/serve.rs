@@ -1,4 +1,5 @@
-//! `hearken serve`: the gRPC speech service (native gRPC and grpc-web on one port).
+//! `hearken serve`: the gRPC speech service (native gRPC and grpc-web on one port) and the
+//! OpenAI-compatible HTTP gateway.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use super::load::ModelArgs;
 use crate::engine::EngineConfig;
 use crate::grpc::{Limits, ServerOptions};
 use crate::server::{RunningServer, ServeConfig};
+use crate::telemetry::{Telemetry, TelemetryConfig};
 
 /// Arguments of `hearken serve`; every flag also reads a `HEARKEN_*` variable.
 #[derive(Debug, Args)]
@@ -18,6 +20,12 @@ pub(super) struct ServeArgs {
     /// Address for gRPC and grpc-web.
     #[arg(long, env = "HEARKEN_GRPC_ADDR", default_value = "0.0.0.0:50051")]
     grpc_addr: SocketAddr,
+    /// Address for the OpenAI-compatible HTTP gateway (`/v1/audio/transcriptions`, ...).
+    #[arg(long, env = "HEARKEN_HTTP_ADDR", default_value = "0.0.0.0:8000")]
+    http_addr: SocketAddr,
+    /// Largest audio file one HTTP upload may carry (bytes; OpenAI's limit is 25 MB).
+    #[arg(long, env = "HEARKEN_MAX_UPLOAD_BYTES", default_value_t = 25 << 20)]
+    max_upload_bytes: usize,
     /// Most windows in one batched model call.
     #[arg(long, env = "HEARKEN_MAX_BATCH", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
     max_batch: u32,
@@ -36,13 +44,20 @@ pub(super) struct ServeArgs {
     /// Seconds live streams get to receive their finals on shutdown.
     #[arg(long, env = "HEARKEN_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
     shutdown_grace_seconds: u64,
+    /// OTLP/gRPC collector for traces and metrics (`http://collector:4317`); overrides
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`. Unset: nothing is exported.
+    #[arg(long, env = "HEARKEN_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
 pub(super) fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let telemetry = Telemetry::init(&TelemetryConfig::from_env(args.otlp_endpoint.clone())?)?;
+    crate::telemetry::init_logging(telemetry.tracer());
     let model = args.model.load()?;
     let model_id = args.model.id();
     let config = ServeConfig {
         grpc_addr: args.grpc_addr,
+        http_addr: Some(args.http_addr),
         model_id: model_id.clone(),
         device: args.model.device.to_string(),
         engine: EngineConfig {
@@ -55,6 +70,7 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_message_bytes: args.max_message_bytes,
             max_lead_seconds: args.max_lead_seconds,
             max_sessions: args.max_sessions as usize,
+            max_upload_bytes: args.max_upload_bytes,
             ..Limits::default()
         },
         transport: ServerOptions::default(),
@@ -65,16 +81,24 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .thread_name("hearken-io")
         .build()?;
-    runtime.block_on(async move {
-        let server = RunningServer::start(model, config).await?;
+    let metrics = telemetry.metrics().clone();
+    let served = runtime.block_on(async move {
+        let server = RunningServer::start_with_metrics(model, config, metrics).await?;
         eprintln!(
             "hearken: serving {model_id} on {} (gRPC + grpc-web)",
             server.grpc_addr
         );
+        if let Some(http_addr) = server.http_addr {
+            eprintln!("hearken: OpenAI-compatible API on http://{http_addr}/v1");
+        }
         wait_for_signal().await;
         eprintln!("hearken: shutting down: finishing live streams");
         server.shutdown().await
-    })
+    });
+    if let Err(e) = telemetry.shutdown() {
+        tracing::warn!(error = %e, "telemetry was not fully exported");
+    }
+    served
 }
 
 /// SIGTERM (orchestrators) or Ctrl-C.

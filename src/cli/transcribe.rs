@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::load::ModelArgs;
-use crate::formats::{ResponseFormat, render};
+use crate::formats::{RenderOptions, ResponseFormat, render};
 use crate::model::whisper::decode::{DecodeOptions, EncoderFrames, Progress};
 use crate::model::whisper::tokens::Task;
 
@@ -73,7 +73,11 @@ pub(super) fn run(args: TranscribeArgs) -> anyhow::Result<()> {
         eprintln!();
     }
     let mut out = std::io::stdout().lock();
-    out.write_all(render(&transcript, args.format, task).as_bytes())?;
+    let options = RenderOptions {
+        task,
+        ..RenderOptions::default()
+    };
+    out.write_all(render(&transcript, args.format, &options).as_bytes())?;
     if !matches!(
         args.format,
         ResponseFormat::Text | ResponseFormat::Srt | ResponseFormat::Vtt

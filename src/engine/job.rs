@@ -23,6 +23,10 @@ pub struct JobOptions {
     /// Encode only the audio present (at least 10 s) instead of padded 30 s windows: the
     /// streaming path re-transcribes short buffers often and this halves their cost.
     pub trim_encoder: bool,
+    /// First sampling temperature (OpenAI's `temperature`). `None` or 0 keeps the policy's
+    /// schedule, which starts greedy and rises only when a window fails the quality checks;
+    /// a higher value starts sampling there and falls back through the schedule's higher steps.
+    pub temperature: Option<f32>,
 }
 
 impl JobOptions {
@@ -37,9 +41,21 @@ impl JobOptions {
             } else {
                 EncoderFrames::FullWindow
             },
+            temperatures: match self.temperature {
+                Some(first) if first > 0.0 => starting_at(first, &policy.temperatures),
+                _ => policy.temperatures.clone(),
+            },
             ..policy.clone()
         }
     }
+}
+
+/// `first`, then the steps of `schedule` above it: a client asking for more randomness still
+/// gets the fallback's protection against repetition and low-confidence output.
+fn starting_at(first: f32, schedule: &[f32]) -> Vec<f32> {
+    std::iter::once(first)
+        .chain(schedule.iter().copied().filter(|&t| t > first))
+        .collect()
 }
 
 /// Segments decoded by one window of a job.
@@ -101,5 +117,27 @@ impl JobHandle {
 impl Drop for JobHandle {
     fn drop(&mut self) {
         self.shared.cancel(self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temperature_starts_the_fallback_schedule() {
+        let policy = DecodeOptions::default();
+        let schedule = |temperature| {
+            JobOptions {
+                temperature,
+                ..JobOptions::default()
+            }
+            .decode_options(&policy)
+            .temperatures
+        };
+        assert_eq!(schedule(None), policy.temperatures);
+        assert_eq!(schedule(Some(0.0)), policy.temperatures);
+        assert_eq!(schedule(Some(0.5)), vec![0.5, 0.6, 0.8, 1.0]);
+        assert_eq!(schedule(Some(1.0)), vec![1.0]);
     }
 }

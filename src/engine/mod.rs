@@ -10,6 +10,7 @@
 //! once, a running one after the current step.
 
 mod job;
+mod session_jobs;
 mod stats;
 mod worker;
 
@@ -17,10 +18,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use job::{JobEvent, JobHandle, JobOptions, WindowUpdate};
+pub use session_jobs::{hypothesis, streaming_job_options};
 pub use stats::EngineStats;
 
 use crate::model::whisper::WhisperModel;
 use crate::model::whisper::decode::{DecodeError, DecodeOptions, LongFormStream};
+use crate::telemetry::EngineMetrics;
 use worker::{Shared, Worker};
 
 /// Errors of the engine layer.
@@ -85,10 +88,25 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Starts the worker thread for `model`.
+    /// Starts the worker thread for `model`, recording into no metrics beyond [`Self::stats`].
     pub fn start(model: WhisperModel, config: EngineConfig) -> Self {
+        Self::start_with_metrics(model, config, EngineMetrics::noop())
+    }
+
+    /// Starts the worker thread for `model`, recording every scheduling event into `metrics`
+    /// as well as [`Self::stats`].
+    pub fn start_with_metrics(
+        model: WhisperModel,
+        config: EngineConfig,
+        metrics: EngineMetrics,
+    ) -> Self {
         let model = Arc::new(model);
-        let shared = Arc::new(Shared::new(config));
+        let shared = Arc::new(Shared::new(config, metrics));
+        let observed = Arc::downgrade(&shared);
+        shared
+            .stats
+            .metrics()
+            .observe_queue_depth(move || Some(observed.upgrade()?.queued() as u64));
         let worker = Worker::new(Arc::clone(&model), Arc::clone(&shared));
         let handle = std::thread::Builder::new()
             .name("hearken-engine".into())
@@ -113,8 +131,13 @@ impl Engine {
         samples: Arc<[f32]>,
         options: &JobOptions,
     ) -> Result<JobHandle, EngineError> {
-        let stream = self.start_stream(samples, options)?;
-        self.shared.enqueue(stream)
+        let submitted = self
+            .start_stream(samples, options)
+            .and_then(|stream| self.shared.enqueue(stream));
+        if let Err(e) = &submitted {
+            self.shared.stats.record_rejected(e);
+        }
+        submitted
     }
 
     /// Checks `options` against the model (language, task) without queuing anything.

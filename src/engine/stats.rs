@@ -1,10 +1,16 @@
 //! Scheduler counters: how full batches are, how long jobs wait, how long the model runs.
+//!
+//! Each event updates both the in-process totals ([`EngineStats`]) and the OpenTelemetry
+//! instruments ([`EngineMetrics`]), in one call, so the two views cannot drift apart.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::EngineError;
+use crate::telemetry::EngineMetrics;
+
 /// Running totals, updated by the worker after every batch.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Counters {
     batches: AtomicU64,
     rows: AtomicU64,
@@ -14,10 +20,33 @@ pub(super) struct Counters {
     queue_wait_us: AtomicU64,
     admitted: AtomicU64,
     model_us: AtomicU64,
+    metrics: EngineMetrics,
 }
 
 impl Counters {
-    pub(super) fn record_batch(&self, rows: usize, model_time: Duration) {
+    pub(super) fn new(metrics: EngineMetrics) -> Self {
+        let zero = || AtomicU64::new(0);
+        Self {
+            batches: zero(),
+            rows: zero(),
+            largest_batch: zero(),
+            jobs_done: zero(),
+            jobs_cancelled: zero(),
+            queue_wait_us: zero(),
+            admitted: zero(),
+            model_us: zero(),
+            metrics,
+        }
+    }
+
+    /// The instruments, for observers registered by the engine (queue depth).
+    pub(super) fn metrics(&self) -> &EngineMetrics {
+        &self.metrics
+    }
+
+    /// One batched model call over `rows` windows that decoded `audio_seconds` of audio.
+    pub(super) fn record_batch(&self, rows: usize, model_time: Duration, audio_seconds: f64) {
+        self.metrics.batch(rows, model_time, audio_seconds);
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.rows.fetch_add(rows as u64, Ordering::Relaxed);
         self.largest_batch.fetch_max(rows as u64, Ordering::Relaxed);
@@ -26,17 +55,35 @@ impl Counters {
     }
 
     pub(super) fn record_admitted(&self, waited: Duration) {
+        self.metrics.admitted(waited);
         self.admitted.fetch_add(1, Ordering::Relaxed);
         self.queue_wait_us
             .fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
     }
 
     pub(super) fn record_done(&self) {
+        self.metrics.completed();
         self.jobs_done.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(super) fn record_cancelled(&self) {
+        self.metrics.cancelled();
         self.jobs_cancelled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `jobs` jobs failed with their batch.
+    pub(super) fn record_failed(&self, jobs: usize) {
+        self.metrics.failed(jobs);
+    }
+
+    /// A submission was refused.
+    pub(super) fn record_rejected(&self, error: &EngineError) {
+        self.metrics.rejected(match error {
+            EngineError::Rejected(_) => "invalid",
+            EngineError::Saturated { .. } => "saturated",
+            EngineError::ShuttingDown => "shutting_down",
+            EngineError::Model(_) => "model",
+        });
     }
 
     pub(super) fn snapshot(&self) -> EngineStats {

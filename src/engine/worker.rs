@@ -12,6 +12,7 @@ use super::stats::Counters;
 use super::{EngineConfig, EngineError};
 use crate::model::whisper::WhisperModel;
 use crate::model::whisper::decode::LongFormStream;
+use crate::telemetry::EngineMetrics;
 
 /// A job in the queue or in the running set.
 struct Job {
@@ -21,6 +22,8 @@ struct Job {
     enqueued: Instant,
     /// Whether it has run at least one window (it then needs no batching wait).
     started: bool,
+    /// The submitter's span (its RPC): every batch the job runs in links to it.
+    span: tracing::Span,
 }
 
 impl Job {
@@ -53,10 +56,10 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    pub(super) fn new(config: EngineConfig) -> Self {
+    pub(super) fn new(config: EngineConfig, metrics: EngineMetrics) -> Self {
         Self {
             config,
-            stats: Counters::default(),
+            stats: Counters::new(metrics),
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             next_id: AtomicU64::new(1),
@@ -90,6 +93,7 @@ impl Shared {
                 events: tx,
                 enqueued: Instant::now(),
                 started: false,
+                span: tracing::Span::current(),
             });
         }
         self.wake.notify_one();
@@ -202,6 +206,9 @@ impl Worker {
 
     /// One window of every running job, in one batched model call.
     fn step(&mut self) {
+        let span = self.batch_span();
+        let _entered = span.enter();
+        let decoded_before = self.decoded_seconds();
         let started = Instant::now();
         let transcriber = self.model.transcriber(self.running.len());
         let policy = &self.shared.config.policy;
@@ -211,7 +218,15 @@ impl Worker {
             transcriber.step(&mut rows, policy)
         };
         let elapsed = started.elapsed();
-        self.shared.stats.record_batch(self.running.len(), elapsed);
+        let audio_seconds = match result {
+            Ok(_) => self.decoded_seconds() - decoded_before,
+            Err(_) => 0.0,
+        };
+        self.shared
+            .stats
+            .record_batch(self.running.len(), elapsed, audio_seconds);
+        span.record("batch.model_time_s", elapsed.as_secs_f64());
+        span.record("batch.audio_s", audio_seconds);
         tracing::debug!(
             batch = self.running.len(),
             model_ms = elapsed.as_secs_f64() * 1e3,
@@ -222,6 +237,7 @@ impl Worker {
             Ok(first_new) => self.report(&first_new),
             Err(e) => {
                 tracing::error!(error = %e, batch = self.running.len(), "engine batch failed");
+                self.shared.stats.record_failed(self.running.len());
                 for job in self.running.drain(..) {
                     let _ = job
                         .events
@@ -229,6 +245,27 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// The span of one batch: a root of its own (it serves many callers) that links to the
+    /// span of every job in it, so a trace of one RPC leads to the batches that served it.
+    fn batch_span(&self) -> tracing::Span {
+        let span = tracing::info_span!(
+            "engine.batch",
+            // i64: the OpenTelemetry bridge records unsigned integers as strings.
+            batch.size = self.running.len() as i64,
+            batch.model_time_s = tracing::field::Empty,
+            batch.audio_s = tracing::field::Empty,
+        );
+        for job in &self.running {
+            span.follows_from(&job.span);
+        }
+        span
+    }
+
+    /// Seconds of audio decoded so far, summed over the running jobs.
+    fn decoded_seconds(&self) -> f64 {
+        self.running.iter().map(|j| j.stream.done_seconds()).sum()
     }
 
     /// Sends each job its new segments; finished jobs get their transcript and leave.

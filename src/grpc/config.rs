@@ -88,6 +88,7 @@ pub(super) fn resolve(
         prompt,
         word_timestamps: config.word_timestamps,
         trim_encoder: false,
+        temperature: None,
     };
     state.engine.validate(&job)?;
     let effective = RecognitionConfig {

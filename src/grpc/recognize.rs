@@ -7,6 +7,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
+use tracing::Instrument;
 
 use super::config::{self, Settings};
 use super::convert;
@@ -43,10 +44,12 @@ pub(super) async fn progressive(
 ) -> Result<impl Stream<Item = Result<StreamingRecognizeResponse, Status>>, ServiceError> {
     let (settings, handle) = submit(&state, request).await?;
     let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(async move {
+    let forward = async move {
         forward_segments(&state, &settings, handle, tx).await;
         drop(permit);
-    });
+    };
+    // In the call's span, which the session id is recorded on.
+    tokio::spawn(forward.in_current_span());
     Ok(ReceiverStream::new(rx))
 }
 
@@ -98,6 +101,7 @@ async fn forward_segments(
     tx: mpsc::Sender<Result<StreamingRecognizeResponse, Status>>,
 ) {
     let session_id = uuid::Uuid::new_v4().to_string();
+    tracing::Span::current().record("session.id", session_id.as_str());
     let mut sequence = 0;
     let mut respond = |event: Event| {
         sequence += 1;

@@ -19,6 +19,7 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use super::proto::FILE_DESCRIPTOR_SET;
 use super::proto::speech_server::SpeechServer;
 use super::service::{ServiceState, SpeechService};
+use crate::telemetry::RpcLayer;
 
 /// Transport settings.
 #[derive(Debug, Clone)]
@@ -97,6 +98,9 @@ impl GrpcServer {
             .http2_keepalive_timeout(Some(self.options.keepalive_timeout))
             .layer(cors())
             .layer(GrpcWebLayer::new())
+            // Inside grpc-web (it sees native gRPC trailers) and outside the status rewrite
+            // (it records what the client gets).
+            .layer(RpcLayer::new(self.state.metrics().service().clone()))
             .layer(MapResponseLayer::new(oversize_is_resource_exhausted))
             .add_service(speech)
             .add_service(health)

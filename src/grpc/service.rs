@@ -17,6 +17,7 @@ use super::proto::{
 use super::{recognize, streaming};
 use crate::engine::Engine;
 use crate::model::store::ModelStore;
+use crate::telemetry::Metrics;
 
 /// Server-wide limits.
 #[derive(Debug, Clone)]
@@ -29,6 +30,8 @@ pub struct Limits {
     pub max_sessions: usize,
     /// Longest audio one Recognize call may carry, seconds.
     pub max_audio_seconds: f64,
+    /// Largest audio file one HTTP upload may carry, bytes (OpenAI's limit is 25 MB).
+    pub max_upload_bytes: usize,
 }
 
 impl Default for Limits {
@@ -38,6 +41,7 @@ impl Default for Limits {
             max_lead_seconds: 30.0,
             max_sessions: 64,
             max_audio_seconds: 4.0 * 3600.0,
+            max_upload_bytes: 25 << 20,
         }
     }
 }
@@ -56,47 +60,65 @@ impl Limits {
 /// What every RPC shares: the engine, the model's identity, limits and the shutdown signal.
 #[derive(Debug)]
 pub struct ServiceState {
-    pub(super) engine: Arc<Engine>,
-    pub(super) model_id: String,
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) model_id: String,
     pub(super) device: String,
-    pub(super) limits: Limits,
+    pub(crate) limits: Limits,
     sessions: Arc<Semaphore>,
     pub(super) shutdown: watch::Receiver<bool>,
+    metrics: Metrics,
 }
 
 impl ServiceState {
     /// State for a server whose model `model_id` on `device` is served by `engine`.
-    /// Flipping `shutdown` to true asks live streams to finalize and end.
+    /// Flipping `shutdown` to true asks live streams to finalize and end. Calls and sessions
+    /// are recorded into `metrics`.
     pub fn new(
         engine: Arc<Engine>,
         model_id: String,
         device: String,
         limits: Limits,
         shutdown: watch::Receiver<bool>,
+        metrics: Metrics,
     ) -> Self {
+        let sessions = Arc::new(Semaphore::new(limits.max_sessions));
+        let observed = Arc::downgrade(&sessions);
+        let max_sessions = limits.max_sessions;
+        metrics.service().observe_sessions(move || {
+            Some((max_sessions - observed.upgrade()?.available_permits()) as u64)
+        });
         Self {
             engine,
             model_id,
             device,
-            sessions: Arc::new(Semaphore::new(limits.max_sessions)),
+            sessions,
             limits,
             shutdown,
+            metrics,
         }
     }
 
-    /// Takes a session slot, or fails with RESOURCE_EXHAUSTED.
-    pub(super) fn open_session(&self) -> Result<OwnedSemaphorePermit, ServiceError> {
+    /// The server's instruments; their Prometheus view is `metrics().registry().render()`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Takes a session slot (gRPC streams and calls and HTTP requests share them), or fails
+    /// with RESOURCE_EXHAUSTED.
+    pub(crate) fn open_session(&self) -> Result<OwnedSemaphorePermit, ServiceError> {
         if *self.shutdown.borrow() {
+            self.metrics.service().session_rejected("shutting_down");
             return Err(ServiceError::Engine(
                 crate::engine::EngineError::ShuttingDown,
             ));
         }
-        Arc::clone(&self.sessions)
-            .try_acquire_owned()
-            .map_err(|_| ServiceError::TooManySessions {
+        Arc::clone(&self.sessions).try_acquire_owned().map_err(|_| {
+            self.metrics.service().session_rejected("capacity");
+            ServiceError::TooManySessions {
                 limit: self.limits.max_sessions,
                 retry_after: Duration::from_secs(2),
-            })
+            }
+        })
     }
 
     /// Sessions open now.

@@ -26,11 +26,11 @@ use super::proto::{
 };
 use super::service::ServiceState;
 use crate::audio::stream::StreamDecoder;
-use crate::engine::{JobHandle, JobOptions};
+use crate::engine::{JobHandle, hypothesis, streaming_job_options};
 use crate::model::whisper::decode::Transcript;
 use crate::session::{
-    Hypothesis, Output, SessionConfig, SessionPolicy, SpeechEvent, TimedWord, TranscriptUpdate,
-    TranscriptionRequest, VadConfig,
+    Output, SessionConfig, SessionPolicy, SpeechEvent, TimedWord, TranscriptUpdate,
+    TranscriptionRequest,
 };
 
 /// How long a client has to send its config.
@@ -47,8 +47,9 @@ pub(super) fn start(
     permit: OwnedSemaphorePermit,
 ) -> impl Stream<Item = Result<StreamingRecognizeResponse, Status>> {
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(async move {
+    let session = async move {
         let session_id = uuid::Uuid::new_v4().to_string();
+        tracing::Span::current().record("session.id", session_id.as_str());
         let mut out = Responder {
             session_id,
             sequence: 0,
@@ -59,7 +60,9 @@ pub(super) fn start(
             let _ = out.tx.send(Err(Status::from(e))).await;
         }
         drop(permit);
-    });
+    };
+    // In the call's span: the session's jobs link their engine batches to it.
+    tokio::spawn(tracing::Instrument::in_current_span(session));
     ReceiverStream::new(rx)
 }
 
@@ -167,14 +170,7 @@ async fn read_config(
 }
 
 fn policy_config(settings: &Settings) -> SessionConfig {
-    SessionConfig {
-        vad: VadConfig {
-            endpoint_ms: settings.endpointing.as_millis() as u32,
-            post_roll_ms: (settings.endpointing.as_millis() as u32).min(300),
-            ..VadConfig::default()
-        },
-        ..SessionConfig::default()
-    }
+    SessionConfig::with_endpointing(settings.endpointing)
 }
 
 impl Session<'_> {
@@ -364,12 +360,7 @@ impl Session<'_> {
         let Some(request) = self.pending.pop_front() else {
             return Ok(());
         };
-        let options = JobOptions {
-            prompt: join_prompt(self.settings.job.prompt.as_deref(), &request.prompt),
-            word_timestamps: true,
-            trim_encoder: true,
-            ..self.settings.job.clone()
-        };
+        let options = streaming_job_options(&self.settings.job, &request);
         match self
             .state
             .engine
@@ -421,35 +412,6 @@ async fn next_result(
 ) -> Result<Transcript, ServiceError> {
     let (_, handle, _) = in_flight.as_mut().expect("guarded by is_some");
     Ok(handle.transcript().await?)
-}
-
-/// The model's transcript of a request as the policy's hypothesis (times relative to the
-/// request audio, as the engine reports them).
-fn hypothesis(transcript: &Transcript) -> Hypothesis {
-    let words = transcript
-        .segments
-        .iter()
-        .flat_map(|s| s.words.iter())
-        .map(|w| TimedWord {
-            text: w.word.clone(),
-            start: w.start,
-            end: w.end,
-            probability: w.probability,
-        })
-        .collect();
-    Hypothesis {
-        words,
-        segment_ends: transcript.segments.iter().map(|s| s.end).collect(),
-    }
-}
-
-fn join_prompt(configured: Option<&str>, committed: &str) -> Option<String> {
-    let joined = match configured {
-        Some(c) if !committed.is_empty() => format!("{c} {committed}"),
-        Some(c) => c.to_string(),
-        None => committed.to_string(),
-    };
-    Some(joined.trim().to_string()).filter(|p| !p.is_empty())
 }
 
 fn word(w: &TimedWord) -> proto::Word {

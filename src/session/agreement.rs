@@ -46,6 +46,8 @@ const OVERLAP_TOLERANCE_S: f64 = 0.1;
 const DEDUP_WINDOW_S: f64 = 1.0;
 /// Longest repeated n-gram removed at the committed boundary.
 const MAX_NGRAM: usize = 5;
+/// A word shorter than this has no audio behind it (the alignment gave it no frame).
+const MIN_VOICED_WORD_S: f64 = 0.01;
 
 /// The LocalAgreement-2 state of one utterance.
 #[derive(Debug, Clone)]
@@ -71,7 +73,8 @@ impl LocalAgreement {
 
     /// Takes a new hypothesis of the utterance buffer and commits the prefix it shares with the
     /// previous one. Returns how many words were committed.
-    pub fn insert(&mut self, hypothesis: Vec<TimedWord>) -> usize {
+    pub fn insert(&mut self, mut hypothesis: Vec<TimedWord>) -> usize {
+        clean_hypothesis(&mut hypothesis);
         let mut new: Vec<TimedWord> = hypothesis
             .into_iter()
             .filter(|w| w.start > self.last_committed_end - OVERLAP_TOLERANCE_S)
@@ -158,6 +161,28 @@ impl LocalAgreement {
                 return;
             }
         }
+    }
+}
+
+/// Repairs what word alignment gets wrong at the edges of Whisper's segments, before any
+/// word is compared or committed:
+/// - a trailing run of zero-length words is text with no audio behind it: Whisper looping on
+///   the end of a trimmed buffer ("some mother, some mother") or hallucinating into silence;
+/// - times are made monotonic from the end backwards (a segment's last word can be stretched
+///   to the model's segment end, past the next segment's first words), so a stretched end
+///   cannot push the commit boundary past words not yet committed.
+pub(crate) fn clean_hypothesis(words: &mut Vec<TimedWord>) {
+    while words
+        .last()
+        .is_some_and(|w| w.end - w.start < MIN_VOICED_WORD_S)
+    {
+        words.pop();
+    }
+    let mut next_start = f64::INFINITY;
+    for w in words.iter_mut().rev() {
+        w.end = w.end.min(next_start);
+        w.start = w.start.min(w.end);
+        next_start = w.start;
     }
 }
 
@@ -261,6 +286,47 @@ mod tests {
         // Far from the boundary, a repetition is real speech and stays.
         la.insert(words("see you later", 3.0));
         assert_eq!(texts(la.tentative()), " see you later");
+    }
+
+    #[test]
+    fn a_trailing_run_of_zero_length_words_is_dropped() {
+        let mut hypothesis = words("unblest some mother", 0.0);
+        hypothesis.push(TimedWord::new(" some", 1.5, 1.5));
+        hypothesis.push(TimedWord::new(" mother,", 1.5, 1.5));
+        clean_hypothesis(&mut hypothesis);
+        assert_eq!(texts(&hypothesis), " unblest some mother");
+        // Inside the hypothesis a zero-length word stays: speech follows it.
+        let mut inner = vec![
+            TimedWord::new(" of", 1.0, 1.0),
+            TimedWord::new(" it", 1.0, 1.3),
+        ];
+        clean_hypothesis(&mut inner);
+        assert_eq!(inner.len(), 2);
+    }
+
+    #[test]
+    fn a_stretched_segment_end_does_not_hide_the_next_words() {
+        // As aligned at a segment boundary: "as" stretched to 11.38, "the" placed there.
+        let hypothesis = vec![
+            TimedWord::new(" But", 9.26, 9.44),
+            TimedWord::new(" as", 9.44, 11.38),
+            TimedWord::new(" the", 11.38, 11.38),
+            TimedWord::new(" writer", 9.68, 10.06),
+            TimedWord::new(" should", 10.06, 10.44),
+        ];
+        let mut la = LocalAgreement::new(9.0);
+        la.insert(hypothesis.clone());
+        la.insert(hypothesis);
+        assert_eq!(la.committed_end(), Some(10.44));
+        let times: Vec<(f64, f64)> = la.committed().iter().map(|w| (w.start, w.end)).collect();
+        assert!(times.windows(2).all(|p| p[0].1 <= p[1].0), "{times:?}");
+        // The next words after the boundary are not taken for re-read audio.
+        let mut next = words("But as the writer should by time", 9.0);
+        next[5] = TimedWord::new(" by", 10.44, 10.74);
+        next[6] = TimedWord::new(" time", 10.74, 11.04);
+        la.insert(next.clone());
+        la.insert(next);
+        assert_eq!(texts(la.committed()), " But as the writer should by time");
     }
 
     #[test]

@@ -65,6 +65,22 @@ pub struct SessionConfig {
     pub max_prompt_chars: usize,
 }
 
+impl SessionConfig {
+    /// The defaults with utterances ending after `silence` (the post-roll kept after speech is
+    /// at most 300 ms of it).
+    pub fn with_endpointing(silence: std::time::Duration) -> Self {
+        let endpoint_ms = u32::try_from(silence.as_millis()).unwrap_or(u32::MAX);
+        Self {
+            vad: VadConfig {
+                endpoint_ms,
+                post_roll_ms: endpoint_ms.min(300),
+                ..VadConfig::default()
+            },
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for SessionConfig {
     fn default() -> Self {
         Self {
@@ -86,7 +102,8 @@ pub struct VadConfig {
     pub enabled: bool,
     /// Silence that ends an utterance (800 ms).
     pub endpoint_ms: u32,
-    /// Audio kept before speech onset so the first phoneme is not cut (300 ms).
+    /// Audio kept before speech onset so the first word is not cut (500 ms: the energy VAD
+    /// fires a little after a soft onset).
     pub pre_roll_ms: u32,
     /// Audio kept after the last speech frame (300 ms, at most `endpoint_ms`).
     pub post_roll_ms: u32,
@@ -103,7 +120,7 @@ impl Default for VadConfig {
         Self {
             enabled: true,
             endpoint_ms: 800,
-            pre_roll_ms: 300,
+            pre_roll_ms: 500,
             post_roll_ms: 300,
             min_speech_ms: 150,
             threshold_db: 10.0,
@@ -191,12 +208,21 @@ impl SessionConfig {
 pub(crate) mod test_support {
     use super::{Hypothesis, TimedWord};
 
-    /// `text` as words 0.5 s apart (0.4 s long) from relative time 0.
+    /// `text` as words 0.2 s apart (0.15 s long) from relative time 0: five words fit in the
+    /// one-second requests the tests make.
     pub(crate) fn hyp(text: &str) -> Hypothesis {
+        hyp_every(text, 0.2)
+    }
+
+    /// `text` as words `step` seconds apart, each 0.8 `step` long, from relative time 0.
+    pub(crate) fn hyp_every(text: &str, step: f64) -> Hypothesis {
         Hypothesis::from_words(
             text.split(' ')
                 .enumerate()
-                .map(|(i, t)| TimedWord::new(format!(" {t}"), 0.5 * i as f64, 0.5 * i as f64 + 0.4))
+                .map(|(i, t)| {
+                    let start = step * i as f64;
+                    TimedWord::new(format!(" {t}"), start, start + 0.8 * step)
+                })
                 .collect(),
         )
     }

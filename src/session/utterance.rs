@@ -151,7 +151,11 @@ fn absolute(words: &[TimedWord], request: InFlight) -> Vec<TimedWord> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::test_support::hyp;
+    use crate::session::test_support::hyp_every;
+
+    fn hyp(text: &str) -> Hypothesis {
+        hyp_every(text, 0.5)
+    }
 
     fn request(id: u64, start: f64, end: f64, is_final: bool) -> InFlight {
         InFlight {

@@ -124,8 +124,9 @@ fn a_burst_then_silence_gives_events_an_interim_and_a_final_request() {
     let (interim, fin) = (&reqs[0], &reqs[1]);
     assert!(!interim.is_final && fin.is_final);
     assert_eq!((interim.utterance_id, fin.utterance_id), (1, 1));
-    // Both start 300 ms before the onset; the final ends 300 ms after the last speech.
-    assert!((interim.audio_start_seconds - (start - 0.3)).abs() < 1e-3);
+    // Both start 500 ms before the onset (the pre-roll, clamped at the stream start); the final
+    // ends 300 ms after the last speech.
+    assert!((interim.audio_start_seconds - (start - 0.5).max(0.0)).abs() < 1e-3);
     assert!((interim.duration_seconds() - 1.0).abs() < 0.03);
     assert_eq!(fin.audio_start_seconds, interim.audio_start_seconds);
     let fin_end = fin.audio_start_seconds + fin.duration_seconds();

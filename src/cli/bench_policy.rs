@@ -1,0 +1,171 @@
+//! `hearken bench policy`: the streaming policy replayed over corpus clips in simulated time,
+//! with the real model but no network and no clock. Each clip is fed in 100 ms frames and every
+//! request the policy makes is transcribed before the next frame, so the run is deterministic:
+//! the same audio gives the same commits. It measures what the policy costs in accuracy
+//! (streamed WER against offline WER of the same clips) and `--trace` shows each hypothesis and
+//! commit, which is how policy changes are tuned.
+
+use clap::Args;
+
+use super::corpus_run::{CorpusArgs, LoadedClip};
+use super::load::ModelArgs;
+use crate::engine::{Engine, EngineConfig, JobOptions, hypothesis, streaming_job_options};
+use crate::eval::{WerCounts, english_wer};
+use crate::session::{Output, SessionConfig, SessionPolicy, TranscriptUpdate};
+
+/// Frame length fed to the policy.
+const FRAME_SECONDS: f64 = 0.1;
+
+/// Arguments of `hearken bench policy`.
+#[derive(Debug, Args)]
+pub(super) struct PolicyArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    corpus: CorpusArgs,
+    /// Only these clips (ids from the manifest).
+    #[arg(long, value_delimiter = ',')]
+    clip: Vec<String>,
+    /// Print every request, hypothesis and update.
+    #[arg(long)]
+    trace: bool,
+}
+
+pub(super) fn policy(args: PolicyArgs) -> anyhow::Result<()> {
+    let model = args.model.load()?;
+    let clips: Vec<LoadedClip> = args
+        .corpus
+        .load()?
+        .into_iter()
+        .filter(|c| args.clip.is_empty() || args.clip.contains(&c.clip.id))
+        .collect();
+    anyhow::ensure!(!clips.is_empty(), "no clips selected");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let engine = Engine::start(model, EngineConfig::default());
+    let mut total = WerCounts::default();
+    let mut requests = 0;
+    for clip in &clips {
+        let replay = runtime.block_on(replay(&engine, clip, args.trace))?;
+        requests += replay.requests;
+        let counts = english_wer(&clip.clip.text, &replay.text);
+        println!(
+            "{:<32} {:>3}/{:<3} errors  {:>3} requests",
+            clip.clip.id,
+            counts.errors(),
+            counts.reference_words,
+            replay.requests
+        );
+        if counts.errors() > 0 {
+            println!("    ref: {}\n    hyp: {}", clip.clip.text, replay.text);
+        }
+        total += counts;
+    }
+    println!(
+        "streamed WER {:.2} % ({} errors / {} words), {} clips, {} requests",
+        100.0 * total.wer(),
+        total.errors(),
+        total.reference_words,
+        clips.len(),
+        requests
+    );
+    Ok(())
+}
+
+/// What replaying one clip produced.
+struct Replay {
+    /// The finals joined, as a client would show them.
+    text: String,
+    requests: usize,
+}
+
+async fn replay(engine: &Engine, clip: &LoadedClip, trace: bool) -> anyhow::Result<Replay> {
+    let mut policy = SessionPolicy::new(SessionConfig::default())?;
+    let mut out = Replay {
+        text: String::new(),
+        requests: 0,
+    };
+    let frame = (FRAME_SECONDS * 16_000.0) as usize;
+    for samples in clip.samples.chunks(frame) {
+        policy.push_audio(samples);
+        drain(engine, &mut policy, &mut out, trace).await?;
+    }
+    policy.finalize();
+    drain(engine, &mut policy, &mut out, trace).await?;
+    Ok(out)
+}
+
+/// Runs every request the policy has made, feeding results back until it has nothing to do.
+async fn drain(
+    engine: &Engine,
+    policy: &mut SessionPolicy,
+    out: &mut Replay,
+    trace: bool,
+) -> anyhow::Result<()> {
+    let session = JobOptions::default();
+    while let Some(output) = policy.poll() {
+        match output {
+            Output::Transcribe(request) => {
+                out.requests += 1;
+                let options = streaming_job_options(&session, &request);
+                let transcript = engine
+                    .submit(request.audio.as_slice().into(), &options)?
+                    .transcript()
+                    .await?;
+                let hypothesis = hypothesis(&transcript);
+                if trace {
+                    println!(
+                        "  request {} [{:.2}..{:.2}]{} prompt {:?}\n    hyp: {}",
+                        request.request_id,
+                        request.audio_start_seconds,
+                        request.audio_start_seconds + request.duration_seconds(),
+                        if request.is_final { " final" } else { "" },
+                        request.prompt,
+                        timed_text(&hypothesis.words, request.audio_start_seconds)
+                    );
+                }
+                policy.submit(request.request_id, hypothesis);
+            }
+            Output::Update(update) => {
+                if trace {
+                    print_update(&update);
+                }
+                if update.is_final {
+                    let text = update.committed.trim();
+                    if !text.is_empty() {
+                        if !out.text.is_empty() {
+                            out.text.push(' ');
+                        }
+                        out.text.push_str(text);
+                    }
+                }
+            }
+            Output::Speech(event) => {
+                if trace {
+                    println!("  {event:?}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn timed_text(words: &[crate::session::TimedWord], offset: f64) -> String {
+    words
+        .iter()
+        .map(|w| format!("{}@{:.2}-{:.2}", w.text, w.start + offset, w.end + offset))
+        .collect::<Vec<_>>()
+        .join("")
+}
+
+fn print_update(update: &TranscriptUpdate) {
+    println!(
+        "    update u{} r{}{}: committed +{:?} | tentative {:?}",
+        update.utterance_id,
+        update.revision,
+        if update.is_final { " FINAL" } else { "" },
+        update.committed_delta,
+        update.tentative
+    );
+}

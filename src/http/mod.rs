@@ -1,0 +1,169 @@
+//! The OpenAI-compatible HTTP gateway: `/v1/audio/transcriptions`, `/v1/audio/translations`
+//! (JSON, text, subtitles or Server-Sent Events), `/v1/models`, `/healthz` and `/metrics`
+//! (Prometheus text).
+//!
+//! It is a thin translation layer: requests become jobs on the same [`Engine`] the gRPC
+//! service feeds, take their session slot from the same [`ServiceState`], and report the same
+//! readiness as gRPC health. Handlers parse ([`form`]), check and submit ([`transcribe`]) and
+//! render through [`crate::formats`]; every failure is an [`HttpError`], turned into OpenAI's
+//! error envelope in one place.
+
+mod error;
+mod form;
+mod models;
+mod sse;
+mod transcribe;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tonic_health::ServingStatus;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_server::Health;
+use tonic_health::server::{HealthReporter, HealthService};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+
+use crate::engine::Engine;
+use crate::grpc::ServiceState;
+
+pub use error::HttpError;
+pub use models::OPENAI_ALIASES;
+
+/// Room for the form's text fields and part headers beside the file itself.
+const FORM_OVERHEAD_BYTES: usize = 64 << 10;
+
+/// What every gateway request shares.
+pub struct GatewayState {
+    service: Arc<ServiceState>,
+    health: HealthService,
+    /// Unix seconds when the gateway started: the `created` of the model object.
+    created: u64,
+}
+
+impl std::fmt::Debug for GatewayState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayState")
+            .field("model", &self.service.model_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GatewayState {
+    /// State over the gRPC service's `service` state; `health` is the reporter gRPC health
+    /// reads, so `/healthz` turns ready exactly when gRPC reports SERVING.
+    pub fn new(service: Arc<ServiceState>, health: HealthReporter) -> Self {
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Self {
+            service,
+            health: HealthService::from_health_reporter(health),
+            created,
+        }
+    }
+
+    fn engine(&self) -> &Engine {
+        &self.service.engine
+    }
+
+    fn model_id(&self) -> &str {
+        &self.service.model_id
+    }
+
+    /// Whether the server as a whole (gRPC health service `""`) is SERVING.
+    async fn is_ready(&self) -> bool {
+        let request = tonic::Request::new(HealthCheckRequest {
+            service: String::new(),
+        });
+        self.health
+            .check(request)
+            .await
+            .is_ok_and(|r| r.get_ref().status == ServingStatus::Serving as i32)
+    }
+}
+
+/// The gateway's routes over `state`.
+pub fn router(state: Arc<GatewayState>) -> Router {
+    // Up to twice the upload limit is read, so a modestly oversized file is answered with a
+    // clean 413 after its body is drained; beyond that the connection is cut.
+    let body_limit = state
+        .service
+        .limits
+        .max_upload_bytes
+        .saturating_mul(2)
+        .saturating_add(FORM_OVERHEAD_BYTES);
+    Router::new()
+        .route("/v1/audio/transcriptions", post(transcribe::transcriptions))
+        .route("/v1/audio/translations", post(transcribe::translations))
+        .route("/v1/models", get(models::list))
+        .route("/v1/models/{id}", get(models::get))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(cors())
+        .with_state(state)
+}
+
+/// Serves the gateway on `listener` until `shutdown` resolves, then lets open requests (and
+/// streams) finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<GatewayState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// `GET /healthz`: 200 once the model is loaded and warm, 503 before that and while shutting
+/// down (load balancers stop sending new work).
+async fn healthz(State(state): State<Arc<GatewayState>>) -> Response {
+    if state.is_ready().await {
+        let body = serde_json::json!({"status": "ok", "model": state.model_id()});
+        (StatusCode::OK, axum::Json(body)).into_response()
+    } else {
+        let body = serde_json::json!({"status": "unavailable", "model": state.model_id()});
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+    }
+}
+
+/// `GET /metrics`: the server's metrics (engine, sessions, RPCs) in the Prometheus text
+/// format, for scrapers that do not speak OTLP.
+async fn metrics(State(state): State<Arc<GatewayState>>) -> Response {
+    let body = state.service.metrics().registry().render();
+    let content_type = "text/plain; version=0.0.4; charset=utf-8";
+    ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+async fn not_found(method: Method, uri: Uri) -> HttpError {
+    HttpError::RouteNotFound {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+    }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> HttpError {
+    HttpError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+    }
+}
+
+/// Browser apps (OpenAI's JS SDK with `dangerouslyAllowBrowser`) call from other origins.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(AllowHeaders::mirror_request())
+        .max_age(Duration::from_secs(24 * 3600))
+}

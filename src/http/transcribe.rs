@@ -1,0 +1,152 @@
+//! `POST /v1/audio/transcriptions` and `POST /v1/audio/translations`: form → checked job →
+//! engine → one body in the asked format, or Server-Sent Events.
+//!
+//! Everything that can be refused cheaply (form, model, options) is checked before the audio
+//! is decoded, and decoding runs on the blocking pool: a long MP3 must not stall the runtime.
+//! The request holds a session slot (shared with gRPC) from before its body is read, so the
+//! number of uploads held in memory at once is bounded by `--max-sessions`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use super::GatewayState;
+use super::error::HttpError;
+use super::form::{self, AudioForm, Endpoint, Upload};
+use super::{models, sse};
+use crate::audio::{AudioError, WHISPER_SAMPLE_RATE, decode_bytes};
+use crate::engine::JobOptions;
+use crate::formats::{RenderOptions, ResponseFormat, render};
+use crate::model::whisper::tokens::Task;
+
+/// `POST /v1/audio/transcriptions`.
+pub(super) async fn transcriptions(
+    State(state): State<Arc<GatewayState>>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, HttpError> {
+    handle(&state, multipart, Endpoint::Transcriptions).await
+}
+
+/// `POST /v1/audio/translations`: speech in any language the model knows → English text.
+pub(super) async fn translations(
+    State(state): State<Arc<GatewayState>>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, HttpError> {
+    handle(&state, multipart, Endpoint::Translations).await
+}
+
+/// What a checked form asks for.
+struct Plan {
+    job: JobOptions,
+    format: ResponseFormat,
+    render: RenderOptions,
+    stream: bool,
+}
+
+async fn handle(
+    state: &GatewayState,
+    multipart: Result<Multipart, MultipartRejection>,
+    endpoint: Endpoint,
+) -> Result<Response, HttpError> {
+    let multipart = multipart.map_err(|e| HttpError::MalformedForm(e.body_text()))?;
+    let permit = state.service.open_session()?;
+    let limits = &state.service.limits;
+    let mut form = form::read(multipart, endpoint, limits.max_upload_bytes).await?;
+    let plan = plan(state, &form, endpoint)?;
+    let samples = decode(std::mem::take(&mut form.file)).await?;
+    let seconds = samples.len() as f64 / f64::from(WHISPER_SAMPLE_RATE);
+    if seconds > limits.max_audio_seconds {
+        return Err(HttpError::AudioTooLong {
+            seconds,
+            limit_seconds: limits.max_audio_seconds,
+        });
+    }
+    let job = state.engine().submit(samples.into(), &plan.job)?;
+    if plan.stream {
+        return Ok(sse::respond(job, permit).into_response());
+    }
+    let transcript = job.finish().await?;
+    drop(permit);
+    let body = render(&transcript, plan.format, &plan.render);
+    Ok(([(header::CONTENT_TYPE, plan.format.media_type())], body).into_response())
+}
+
+/// Checks the form's choices against the served model and turns them into job options.
+fn plan(state: &GatewayState, form: &AudioForm, endpoint: Endpoint) -> Result<Plan, HttpError> {
+    models::resolve(form.model.as_deref(), state.model_id())?;
+    let task = match endpoint {
+        Endpoint::Transcriptions => Task::Transcribe,
+        Endpoint::Translations => {
+            check_can_translate(state)?;
+            Task::Translate
+        }
+    };
+    if form.stream
+        && !matches!(
+            form.response_format,
+            ResponseFormat::Json | ResponseFormat::Text
+        )
+    {
+        return Err(HttpError::InvalidField {
+            param: "response_format",
+            message: "stream=true sends Server-Sent Events and works with response_format json \
+                      or text only"
+                .to_string(),
+        });
+    }
+    // Word timings cost an extra decoder pass and appear only in verbose_json.
+    let words = form.word_timestamps && form.response_format == ResponseFormat::VerboseJson;
+    let job = JobOptions {
+        language: form.language.clone(),
+        task,
+        prompt: form.prompt.clone(),
+        word_timestamps: words,
+        trim_encoder: false,
+        temperature: form.temperature,
+    };
+    state.engine().validate(&job)?;
+    Ok(Plan {
+        job,
+        format: form.response_format,
+        render: RenderOptions {
+            task,
+            // As OpenAI: segments unless only word timings were asked for.
+            segments: form.segment_timestamps || !form.word_timestamps,
+            words,
+            usage: true,
+        },
+        stream: form.stream,
+    })
+}
+
+/// English-only models have no translate task; say so before any audio is decoded.
+fn check_can_translate(state: &GatewayState) -> Result<(), HttpError> {
+    if state.engine().model().tokenizer.is_multilingual() {
+        return Ok(());
+    }
+    Err(HttpError::InvalidField {
+        param: "model",
+        message: format!(
+            "the served model `{}` is English-only and cannot translate; start the server with \
+             a multilingual model (e.g. `hearken serve --model base`) to use \
+             /v1/audio/translations",
+            state.model_id()
+        ),
+    })
+}
+
+/// Decodes the upload (container sniffed from its bytes) to 16 kHz mono, off the runtime.
+async fn decode(upload: Upload) -> Result<Vec<f32>, HttpError> {
+    let hint = upload.extension().map(str::to_string);
+    let decoded = tokio::task::spawn_blocking(move || {
+        decode_bytes(upload.bytes, hint.as_deref())?.into_whisper_input()
+    })
+    .await
+    .map_err(|_| AudioError::DecoderPanic {
+        format: "upload".to_string(),
+    })?;
+    Ok(decoded?)
+}

@@ -1,0 +1,86 @@
+//! The speech service's instruments: RPC calls by method and status, their duration, and
+//! session slots (open and refused).
+//!
+//! RPC attributes follow OpenTelemetry's RPC conventions (`rpc.system`, `rpc.service`,
+//! `rpc.method`, `rpc.grpc.status_code`), so dashboards built for other gRPC servers work.
+
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram, Meter, NoopMeterProvider};
+
+use super::engine::seconds_histogram;
+use super::metrics::{CALL_SECONDS, hearken_meter};
+
+/// Instruments of one service. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ServiceMetrics {
+    meter: Meter,
+    requests: Counter<u64>,
+    duration: Histogram<f64>,
+    sessions_rejected: Counter<u64>,
+}
+
+impl ServiceMetrics {
+    /// Creates the instruments on `meter`.
+    pub fn new(meter: &Meter) -> Self {
+        let metrics = Self {
+            meter: meter.clone(),
+            requests: meter
+                .u64_counter("hearken.rpc.requests")
+                .with_unit("{request}")
+                .with_description("gRPC calls served, by method and status code.")
+                .build(),
+            duration: seconds_histogram(
+                meter,
+                "rpc.server.call.duration",
+                "Time from a call's request headers to its status (streams: the whole stream).",
+                CALL_SECONDS,
+            ),
+            sessions_rejected: meter
+                .u64_counter("hearken.sessions.rejected")
+                .with_unit("{session}")
+                .with_description("Sessions refused, by reason (capacity, shutting_down).")
+                .build(),
+        };
+        // Zero series from the start, so alerts on their rate work before the first refusal.
+        for reason in ["capacity", "shutting_down"] {
+            metrics
+                .sessions_rejected
+                .add(0, &[KeyValue::new("reason", reason)]);
+        }
+        metrics
+    }
+
+    /// Instruments that record nothing.
+    pub fn noop() -> Self {
+        Self::new(&hearken_meter(&NoopMeterProvider::new()))
+    }
+
+    /// One finished call with its `rpc.*` attributes.
+    pub(super) fn call(&self, attributes: &[KeyValue], duration: Duration) {
+        self.requests.add(1, attributes);
+        self.duration.record(duration.as_secs_f64(), attributes);
+    }
+
+    /// A session was refused; `reason` is a fixed, low-cardinality word.
+    pub fn session_rejected(&self, reason: &'static str) {
+        self.sessions_rejected
+            .add(1, &[KeyValue::new("reason", reason)]);
+    }
+
+    /// Reports open sessions at each collection; `open` returns `None` once the service is
+    /// gone (callbacks cannot be unregistered, so it must not keep the service alive).
+    pub fn observe_sessions(&self, open: impl Fn() -> Option<u64> + Send + Sync + 'static) {
+        self.meter
+            .u64_observable_gauge("hearken.sessions.active")
+            .with_unit("{session}")
+            .with_description("Sessions open: streams plus in-flight whole-audio requests.")
+            .with_callback(move |observer| {
+                if let Some(open) = open() {
+                    observer.observe(open, &[]);
+                }
+            })
+            .build();
+    }
+}

@@ -1,0 +1,80 @@
+//! OpenAI's official Python SDK against the gateway: starts a server in-process and runs
+//! `clients/python/test_openai_sdk.py` with pytest. Python, `openai` and `pytest` are required,
+//! not optional: a missing one fails the test with the install command.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use hearken::engine::EngineConfig;
+use hearken::eval::default_corpus_dir;
+use hearken::grpc::{Limits, ServerOptions};
+use hearken::model::whisper::WhisperModel;
+use hearken::server::{RunningServer, ServeConfig};
+
+const INSTALL: &str = "python3 -m pip install -r clients/python/requirements.txt";
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Fails with the install command unless python3 can import the SDK and pytest.
+fn require_python_packages() {
+    let probe = Command::new("python3")
+        .args(["-c", "import openai, pytest; print(openai.__version__)"])
+        .current_dir(repo())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("python3 could not be run ({e}); install Python 3, then: {INSTALL}")
+        });
+    assert!(
+        probe.status.success(),
+        "the Python packages for the SDK test are missing; run: {INSTALL}\n{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+}
+
+fn pytest(base_url: &str) -> Output {
+    Command::new("python3")
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .arg("clients/python/test_openai_sdk.py")
+        .current_dir(repo())
+        .env("HEARKEN_BASE_URL", base_url)
+        .env("HEARKEN_CORPUS_DIR", default_corpus_dir())
+        .output()
+        .expect("python3 runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_python_sdk_passes_against_the_gateway() {
+    require_python_packages();
+    let model = WhisperModel::load(&support::default_model_dir(), &candle_core::Device::Cpu)
+        .expect("load model");
+    let config = ServeConfig {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: Some("127.0.0.1:0".parse().unwrap()),
+        model_id: "tiny.en".into(),
+        device: "cpu".into(),
+        engine: EngineConfig::default(),
+        limits: Limits::default(),
+        transport: ServerOptions::default(),
+        shutdown_grace: Duration::from_secs(30),
+    };
+    let server = RunningServer::start(model, config)
+        .await
+        .expect("server starts");
+    let base_url = format!("http://{}/v1", server.http_addr.expect("http is on"));
+    let output = tokio::task::spawn_blocking(move || pytest(&base_url))
+        .await
+        .unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "pytest failed:\n{report}");
+    assert!(report.contains("5 passed"), "{report}");
+    server.shutdown().await.unwrap();
+}

@@ -11,13 +11,12 @@ use tokio_stream::StreamExt;
 
 use super::corpus_run::{CorpusArgs, LoadedClip};
 use super::load::ModelArgs;
-use crate::audio::f32_to_pcm16le;
 use crate::engine::EngineConfig;
 use crate::eval::{WerCounts, english_wer};
+use crate::grpc::client::pcm16_stream;
+use crate::grpc::proto::RecognitionConfig;
 use crate::grpc::proto::speech_client::SpeechClient;
-use crate::grpc::proto::streaming_recognize_request::Request;
 use crate::grpc::proto::streaming_recognize_response::Event;
-use crate::grpc::proto::{AudioChunk, AudioEncoding, RecognitionConfig, StreamingRecognizeRequest};
 use crate::grpc::{Limits, ServerOptions};
 use crate::server::{RunningServer, ServeConfig};
 
@@ -181,49 +180,18 @@ async fn stream_clip(
     clip: &LoadedClip,
     realtime: bool,
 ) -> anyhow::Result<ClipResult> {
-    let frames: Vec<Vec<u8>> = clip
-        .samples
-        .chunks((FRAME_SECONDS * 16_000.0) as usize)
-        .map(f32_to_pcm16le)
-        .collect();
-    let (tx, rx) = tokio::sync::mpsc::channel(8);
-    let audio_done = Arc::new(std::sync::Mutex::new(None::<Instant>));
     let started = Instant::now();
-    let sender_done = Arc::clone(&audio_done);
-    tokio::spawn(async move {
-        let config = RecognitionConfig {
-            encoding: AudioEncoding::Linear16 as i32,
-            sample_rate_hertz: 16_000,
-            interim_results: true,
-            ..Default::default()
-        };
-        let _ = tx
-            .send(StreamingRecognizeRequest {
-                request: Some(Request::Config(config)),
-            })
-            .await;
-        for (i, data) in frames.into_iter().enumerate() {
-            if realtime {
-                let due = started + Duration::from_secs_f64(FRAME_SECONDS * (i + 1) as f64);
-                tokio::time::sleep_until(due.into()).await;
-            }
-            let chunk = AudioChunk {
-                data,
-                sequence: i as u64 + 1,
-            };
-            let request = StreamingRecognizeRequest {
-                request: Some(Request::Audio(chunk)),
-            };
-            if tx.send(request).await.is_err() {
-                return;
-            }
-        }
-        *sender_done.lock().expect("lock") = Some(Instant::now());
-    });
-    let mut responses = client
-        .streaming_recognize(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await?
-        .into_inner();
+    let config = RecognitionConfig {
+        interim_results: true,
+        ..Default::default()
+    };
+    let (requests, audio_done) = pcm16_stream(
+        config,
+        &clip.samples,
+        Duration::from_secs_f64(FRAME_SECONDS),
+        realtime,
+    );
+    let mut responses = client.streaming_recognize(requests).await?.into_inner();
     let (mut first_interim, mut finals, mut last_final) = (None, Vec::new(), started);
     while let Some(response) = responses.next().await {
         if let Some(Event::Transcript(t)) = response?.event {
@@ -237,7 +205,7 @@ async fn stream_clip(
             }
         }
     }
-    let audio_end = audio_done.lock().expect("lock").unwrap_or(started);
+    let audio_end = audio_done.await.unwrap_or(started);
     let hypothesis = finals.join(" ");
     Ok(ClipResult {
         clip_id: clip.clip.id.clone(),

@@ -7,6 +7,7 @@ mod bench;
 mod bench_policy;
 mod bench_stream;
 mod corpus_run;
+mod demo;
 mod load;
 mod models;
 mod serve;
@@ -40,6 +41,8 @@ pub struct Cli {
 enum Command {
     /// Transcribe an audio file (wav, flac, mp3, ogg, m4a) and print the transcript.
     Transcribe(transcribe::TranscribeArgs),
+    /// Serve, stream a file to the server over gRPC and HTTP, print the results, keep serving.
+    Demo(demo::DemoArgs),
     /// Serve the gRPC speech API (native gRPC and grpc-web on one port).
     Serve(serve::ServeArgs),
     /// List known models and which are cached locally.
@@ -55,7 +58,7 @@ enum Command {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     // `serve` sets logging up itself, with its OpenTelemetry exporters.
-    if !matches!(cli.command, Command::Serve(_)) {
+    if !matches!(cli.command, Command::Serve(_) | Command::Demo(_)) {
         crate::telemetry::init_logging(None);
     }
     if let Some(threads) = cli.threads {
@@ -64,6 +67,7 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Transcribe(args) => transcribe::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Models(args) => models::run(args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Wer(args) => wer::run(args),

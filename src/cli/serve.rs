@@ -51,6 +51,16 @@ pub(super) struct ServeArgs {
 }
 
 pub(super) fn run(args: ServeArgs) -> anyhow::Result<()> {
+    run_then(args, |_| async { Ok(()) })
+}
+
+/// Serves until SIGTERM or Ctrl-C, first running `on_ready` against the ready server (the
+/// demo's client); a failing `on_ready` stops the server and is returned.
+pub(super) fn run_then<F, Fut>(args: ServeArgs, on_ready: F) -> anyhow::Result<()>
+where
+    F: FnOnce(ReadyServer) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     let telemetry = Telemetry::init(&TelemetryConfig::from_env(args.otlp_endpoint.clone())?)?;
     crate::telemetry::init_logging(telemetry.tracer());
     let model = args.model.load()?;
@@ -91,6 +101,14 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(http_addr) = server.http_addr {
             eprintln!("hearken: OpenAI-compatible API on http://{http_addr}/v1");
         }
+        let ready = ReadyServer {
+            grpc_addr: server.grpc_addr,
+            http_addr: server.http_addr,
+        };
+        if let Err(e) = on_ready(ready).await {
+            server.shutdown().await?;
+            return Err(e);
+        }
         wait_for_signal().await;
         eprintln!("hearken: shutting down: finishing live streams");
         server.shutdown().await
@@ -99,6 +117,13 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "telemetry was not fully exported");
     }
     served
+}
+
+/// Where a started server listens.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ReadyServer {
+    pub(super) grpc_addr: SocketAddr,
+    pub(super) http_addr: Option<SocketAddr>,
 }
 
 /// SIGTERM (orchestrators) or Ctrl-C.

@@ -6,6 +6,7 @@
 //! results into proto messages ([`convert`]). Every failure is a [`ServiceError`], mapped to a
 //! `tonic::Status` in one place.
 
+pub mod client;
 mod config;
 mod convert;
 mod error;

@@ -429,3 +429,59 @@ async fn concurrent_sessions_get_their_own_transcripts_in_shared_batches() {
     );
     server.shutdown().await.unwrap();
 }
+
+/// `jfk.wav` re-encoded by ffmpeg with `args` into a temporary `name`; returns its bytes.
+fn ffmpeg_jfk(args: &[&str], name: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join(name);
+    let jfk = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/en/jfk.wav");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-i", jfk])
+        .args(args)
+        .arg(&out)
+        .status()
+        .expect("ffmpeg runs (apt-get install -y ffmpeg)");
+    assert!(status.success(), "ffmpeg {args:?}");
+    std::fs::read(out).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_and_telephony_encodings_stream_too() {
+    let server = start(Limits::default()).await;
+    let (clip, _) = support::clip("jfk");
+    let cases = [
+        // A container is decoded when the stream ends.
+        (
+            AudioEncoding::Mp3,
+            0,
+            ffmpeg_jfk(&["-b:a", "64k"], "jfk.mp3"),
+        ),
+        // G.711 at 8 kHz: decoded and resampled chunk by chunk.
+        (
+            AudioEncoding::Mulaw,
+            8_000,
+            ffmpeg_jfk(&["-f", "mulaw", "-ar", "8000"], "jfk.ul"),
+        ),
+    ];
+    for (encoding, rate, bytes) in cases {
+        let config = RecognitionConfig {
+            encoding: encoding as i32,
+            sample_rate_hertz: rate,
+            ..Default::default()
+        };
+        let mut messages = vec![config_message(config)];
+        for (i, chunk) in bytes.chunks(8 << 10).enumerate() {
+            messages.push(audio_message(chunk.to_vec(), i as u64 + 1));
+        }
+        let responses = client(&server)
+            .await
+            .streaming_recognize(tokio_stream::iter(messages))
+            .await
+            .expect("stream accepted")
+            .into_inner();
+        let text = final_text(&collect(responses).await);
+        let wer = english_wer(&clip.text, &text).wer();
+        assert!(wer <= 0.15, "{encoding:?}: WER {wer:.3} for {text:?}");
+    }
+    server.shutdown().await.unwrap();
+}

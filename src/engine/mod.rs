@@ -47,6 +47,19 @@ pub enum EngineError {
     ShuttingDown,
 }
 
+impl EngineError {
+    /// How long a client should wait before retrying, when retrying can help (a full queue
+    /// drains in about a second; a restart takes longer). Both front ends send this as their
+    /// protocol's retry hint.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Saturated { .. } => Some(Duration::from_secs(1)),
+            Self::ShuttingDown => Some(Duration::from_secs(5)),
+            Self::Rejected(_) | Self::Model(_) => None,
+        }
+    }
+}
+
 /// Scheduler limits.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {

@@ -82,8 +82,7 @@ impl ServiceError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::TooManySessions { retry_after, .. } => Some(*retry_after),
-            Self::Engine(EngineError::Saturated { .. }) => Some(Duration::from_secs(1)),
-            Self::Engine(EngineError::ShuttingDown) => Some(Duration::from_secs(5)),
+            Self::Engine(e) => e.retry_after(),
             _ => None,
         }
     }

@@ -16,4 +16,5 @@ pub mod http;
 pub mod model;
 pub mod server;
 pub mod session;
+pub mod streaming;
 pub mod telemetry;

@@ -150,6 +150,11 @@ impl RunningServer {
                 }
             }
         }
+        // Upgraded connections (Realtime WebSockets) are no longer the HTTP server's to wait
+        // for; their session slots say when they have sent their last completion.
+        while self.state.open_sessions() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         self.engine.close();
         Ok(())
     }

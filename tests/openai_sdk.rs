@@ -75,6 +75,6 @@ async fn official_python_sdk_passes_against_the_gateway() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(output.status.success(), "pytest failed:\n{report}");
-    assert!(report.contains("5 passed"), "{report}");
+    assert!(report.contains("6 passed"), "{report}");
     server.shutdown().await.unwrap();
 }

@@ -6,13 +6,19 @@ Run by `cargo test --test openai_sdk`, which starts a server and sets:
 Against a running `hearken serve`, set both and run `python3 -m pytest -q` on this file.
 """
 
+import array
+import asyncio
+import base64
 import json
 import os
 import re
+import time
+import wave
 from pathlib import Path
 
 import openai
 import pytest
+import websockets
 
 BASE_URL = os.environ.get("HEARKEN_BASE_URL", "http://127.0.0.1:8000/v1")
 CORPUS = Path(os.environ.get("HEARKEN_CORPUS_DIR", Path(__file__).parents[2] / ".." / "shared" / "corpus"))
@@ -114,3 +120,78 @@ def test_non_audio_file_is_a_bad_request(client):
         )
     assert "not a recognised audio format" in str(raised.value)
     assert raised.value.status_code == 400
+
+
+def pcm16_at(path, rate):
+    """A mono 16-bit WAV's samples linearly resampled to `rate`, as little-endian PCM16."""
+    with wave.open(str(path), "rb") as w:
+        assert w.getnchannels() == 1 and w.getsampwidth() == 2
+        source_rate = w.getframerate()
+        samples = array.array("h", w.readframes(w.getnframes()))
+    out = array.array("h")
+    step = source_rate / rate
+    for i in range(int(len(samples) / step) - 1):
+        x = i * step
+        j, frac = int(x), x - int(x)
+        out.append(int(samples[j] * (1 - frac) + samples[j + 1] * frac))
+    return out.tobytes()
+
+
+async def realtime_transcription(pcm, rate):
+    """Streams `pcm` at real-time pace in 100 ms appends; returns (deltas before the audio
+    ended, completed transcripts)."""
+    url = BASE_URL.replace("http://", "ws://", 1) + "/realtime?intent=transcription"
+    headers = {"Authorization": "Bearer unused"}
+    async with websockets.connect(url, additional_headers=headers) as ws:
+        created = json.loads(await ws.recv())
+        assert created["type"] == "session.created", created
+        await ws.send(json.dumps({"type": "session.update", "session": {
+            "type": "transcription",
+            "audio": {"input": {
+                "format": {"type": "audio/pcm", "rate": rate},
+                "transcription": {"model": "gpt-4o-transcribe", "language": "en"},
+                "turn_detection": {"type": "server_vad", "silence_duration_ms": 800},
+            }},
+        }}))
+        events = []
+
+        async def receive():
+            async for message in ws:
+                events.append((time.monotonic(), json.loads(message)))
+
+        receiver = asyncio.create_task(receive())
+        chunk = rate // 10 * 2
+        start = time.monotonic()
+        for i in range(0, len(pcm), chunk):
+            audio = base64.b64encode(pcm[i:i + chunk]).decode()
+            await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": audio}))
+            await asyncio.sleep(max(0.0, start + (i // chunk + 1) * 0.1 - time.monotonic()))
+        audio_end = time.monotonic()
+        silence = base64.b64encode(bytes(chunk * 15)).decode()
+        await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": silence}))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            kinds = [e["type"] for _, e in events]
+            completed = kinds.count("conversation.item.input_audio_transcription.completed")
+            if completed and completed == kinds.count("input_audio_buffer.committed") and \
+                    kinds.count("input_audio_buffer.speech_started") == \
+                    kinds.count("input_audio_buffer.speech_stopped"):
+                break
+        receiver.cancel()
+    assert not [e for _, e in events if e["type"] == "error"], events
+    early_deltas = [e for at, e in events
+                    if e["type"].endswith("input_audio_transcription.delta") and at < audio_end]
+    transcripts = [e["transcript"] for _, e in events
+                   if e["type"].endswith("input_audio_transcription.completed")]
+    return early_deltas, transcripts
+
+
+def test_realtime_transcription_websocket(clip):
+    path, reference = clip
+    early_deltas, transcripts = asyncio.run(realtime_transcription(pcm16_at(path, 24000), 24000))
+    assert early_deltas, "no transcription delta arrived before the audio ended"
+    text = " ".join(transcripts)
+    heard = set(words(text))
+    overlap = sum(w in heard for w in words(reference)) / len(words(reference))
+    assert overlap >= 0.8, text

@@ -65,7 +65,7 @@ pub struct ServiceState {
     pub(super) device: String,
     pub(crate) limits: Limits,
     sessions: Arc<Semaphore>,
-    pub(super) shutdown: watch::Receiver<bool>,
+    pub(crate) shutdown: watch::Receiver<bool>,
     metrics: Metrics,
 }
 

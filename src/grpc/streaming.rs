@@ -1,14 +1,14 @@
 //! `StreamingRecognize`: one task per stream joins the client's audio, the session's
 //! streaming policy ([`SessionPolicy`]) and the engine.
 //!
-//! The task reads the client only while the audio waiting for transcription is under the
-//! session's `max_lead_seconds`: beyond that it stops reading and HTTP/2 flow control pushes
-//! back on the client. At most one engine job per session is in flight; when the client
-//! disconnects the task ends and dropping its job handle removes queued work at once.
+//! The engine side (jobs, results, backlog) is the shared [`SessionDriver`]; this module owns
+//! the gRPC protocol around it. The task reads the client only while the audio waiting for
+//! transcription is under the session's `max_lead_seconds`: beyond that it stops reading and
+//! HTTP/2 flow control pushes back on the client. When the client disconnects the task ends
+//! and dropping the driver removes queued work at once.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -26,12 +26,8 @@ use super::proto::{
 };
 use super::service::ServiceState;
 use crate::audio::stream::StreamDecoder;
-use crate::engine::{JobHandle, hypothesis, streaming_job_options};
-use crate::model::whisper::decode::Transcript;
-use crate::session::{
-    Output, SessionConfig, SessionPolicy, SpeechEvent, TimedWord, TranscriptUpdate,
-    TranscriptionRequest,
-};
+use crate::session::{SessionConfig, SessionPolicy, SpeechEvent, TimedWord, TranscriptUpdate};
+use crate::streaming::{DriverError, SessionDriver, SessionEvent};
 
 /// How long a client has to send its config.
 const CONFIG_TIMEOUT: Duration = Duration::from_secs(10);
@@ -97,16 +93,25 @@ struct Session<'a> {
     state: &'a ServiceState,
     settings: Settings,
     decoder: StreamDecoder,
-    policy: SessionPolicy,
-    pending: VecDeque<TranscriptionRequest>,
-    in_flight: Option<(TranscriptionRequest, JobHandle, Instant)>,
+    driver: SessionDriver,
     last_sequence: u64,
     acked_at_seconds: f64,
-    processed_seconds: f64,
-    /// Stream time up to which the session was idle (silence, or everything transcribed).
-    idle_until: f64,
-    language: String,
     finals: usize,
+}
+
+impl From<DriverError> for ServiceError {
+    fn from(e: DriverError) -> Self {
+        match e {
+            DriverError::Overrun {
+                backlog_seconds,
+                limit_seconds,
+            } => Self::Overrun {
+                backlog_seconds,
+                limit_seconds,
+            },
+            DriverError::Engine(e) => Self::Engine(e),
+        }
+    }
 }
 
 async fn run(
@@ -134,18 +139,19 @@ async fn run(
     if !out.send(started).await {
         return Ok(());
     }
+    let driver = SessionDriver::new(
+        Arc::clone(&state.engine),
+        settings.job.clone(),
+        policy,
+        settings.max_lead_seconds,
+    );
     let mut session = Session {
         state,
-        language: settings.job.language.clone().unwrap_or_default(),
         settings,
         decoder,
-        policy,
-        pending: VecDeque::new(),
-        in_flight: None,
+        driver,
         last_sequence: 0,
         acked_at_seconds: 0.0,
-        processed_seconds: 0.0,
-        idle_until: 0.0,
         finals: 0,
     };
     session.serve(inbound, out).await
@@ -188,17 +194,17 @@ impl Session<'_> {
             if self.single_utterance_done() {
                 return Ok(());
             }
-            if input == InputState::Ended && self.in_flight.is_none() && self.policy.is_idle() {
+            if input == InputState::Ended && self.driver.is_done() {
                 return Ok(());
             }
-            let reading = input == InputState::Open
-                && self.backlog_seconds() < self.settings.max_lead_seconds;
+            let reading = input == InputState::Open && self.driver.accepts_audio();
+            let has_job = self.driver.has_job();
             tokio::select! {
                 message = inbound.next(), if reading => {
                     input = self.on_message(message, out).await?;
                 }
-                result = next_result(&mut self.in_flight), if self.in_flight.is_some() => {
-                    self.on_result(result);
+                result = self.driver.next_result(), if has_job => {
+                    self.driver.on_result(result);
                 }
                 _ = shutdown.changed(), if input == InputState::Open => {
                     if *shutdown.borrow() {
@@ -227,20 +233,17 @@ impl Session<'_> {
         match request {
             Some(Request::Audio(chunk)) => {
                 let samples = self.decoder.push(&chunk.data)?;
-                if self.is_idle() {
-                    self.idle_until = self.policy.stream_seconds();
-                }
-                self.policy.push_audio(&samples);
                 self.last_sequence = chunk.sequence;
-                self.check_overrun()?;
-                if self.policy.stream_seconds() - self.acked_at_seconds >= ACK_EVERY_SECONDS {
+                self.driver.push_audio(&samples);
+                self.driver.check_overrun()?;
+                if self.driver.stream_seconds() - self.acked_at_seconds >= ACK_EVERY_SECONDS {
                     self.send_ack(out).await;
                 }
                 Ok(InputState::Open)
             }
             Some(Request::Control(control)) => match control.action {
                 Some(Action::Finalize(_)) => {
-                    self.policy.finalize();
+                    self.driver.finalize();
                     Ok(InputState::Open)
                 }
                 Some(Action::KeepAlive(_)) => Ok(InputState::Open),
@@ -259,81 +262,26 @@ impl Session<'_> {
     /// other tasks while it runs (the server's runtime is multi-threaded).
     fn end_of_input(&mut self) -> Result<InputState, ServiceError> {
         let tail = tokio::task::block_in_place(|| self.decoder.finish())?;
-        self.policy.push_audio(&tail);
-        self.policy.finalize();
+        self.driver.push_audio(&tail);
+        self.driver.finalize();
         Ok(InputState::Ended)
     }
 
-    /// A client that outruns backpressure (a single message far beyond the lead) is refused.
-    fn check_overrun(&self) -> Result<(), ServiceError> {
-        let backlog = self.backlog_seconds();
-        let limit = self.settings.max_lead_seconds;
-        if backlog > 2.0 * limit {
-            return Err(ServiceError::Overrun {
-                backlog_seconds: backlog,
-                limit_seconds: limit,
-            });
-        }
-        Ok(())
-    }
-
-    /// Nothing open, queued or running: all audio so far is handled (or was silence).
-    fn is_idle(&self) -> bool {
-        self.policy.is_idle() && self.in_flight.is_none() && self.pending.is_empty()
-    }
-
-    /// Audio received but not yet covered by a transcription result (silence before the
-    /// current speech does not count).
-    fn backlog_seconds(&self) -> f64 {
-        if self.is_idle() {
-            return 0.0;
-        }
-        let stream = self.policy.stream_seconds();
-        stream - self.processed_seconds.max(self.idle_until).min(stream)
-    }
-
     async fn send_ack(&mut self, out: &mut Responder) {
-        self.acked_at_seconds = self.policy.stream_seconds();
+        self.acked_at_seconds = self.driver.stream_seconds();
         let ack = AudioAck {
             sequence: self.last_sequence,
-            processed_seconds: self.processed_seconds,
-            backlog_seconds: self.backlog_seconds(),
+            processed_seconds: self.driver.processed_seconds(),
+            backlog_seconds: self.driver.backlog_seconds(),
         };
         out.send(Event::AudioAck(ack)).await;
     }
 
-    fn on_result(&mut self, result: Result<Transcript, ServiceError>) {
-        let (request, _, started) = self.in_flight.take().expect("a job was in flight");
-        let latency = started.elapsed().as_secs_f64();
-        self.policy
-            .report_load(latency > self.policy.chunk_seconds());
-        match result {
-            Ok(transcript) => {
-                self.processed_seconds = self
-                    .processed_seconds
-                    .max(request.audio_start_seconds + request.duration_seconds());
-                if !transcript.language.is_empty() {
-                    self.language = transcript.language.clone();
-                }
-                self.policy
-                    .submit(request.request_id, hypothesis(&transcript));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "transcription failed; the session goes on");
-                self.policy.fail(request.request_id);
-            }
-        }
-    }
-
     /// Sends what the policy produced and starts the next job. False when the client is gone.
     async fn drain_policy(&mut self, out: &mut Responder) -> Result<bool, ServiceError> {
-        while let Some(output) = self.policy.poll() {
-            let sent = match output {
-                Output::Transcribe(request) => {
-                    self.pending.push_back(request);
-                    true
-                }
-                Output::Update(update) => {
+        while let Some(event) = self.driver.poll()? {
+            let sent = match event {
+                SessionEvent::Update(update) => {
                     if update.is_final {
                         self.finals += 1;
                     }
@@ -343,42 +291,13 @@ impl Session<'_> {
                         true
                     }
                 }
-                Output::Speech(event) => out.send(Event::Speech(speech(event))).await,
+                SessionEvent::Speech(event) => out.send(Event::Speech(speech(event))).await,
             };
             if !sent {
                 return Ok(false);
             }
         }
-        self.start_next_job()?;
         Ok(true)
-    }
-
-    fn start_next_job(&mut self) -> Result<(), ServiceError> {
-        if self.in_flight.is_some() {
-            return Ok(());
-        }
-        let Some(request) = self.pending.pop_front() else {
-            return Ok(());
-        };
-        let options = streaming_job_options(&self.settings.job, &request);
-        match self
-            .state
-            .engine
-            .submit(Arc::from(request.audio.as_slice()), &options)
-        {
-            Ok(handle) => {
-                self.in_flight = Some((request, handle, Instant::now()));
-                Ok(())
-            }
-            Err(crate::engine::EngineError::Saturated { .. }) => {
-                // Skip this interim update; the next request covers its audio. A final one
-                // fails its utterance with the last hypothesis committed.
-                self.policy.report_load(true);
-                self.policy.fail(request.request_id);
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
-        }
     }
 
     fn update(&self, update: TranscriptUpdate) -> proto::TranscriptUpdate {
@@ -398,20 +317,13 @@ impl Session<'_> {
             words,
             start: update.start_seconds,
             end: update.end_seconds,
-            language: self.language.clone(),
+            language: self.driver.language().to_string(),
         }
     }
 
     fn single_utterance_done(&self) -> bool {
         self.settings.single_utterance && self.finals > 0
     }
-}
-
-async fn next_result(
-    in_flight: &mut Option<(TranscriptionRequest, JobHandle, Instant)>,
-) -> Result<Transcript, ServiceError> {
-    let (_, handle, _) = in_flight.as_mut().expect("guarded by is_some");
-    Ok(handle.transcript().await?)
 }
 
 fn word(w: &TimedWord) -> proto::Word {

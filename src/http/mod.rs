@@ -1,6 +1,6 @@
 //! The OpenAI-compatible HTTP gateway: `/v1/audio/transcriptions`, `/v1/audio/translations`
-//! (JSON, text, subtitles or Server-Sent Events), `/v1/models`, `/healthz` and `/metrics`
-//! (Prometheus text).
+//! (JSON, text, subtitles or Server-Sent Events), the Realtime transcription WebSocket
+//! (`/v1/realtime`, [`realtime`]), `/v1/models`, `/healthz` and `/metrics` (Prometheus text).
 //!
 //! It is a thin translation layer: requests become jobs on the same [`Engine`] the gRPC
 //! service feeds, take their session slot from the same [`ServiceState`], and report the same
@@ -11,6 +11,7 @@
 mod error;
 mod form;
 mod models;
+mod realtime;
 mod sse;
 mod transcribe;
 
@@ -102,6 +103,7 @@ pub fn router(state: Arc<GatewayState>) -> Router {
     Router::new()
         .route("/v1/audio/transcriptions", post(transcribe::transcriptions))
         .route("/v1/audio/translations", post(transcribe::translations))
+        .route("/v1/realtime", get(realtime::realtime))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{id}", get(models::get))
         .route("/healthz", get(healthz))

@@ -216,6 +216,12 @@ impl SessionPolicy {
         seconds(self.total)
     }
 
+    /// The open utterance's id, if one is open: transports that name utterances before
+    /// their first update (an explicit commit with the VAD off) need it.
+    pub fn open_utterance(&self) -> Option<u64> {
+        self.open.as_ref().map(|u| u.id)
+    }
+
     /// Length of the open utterance's buffer (0 when none is open).
     pub fn buffered_seconds(&self) -> f64 {
         match self.open {

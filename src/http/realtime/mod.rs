@@ -1,0 +1,197 @@
+//! `GET /v1/realtime?intent=transcription`: OpenAI's Realtime transcription WebSocket over
+//! the same streaming driver and engine as gRPC `StreamingRecognize`.
+//!
+//! The upgrade takes a session slot from the shared [`ServiceState`](crate::grpc::ServiceState)
+//! (a full server answers 429 with the usual error envelope before upgrading). The socket task
+//! is the transport only: it reads client events into a [`RealtimeSession`] while the
+//! session's backlog is under `--max-lead-seconds` (beyond that it stops reading and TCP
+//! pushes back), waits on the session's one engine job, and writes the session's events.
+//! A client that disconnects drops the session and with it its queued job. On server
+//! shutdown the open item is committed, its completion sent, then the socket closes.
+
+mod config;
+mod error;
+mod events;
+mod session;
+
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::Deserialize;
+use tokio::sync::{OwnedSemaphorePermit, watch};
+
+use super::{GatewayState, HttpError};
+use error::RealtimeError;
+use session::{RealtimeSession, SessionContext};
+
+/// The subprotocol browsers offer (beside their key) and the server selects.
+const SUBPROTOCOL: &str = "realtime";
+
+/// The query of the upgrade request.
+#[derive(Debug, Deserialize)]
+pub(super) struct RealtimeQuery {
+    intent: Option<String>,
+}
+
+/// Upgrades to a transcription session. Authorization (`Authorization: Bearer`, or the
+/// `openai-insecure-api-key.*` subprotocol browsers use) is accepted as is: no key is
+/// configured.
+pub(super) async fn realtime(
+    State(state): State<Arc<GatewayState>>,
+    Query(query): Query<RealtimeQuery>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, HttpError> {
+    if let Some(intent) = query.intent.filter(|i| i != "transcription") {
+        return Err(HttpError::InvalidField {
+            param: "intent",
+            message: format!(
+                "this server offers Realtime transcription only (intent=transcription), not \
+                 `{intent}`"
+            ),
+        });
+    }
+    let permit = state.service.open_session()?;
+    let context = SessionContext {
+        engine: Arc::clone(&state.service.engine),
+        served_model: state.model_id().to_string(),
+        max_lead_seconds: state.service.limits.max_lead_seconds,
+        beta: speaks_beta(&headers),
+    };
+    let max_message = state.service.limits.max_message_bytes;
+    let shutdown = state.service.shutdown.clone();
+    let span = tracing::info_span!("realtime_session");
+    Ok(upgrade
+        .protocols([SUBPROTOCOL])
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
+        .on_upgrade(move |socket| {
+            tracing::Instrument::instrument(serve(socket, context, shutdown, permit), span)
+        }))
+}
+
+/// Beta clients say so in a header, or (browsers) in a subprotocol.
+fn speaks_beta(headers: &HeaderMap) -> bool {
+    let has = |name: &str, needle: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains(needle))
+    };
+    has("openai-beta", "realtime=v1") || has("sec-websocket-protocol", "openai-beta.realtime-v1")
+}
+
+async fn serve(
+    mut socket: WebSocket,
+    context: SessionContext,
+    shutdown: watch::Receiver<bool>,
+    permit: OwnedSemaphorePermit,
+) {
+    let mut session = RealtimeSession::new(context);
+    let close = run(&mut socket, &mut session, shutdown).await;
+    if let Some(frame) = close {
+        let _ = socket.send(Message::Close(Some(frame))).await;
+    }
+    drop(permit);
+}
+
+/// Whether the socket is still read.
+#[derive(Debug, PartialEq)]
+enum Input {
+    Open,
+    /// Server shutdown: finish what was committed, then close.
+    Draining,
+}
+
+/// The session loop; the close frame to send, or `None` when the client is gone.
+async fn run(
+    socket: &mut WebSocket,
+    session: &mut RealtimeSession,
+    mut shutdown: watch::Receiver<bool>,
+) -> Option<CloseFrame> {
+    let mut input = Input::Open;
+    loop {
+        let fatal = session.pump().err();
+        if let Some(e) = &fatal {
+            session.send_error(e, None);
+        }
+        if !flush(socket, session).await {
+            return None;
+        }
+        if fatal.is_some() {
+            return Some(close(close_code::POLICY, "session ended after an error"));
+        }
+        if input == Input::Draining && session.is_done() {
+            return Some(close(close_code::AWAY, "the server is shutting down"));
+        }
+        let reading = input == Input::Open && session.accepts_audio();
+        let has_job = session.has_job();
+        tokio::select! {
+            message = socket.recv(), if reading => {
+                match on_message(session, message) {
+                    Ok(true) => {}
+                    Ok(false) => return None,
+                    Err(e) => {
+                        session.send_error(&e, None);
+                        flush(socket, session).await;
+                        return Some(close(close_code::POLICY, "session ended after an error"));
+                    }
+                }
+            }
+            result = session.next_result(), if has_job => session.on_result(result),
+            changed = shutdown.changed(), if input == Input::Open => {
+                // A dropped sender means the server is going away too.
+                if changed.is_err() || *shutdown.borrow() {
+                    session.end_input();
+                    input = Input::Draining;
+                }
+            }
+        }
+    }
+}
+
+/// Handles one socket message; false when the client has left (which cancels its work).
+fn on_message(
+    session: &mut RealtimeSession,
+    message: Option<Result<Message, axum::Error>>,
+) -> Result<bool, RealtimeError> {
+    match message {
+        Some(Ok(Message::Text(text))) => session.on_message(events::parse(text.as_str()))?,
+        Some(Ok(Message::Binary(_))) => session.send_error(
+            &RealtimeError::InvalidJson("binary messages are not events; send JSON text".into()),
+            None,
+        ),
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+        Some(Ok(Message::Close(_))) | None => return Ok(false),
+        Some(Err(e)) => {
+            tracing::debug!(error = %e, "realtime socket failed");
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Writes the session's pending events; false when the client is gone.
+async fn flush(socket: &mut WebSocket, session: &mut RealtimeSession) -> bool {
+    while let Some(event) = session.next_event() {
+        if socket
+            .send(Message::Text(event.to_string().into()))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+    }
+    true
+}
+
+fn close(code: u16, reason: &'static str) -> CloseFrame {
+    CloseFrame {
+        code,
+        reason: reason.into(),
+    }
+}

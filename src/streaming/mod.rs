@@ -1,0 +1,276 @@
+//! The transport-neutral half of a live transcription session: it joins one
+//! [`SessionPolicy`] to the shared [`Engine`], so gRPC `StreamingRecognize` and the Realtime
+//! WebSocket stream through exactly the same mechanism.
+//!
+//! A [`SessionDriver`] takes decoded 16 kHz audio and finalize calls from its transport, runs
+//! the policy's [`TranscriptionRequest`]s on the engine one at a time (at most one job per
+//! session, so a session never holds more than one queue slot), hands results back to the
+//! policy, and yields the policy's updates and speech events for the transport to render. It
+//! also keeps the backlog accounting both transports need for backpressure: how much received
+//! audio is not yet covered by a result. Dropping the driver drops its job handle, which
+//! removes queued work at once.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::engine::{
+    Engine, EngineError, JobHandle, JobOptions, hypothesis, streaming_job_options,
+};
+use crate::model::whisper::decode::Transcript;
+use crate::session::{Output, SessionPolicy, SpeechEvent, TranscriptUpdate, TranscriptionRequest};
+
+/// Why a session cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The client sent audio further ahead of transcription than allowed, past backpressure.
+    #[error(
+        "audio is arriving faster than it can be transcribed: {backlog_seconds:.1} s buffered, \
+         limit {limit_seconds:.1} s (max_lead_seconds); send at real-time pace"
+    )]
+    Overrun {
+        /// Seconds of audio waiting.
+        backlog_seconds: f64,
+        /// The limit in force.
+        limit_seconds: f64,
+    },
+    /// The engine refused a job for a reason other than a full queue (shutting down, or
+    /// options the model cannot serve).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// What the transport should tell its client, in the order it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionEvent {
+    /// A transcript update of one utterance.
+    Update(TranscriptUpdate),
+    /// Speech started or ended.
+    Speech(SpeechEvent),
+}
+
+/// A job on the engine and the request it answers.
+struct InFlight {
+    request: TranscriptionRequest,
+    handle: JobHandle,
+    started: Instant,
+}
+
+/// One session's policy, engine job and backlog accounting.
+pub struct SessionDriver {
+    engine: Arc<Engine>,
+    job: JobOptions,
+    policy: SessionPolicy,
+    max_lead_seconds: f64,
+    pending: VecDeque<TranscriptionRequest>,
+    in_flight: Option<InFlight>,
+    processed_seconds: f64,
+    /// Stream time up to which the session was idle (silence, or everything transcribed).
+    idle_until: f64,
+    language: String,
+}
+
+impl std::fmt::Debug for SessionDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionDriver")
+            .field("policy", &self.policy)
+            .field("pending", &self.pending.len())
+            .field("in_flight", &self.in_flight.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionDriver {
+    /// A driver running `policy`'s requests on `engine` with the session's `job` options;
+    /// the client may run at most `max_lead_seconds` ahead of transcription.
+    pub fn new(
+        engine: Arc<Engine>,
+        job: JobOptions,
+        policy: SessionPolicy,
+        max_lead_seconds: f64,
+    ) -> Self {
+        Self {
+            language: job.language.clone().unwrap_or_default(),
+            engine,
+            job,
+            policy,
+            max_lead_seconds,
+            pending: VecDeque::new(),
+            in_flight: None,
+            processed_seconds: 0.0,
+            idle_until: 0.0,
+        }
+    }
+
+    /// Feeds decoded samples. Transports call [`Self::check_overrun`] after audio the client
+    /// sent live, and skip it for audio they flush themselves (a container decoded whole at
+    /// the end of the stream).
+    pub fn push_audio(&mut self, samples: &[f32]) {
+        if self.is_idle() {
+            self.idle_until = self.policy.stream_seconds();
+        }
+        self.policy.push_audio(samples);
+    }
+
+    /// A client that outruns backpressure (a single message far beyond the lead) is refused.
+    pub fn check_overrun(&self) -> Result<(), DriverError> {
+        let backlog = self.backlog_seconds();
+        if backlog > 2.0 * self.max_lead_seconds {
+            return Err(DriverError::Overrun {
+                backlog_seconds: backlog,
+                limit_seconds: self.max_lead_seconds,
+            });
+        }
+        Ok(())
+    }
+
+    /// Ends the open utterance now; whether one was open (see [`SessionPolicy::finalize`]).
+    pub fn finalize(&mut self) -> bool {
+        self.policy.finalize()
+    }
+
+    /// The next event for the client, or `None` once everything due is out; then the next
+    /// queued request, if any, is started on the engine.
+    pub fn poll(&mut self) -> Result<Option<SessionEvent>, DriverError> {
+        while let Some(output) = self.policy.poll() {
+            match output {
+                Output::Transcribe(request) => self.pending.push_back(request),
+                Output::Update(update) => return Ok(Some(SessionEvent::Update(update))),
+                Output::Speech(event) => return Ok(Some(SessionEvent::Speech(event))),
+            }
+        }
+        self.start_next_job()?;
+        Ok(None)
+    }
+
+    /// Whether a job is running: only then does [`Self::next_result`] resolve.
+    pub fn has_job(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Waits for the running job's transcript. Cancel-safe (for `select!`): the job stays in
+    /// flight until its result is handed to [`Self::on_result`].
+    ///
+    /// # Panics
+    /// When no job is running (guard with [`Self::has_job`]).
+    pub async fn next_result(&mut self) -> Result<Transcript, EngineError> {
+        let in_flight = self.in_flight.as_mut().expect("guarded by has_job");
+        in_flight.handle.transcript().await
+    }
+
+    /// Hands the running job's result to the policy. A failed job loses only its own update:
+    /// the session goes on, and a final request fails its utterance with what was committed.
+    pub fn on_result(&mut self, result: Result<Transcript, EngineError>) {
+        let Some(InFlight {
+            request, started, ..
+        }) = self.in_flight.take()
+        else {
+            return;
+        };
+        let latency = started.elapsed().as_secs_f64();
+        self.policy
+            .report_load(latency > self.policy.chunk_seconds());
+        match result {
+            Ok(transcript) => {
+                self.processed_seconds = self
+                    .processed_seconds
+                    .max(request.audio_start_seconds + request.duration_seconds());
+                if !transcript.language.is_empty() {
+                    self.language = transcript.language.clone();
+                }
+                self.policy
+                    .submit(request.request_id, hypothesis(&transcript));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "transcription failed; the session goes on");
+                self.policy.fail(request.request_id);
+            }
+        }
+    }
+
+    /// Whether the client may be read: the audio waiting for transcription is under the lead.
+    pub fn accepts_audio(&self) -> bool {
+        self.backlog_seconds() < self.max_lead_seconds
+    }
+
+    /// Nothing open, queued or running: all audio so far is handled (or was silence).
+    pub fn is_idle(&self) -> bool {
+        self.policy.is_idle() && self.in_flight.is_none() && self.pending.is_empty()
+    }
+
+    /// Every utterance is final and no job is running: the stream may close.
+    pub fn is_done(&self) -> bool {
+        self.in_flight.is_none() && self.policy.is_idle()
+    }
+
+    /// Audio received but not yet covered by a transcription result (silence before the
+    /// current speech does not count).
+    pub fn backlog_seconds(&self) -> f64 {
+        if self.is_idle() {
+            return 0.0;
+        }
+        let stream = self.policy.stream_seconds();
+        stream - self.processed_seconds.max(self.idle_until).min(stream)
+    }
+
+    /// Stream time covered by transcription results.
+    pub fn processed_seconds(&self) -> f64 {
+        self.processed_seconds
+    }
+
+    /// Seconds of audio received so far.
+    pub fn stream_seconds(&self) -> f64 {
+        self.policy.stream_seconds()
+    }
+
+    /// The open utterance, if any (see [`SessionPolicy::open_utterance`]).
+    pub fn open_utterance(&self) -> Option<u64> {
+        self.policy.open_utterance()
+    }
+
+    /// Length of the open utterance's buffer (0 when none is open).
+    pub fn buffered_seconds(&self) -> f64 {
+        self.policy.buffered_seconds()
+    }
+
+    /// The session's language: the configured one, else the last one the model detected.
+    pub fn language(&self) -> &str {
+        &self.language
+    }
+
+    /// The session's own job options (before per-request prompt and timing settings).
+    pub fn job_options(&self) -> &JobOptions {
+        &self.job
+    }
+
+    fn start_next_job(&mut self) -> Result<(), DriverError> {
+        if self.in_flight.is_some() {
+            return Ok(());
+        }
+        let Some(request) = self.pending.pop_front() else {
+            return Ok(());
+        };
+        let options = streaming_job_options(&self.job, &request);
+        match self
+            .engine
+            .submit(Arc::from(request.audio.as_slice()), &options)
+        {
+            Ok(handle) => {
+                self.in_flight = Some(InFlight {
+                    request,
+                    handle,
+                    started: Instant::now(),
+                });
+                Ok(())
+            }
+            Err(EngineError::Saturated { .. }) => {
+                // Skip this interim update; the next request covers its audio. A final one
+                // fails its utterance with the last hypothesis committed.
+                self.policy.report_load(true);
+                self.policy.fail(request.request_id);
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use hearken::engine::EngineConfig;
 use hearken::eval::english_wer;
+use hearken::grpc::proto::RecognizeRequest;
+use hearken::grpc::proto::speech_client::SpeechClient;
 use hearken::grpc::{Limits, ServerOptions};
 use hearken::model::whisper::WhisperModel;
 use hearken::server::{RunningServer, ServeConfig};
@@ -127,6 +129,18 @@ async fn every_response_format_matches_openai() {
 
     let plain = transcribe(&server, wav.clone(), &[("response_format", "text")]).await;
     assert_eq!(plain, format!("{text}\n"));
+
+    // The same file over gRPC gives the same transcript (grpc-web is checked against gRPC in
+    // grpc_mesh.rs): one engine behind every front end.
+    let mut grpc = SpeechClient::connect(format!("http://{}", server.grpc_addr))
+        .await
+        .unwrap();
+    let request = RecognizeRequest {
+        config: None,
+        audio: wav.clone(),
+    };
+    let over_grpc = grpc.recognize(request).await.unwrap().into_inner();
+    assert_eq!(over_grpc.text.trim(), text);
 
     let srt = transcribe(&server, wav.clone(), &[("response_format", "srt")]).await;
     assert!(srt.starts_with("1\n00:00:00,000 --> 00:00:"), "{srt}");

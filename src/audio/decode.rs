@@ -182,7 +182,7 @@ fn open_decoder(
     reader: &dyn FormatReader,
     container: &'static str,
 ) -> Result<(u32, &'static str, Box<dyn Decoder>), AudioError> {
-    let registry = symphonia::default::get_codecs();
+    let registry = super::opus::codec_registry();
     let tracks = reader.tracks();
     let Some((track, descriptor)) = tracks
         .iter()

@@ -10,6 +10,7 @@
 
 mod container;
 mod decode;
+mod opus;
 mod packets;
 pub mod pcm;
 mod resample;
@@ -70,10 +71,10 @@ pub enum AudioError {
         /// The container that was recognised.
         container: &'static str,
     },
-    /// The audio track uses a codec that has no decoder here (Opus, AC-3, WMA, ...).
+    /// The audio track uses a codec that has no decoder here (AC-3, WMA, surround Opus, ...).
     #[error(
         "{container} audio uses the {codec} codec, which is not supported \
-         (supported: PCM, ADPCM, FLAC, ALAC, MP1/2/3, Vorbis, AAC-LC)"
+         (supported: PCM, ADPCM, FLAC, ALAC, MP1/2/3, Vorbis, AAC-LC, Opus)"
     )]
     UnsupportedCodec {
         /// The container that was recognised.

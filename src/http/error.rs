@@ -38,7 +38,7 @@ pub enum HttpError {
     #[error("{0}")]
     BadRequest(String),
     /// The uploaded file is not audio this server decodes.
-    #[error("could not decode the uploaded audio: {}", audio_message(.0))]
+    #[error("could not decode the uploaded audio: {0}")]
     Audio(AudioError),
     /// The audio is longer than one request may carry.
     #[error(
@@ -96,24 +96,6 @@ pub enum HttpError {
     /// The scheduler refused or failed the job.
     #[error(transparent)]
     Engine(#[from] EngineError),
-}
-
-/// Says which part of the audio failed, and turns symphonia's Opus gap into advice.
-fn audio_message(e: &AudioError) -> String {
-    match e {
-        AudioError::UnsupportedCodec { container, codec } if codec == "opus" => {
-            let container = match *container {
-                "mkv" => "WebM/Matroska",
-                "ogg" => "Ogg",
-                other => other,
-            };
-            format!(
-                "{container} audio with the Opus codec cannot be decoded by this server yet; \
-                 send WAV, FLAC, MP3, Ogg Vorbis or M4A/AAC instead"
-            )
-        }
-        other => other.to_string(),
-    }
 }
 
 impl From<AudioError> for HttpError {
@@ -290,14 +272,15 @@ mod tests {
     }
 
     #[test]
-    fn opus_is_named_and_internal_errors_are_not_leaked() {
-        let opus = HttpError::Audio(AudioError::UnsupportedCodec {
+    fn unsupported_codecs_are_named_and_internal_errors_are_not_leaked() {
+        let ac3 = HttpError::Audio(AudioError::UnsupportedCodec {
             container: "mkv",
-            codec: "opus".into(),
+            codec: "ac3".into(),
         });
-        let message = opus.body()["error"]["message"].to_string();
+        assert_eq!(ac3.status(), StatusCode::BAD_REQUEST);
+        let message = ac3.body()["error"]["message"].to_string();
         assert!(
-            message.contains("WebM") && message.contains("Opus"),
+            message.contains("mkv") && message.contains("ac3"),
             "{message}"
         );
         let internal = HttpError::Engine(EngineError::Model("CUDA_ERROR_OUT_OF_MEMORY".into()));

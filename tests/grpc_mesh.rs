@@ -2,17 +2,14 @@
 
 mod support;
 
-use std::time::Duration;
-
-use hearken::engine::EngineConfig;
 use hearken::grpc::proto::streaming_recognize_response::Event;
 use hearken::grpc::proto::{
     ListModelsRequest, ListModelsResponse, RecognizeRequest, RecognizeResponse,
     StreamingRecognizeResponse,
 };
-use hearken::grpc::{Limits, SERVICE_NAME, ServerOptions};
+use hearken::grpc::{Limits, SERVICE_NAME};
 use hearken::model::whisper::WhisperModel;
-use hearken::server::{RunningServer, ServeConfig};
+use hearken::server::RunningServer;
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
@@ -27,16 +24,7 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 async fn start() -> RunningServer {
     let model = WhisperModel::load(&support::default_model_dir(), &candle_core::Device::Cpu)
         .expect("load model");
-    let config = ServeConfig {
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: None,
-        model_id: "tiny.en".into(),
-        device: "cpu".into(),
-        engine: EngineConfig::default(),
-        limits: Limits::default(),
-        transport: ServerOptions::default(),
-        shutdown_grace: Duration::from_secs(30),
-    };
+    let config = support::serve_config(Limits::default(), false);
     RunningServer::start(model, config)
         .await
         .expect("server starts")

@@ -6,8 +6,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use hearken::audio::f32_to_pcm16le;
-use hearken::engine::EngineConfig;
 use hearken::eval::english_wer;
+use hearken::grpc::Limits;
 use hearken::grpc::proto::control::Action;
 use hearken::grpc::proto::speech_client::SpeechClient;
 use hearken::grpc::proto::streaming_recognize_request::Request as StreamRequest;
@@ -16,23 +16,13 @@ use hearken::grpc::proto::{
     AudioChunk, AudioEncoding, Control, EndOfStream, RecognitionConfig, RecognizeRequest,
     StreamingRecognizeRequest, StreamingRecognizeResponse,
 };
-use hearken::grpc::{Limits, ServerOptions};
 use hearken::model::whisper::WhisperModel;
 use hearken::server::{RunningServer, ServeConfig};
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
 fn config(limits: Limits) -> ServeConfig {
-    ServeConfig {
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: None,
-        model_id: "tiny.en".into(),
-        device: "cpu".into(),
-        engine: EngineConfig::default(),
-        limits,
-        transport: ServerOptions::default(),
-        shutdown_grace: Duration::from_secs(30),
-    }
+    support::serve_config(limits, false)
 }
 
 async fn start(limits: Limits) -> RunningServer {

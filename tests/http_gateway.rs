@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use hearken::engine::EngineConfig;
 use hearken::eval::english_wer;
+use hearken::grpc::Limits;
 use hearken::grpc::proto::RecognizeRequest;
 use hearken::grpc::proto::speech_client::SpeechClient;
-use hearken::grpc::{Limits, ServerOptions};
 use hearken::model::whisper::WhisperModel;
 use hearken::server::{RunningServer, ServeConfig};
 use reqwest::multipart::{Form, Part};
@@ -21,14 +21,8 @@ use tokio_stream::StreamExt;
 /// A server on 127.0.0.1:0 for both gRPC and HTTP, serving tiny.en.
 fn config(limits: Limits, engine: EngineConfig) -> ServeConfig {
     ServeConfig {
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: Some("127.0.0.1:0".parse().unwrap()),
-        model_id: "tiny.en".into(),
-        device: "cpu".into(),
         engine,
-        limits,
-        transport: ServerOptions::default(),
-        shutdown_grace: Duration::from_secs(30),
+        ..support::serve_config(limits, true)
     }
 }
 

@@ -6,13 +6,11 @@ mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
 
-use hearken::engine::EngineConfig;
 use hearken::eval::default_corpus_dir;
-use hearken::grpc::{Limits, ServerOptions};
+use hearken::grpc::Limits;
 use hearken::model::whisper::WhisperModel;
-use hearken::server::{RunningServer, ServeConfig};
+use hearken::server::RunningServer;
 
 const INSTALL: &str = "python3 -m pip install -r clients/python/requirements.txt";
 
@@ -52,16 +50,7 @@ async fn official_python_sdk_passes_against_the_gateway() {
     require_python_packages();
     let model = WhisperModel::load(&support::default_model_dir(), &candle_core::Device::Cpu)
         .expect("load model");
-    let config = ServeConfig {
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: Some("127.0.0.1:0".parse().unwrap()),
-        model_id: "tiny.en".into(),
-        device: "cpu".into(),
-        engine: EngineConfig::default(),
-        limits: Limits::default(),
-        transport: ServerOptions::default(),
-        shutdown_grace: Duration::from_secs(30),
-    };
+    let config = support::serve_config(Limits::default(), true);
     let server = RunningServer::start(model, config)
         .await
         .expect("server starts");

@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
-use hearken::engine::EngineConfig;
 use hearken::eval::english_wer;
-use hearken::grpc::{Limits, ServerOptions};
+use hearken::grpc::Limits;
 use hearken::model::whisper::WhisperModel;
-use hearken::server::{RunningServer, ServeConfig};
+use hearken::server::RunningServer;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -27,16 +26,7 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 async fn start(limits: Limits) -> RunningServer {
     let model = WhisperModel::load(&support::default_model_dir(), &candle_core::Device::Cpu)
         .expect("load model");
-    let config = ServeConfig {
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: Some("127.0.0.1:0".parse().unwrap()),
-        model_id: "tiny.en".into(),
-        device: "cpu".into(),
-        engine: EngineConfig::default(),
-        limits,
-        transport: ServerOptions::default(),
-        shutdown_grace: Duration::from_secs(30),
-    };
+    let config = support::serve_config(limits, true);
     RunningServer::start(model, config)
         .await
         .expect("server starts")

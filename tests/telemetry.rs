@@ -7,12 +7,12 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use hearken::engine::{EngineConfig, EngineStats};
+use hearken::engine::EngineStats;
+use hearken::grpc::Limits;
 use hearken::grpc::proto::RecognizeRequest;
 use hearken::grpc::proto::speech_client::SpeechClient;
-use hearken::grpc::{Limits, ServerOptions};
 use hearken::model::whisper::WhisperModel;
-use hearken::server::{RunningServer, ServeConfig};
+use hearken::server::RunningServer;
 use hearken::telemetry::{Metrics, Telemetry, TelemetryConfig};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
@@ -26,16 +26,7 @@ const CALLER_SPAN_ID: &str = "00f067aa0ba902b7";
 async fn start(metrics: Metrics) -> RunningServer {
     let model = WhisperModel::load(&support::default_model_dir(), &candle_core::Device::Cpu)
         .expect("load model");
-    let config = ServeConfig {
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: None,
-        model_id: "tiny.en".into(),
-        device: "cpu".into(),
-        engine: EngineConfig::default(),
-        limits: Limits::default(),
-        transport: ServerOptions::default(),
-        shutdown_grace: Duration::from_secs(30),
-    };
+    let config = support::serve_config(Limits::default(), false);
     RunningServer::start_with_metrics(model, config, metrics)
         .await
         .expect("server starts")

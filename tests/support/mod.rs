@@ -5,10 +5,15 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use std::time::Duration;
+
 use candle_core::Device;
+use hearken::engine::EngineConfig;
 use hearken::eval::{CorpusClip, default_corpus_dir, load_manifest};
+use hearken::grpc::{Limits, ServerOptions};
 use hearken::model::store::{DEFAULT_MODEL, ModelStore};
 use hearken::model::whisper::WhisperModel;
+use hearken::server::ServeConfig;
 
 /// Directory of the default model, fetched if the cache lacks it.
 pub fn default_model_dir() -> PathBuf {
@@ -35,4 +40,18 @@ pub fn clip(id: &str) -> (CorpusClip, Vec<f32>) {
         .unwrap_or_else(|| panic!("no clip {id}"));
     let samples = hearken::audio::load_file(&clip.file).expect("decode clip");
     (clip, samples)
+}
+
+/// A server for tiny.en on the CPU on 127.0.0.1:0: gRPC always, the HTTP gateway when `http`.
+pub fn serve_config(limits: Limits, http: bool) -> ServeConfig {
+    ServeConfig {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: http.then(|| "127.0.0.1:0".parse().unwrap()),
+        model_id: "tiny.en".into(),
+        device: "cpu".into(),
+        engine: EngineConfig::default(),
+        limits,
+        transport: ServerOptions::default(),
+        shutdown_grace: Duration::from_secs(30),
+    }
 }

@@ -35,14 +35,18 @@ struct SingleQuery {
     pads: Vec<usize>,
 }
 
+fn contiguous(l: &Layout, what: &str) -> candle_core::Result<std::ops::Range<usize>> {
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(start..end),
+        None => candle_core::bail!("single-query attention: {what} must be contiguous"),
+    }
+}
+
 fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
     let CpuStorage::F32(data) = s else {
         candle_core::bail!("single-query attention: {what} must be f32");
     };
-    let Some((start, end)) = l.contiguous_offsets() else {
-        candle_core::bail!("single-query attention: {what} must be contiguous");
-    };
-    Ok(&data[start..end])
+    Ok(&data[contiguous(l, what)?])
 }
 
 impl CustomOp3 for SingleQuery {
@@ -76,7 +80,7 @@ impl CustomOp3 for SingleQuery {
         }
         let scale = (hd as f32).powf(-0.5);
         let mut out = vec![0f32; b * h * hd];
-        let avx2 = simd::has_avx2();
+        let isa = simd::Isa::detect();
         out.par_chunks_mut(hd).enumerate().for_each(|(i, o)| {
             let pad = self.pads.get(i / h).copied().unwrap_or(0).min(keys);
             let kv = i * keys * hd..(i + 1) * keys * hd;
@@ -87,13 +91,7 @@ impl CustomOp3 for SingleQuery {
                 pad,
                 scale,
             };
-            #[cfg(target_arch = "x86_64")]
-            if avx2 {
-                // SAFETY: `has_avx2` checked the CPU features the function is compiled for.
-                return unsafe { item.run_avx2(o) };
-            }
-            let _ = avx2;
-            item.run(o)
+            attend(isa, &item, o)
         });
         Ok((CpuStorage::F32(out), Shape::from((b, h, 1, hd))))
     }
@@ -108,29 +106,26 @@ struct Item<'a> {
     scale: f32,
 }
 
-impl Item<'_> {
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn run_avx2(&self, out: &mut [f32]) {
-        self.run(out)
-    }
+simd::for_each_isa! {
+    /// One (row, head) of attention into `out` (`[hd]`).
+    fn attend(item: &Item<'_>, out: &mut [f32]) = attend_body;
+}
 
-    /// Plain loops, no iterator adapters: closures are not always inlined, and code outside
-    /// `run_avx2` would be compiled without AVX2.
-    #[inline(always)]
-    fn run(&self, out: &mut [f32]) {
-        let hd = self.q.len();
-        let keys = self.k.len() / hd;
-        let mut logits = vec![0f32; keys - self.pad];
-        for (j, t) in (self.pad..keys).enumerate() {
-            logits[j] = simd::dot(self.q, &self.k[t * hd..(t + 1) * hd]) * self.scale;
-        }
-        let mut weights = vec![0f32; logits.len()];
-        simd::softmax_body(&logits, &mut weights);
-        out.fill(0.0);
-        for (j, t) in (self.pad..keys).enumerate() {
-            simd::axpy(weights[j], &self.v[t * hd..(t + 1) * hd], out);
-        }
+/// Plain loops, no iterator adapters: closures are not always inlined, and code outside the
+/// per-ISA copies would be compiled for the baseline target only.
+#[inline(always)]
+fn attend_body(item: &Item<'_>, out: &mut [f32]) {
+    let hd = item.q.len();
+    let keys = item.k.len() / hd;
+    let mut logits = vec![0f32; keys - item.pad];
+    for (j, t) in (item.pad..keys).enumerate() {
+        logits[j] = simd::dot(item.q, &item.k[t * hd..(t + 1) * hd]) * item.scale;
+    }
+    let mut weights = vec![0f32; logits.len()];
+    simd::softmax_body(&logits, &mut weights);
+    out.fill(0.0);
+    for (j, t) in (item.pad..keys).enumerate() {
+        simd::axpy(weights[j], &item.v[t * hd..(t + 1) * hd], out);
     }
 }
 
@@ -142,11 +137,11 @@ mod tests {
     #[test]
     fn matches_masked_softmax_attention() {
         let dev = Device::Cpu;
-        let (b, h, s, hd) = (3, 4, 37, 16);
+        let (b, h, s, hd) = (3, 4, 301, 16);
         let q = Tensor::randn(0f32, 1.0, (b, h, 1, hd), &dev).unwrap();
         let k = Tensor::randn(0f32, 1.0, (b, h, s, hd), &dev).unwrap();
         let v = Tensor::randn(0f32, 1.0, (b, h, s, hd), &dev).unwrap();
-        let pads = [0usize, 5, 36];
+        let pads = [0usize, 5, 300];
         let ours = single_query_attention(&q, &k, &v, &pads).unwrap().unwrap();
 
         let mask: Vec<f32> = pads

@@ -1,34 +1,82 @@
-//! Loops written so the compiler vectorises them, compiled twice: for the baseline target and
-//! with AVX2 + FMA, chosen by run-time detection.
+//! Loops written so the compiler vectorises them, compiled three times — for the baseline
+//! target, for AVX2 + FMA and for AVX-512 — and picked by run-time detection ([`Isa`]).
 
-pub(super) fn gelu(src: &[f32], out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU supports the features the function is compiled for.
-        return unsafe { gelu_avx2(src, out) };
+use half::f16;
+
+/// The instruction sets the kernels are compiled for, widest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Isa {
+    /// AVX-512F plus everything `Avx2` needs: 16 f32 lanes.
+    Avx512,
+    /// AVX2, FMA and F16C: 8 f32 lanes.
+    Avx2,
+    /// Whatever the build target guarantees (SSE2 on x86-64).
+    Baseline,
+}
+
+impl Isa {
+    /// The widest set this CPU supports. `is_x86_feature_detected!` caches its answer, so this is
+    /// cheap enough to call once per kernel call.
+    pub(super) fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            let avx2 = has!("avx2") && has!("fma") && has!("f16c");
+            if avx2 && has!("avx512f") {
+                return Self::Avx512;
+            }
+            if avx2 {
+                return Self::Avx2;
+            }
+        }
+        Self::Baseline
     }
-    gelu_body(src, out)
 }
 
-pub(super) fn softmax(src: &[f32], out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU supports the features the function is compiled for.
-        return unsafe { softmax_avx2(src, out) };
-    }
-    softmax_body(src, out)
+/// Defines `$name(isa, args…)` that runs `$body(args…)` compiled for the given [`Isa`]: the body
+/// is `#[inline(always)]`, so each copy is vectorised with that set's registers.
+macro_rules! for_each_isa {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? = $body:path;) => {
+        $(#[$doc])*
+        $vis fn $name(isa: $crate::model::whisper::ops::simd::Isa, $($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma,f16c")]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                match isa {
+                    // SAFETY: `Isa::detect` found these features on this CPU.
+                    $crate::model::whisper::ops::simd::Isa::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: as above.
+                    $crate::model::whisper::ops::simd::Isa::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::model::whisper::ops::simd::Isa::Baseline => {}
+                }
+            }
+            let _ = isa;
+            $body($($arg),*)
+        }
+    };
+}
+pub(super) use for_each_isa;
+
+for_each_isa! {
+    /// Exact (erf-based) GELU of `src` into `out`.
+    pub(super) fn gelu(src: &[f32], out: &mut [f32]) = gelu_body;
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gelu_avx2(src: &[f32], out: &mut [f32]) {
-    gelu_body(src, out)
+for_each_isa! {
+    /// Softmax of one row.
+    pub(super) fn softmax(src: &[f32], out: &mut [f32]) = softmax_body;
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn softmax_avx2(src: &[f32], out: &mut [f32]) {
-    softmax_body(src, out)
+for_each_isa! {
+    /// Dot product of two f32 slices of equal length.
+    pub(super) fn dot_f32(x: &[f32], w: &[f32]) -> f32 = dot;
 }
 
 #[inline(always)]
@@ -51,14 +99,18 @@ pub(super) fn softmax_body(src: &[f32], out: &mut [f32]) {
     }
 }
 
-/// Reduces with eight independent accumulators so the loop vectorises.
+/// Independent accumulators in the reductions: sixteen fill one AVX-512 register or two AVX2
+/// ones (two dependency chains), so the loops vectorise at either width.
+const LANES: usize = 16;
+
+/// Reduces with [`LANES`] independent accumulators so the loop vectorises.
 #[inline(always)]
 pub(super) fn lanes_reduce(xs: &[f32], init: f32, f: impl Fn(f32, f32) -> f32 + Copy) -> f32 {
-    let mut acc = [init; 8];
-    let chunks = xs.chunks_exact(8);
+    let mut acc = [init; LANES];
+    let chunks = xs.chunks_exact(LANES);
     let tail = chunks.remainder();
     for c in chunks {
-        for i in 0..8 {
+        for i in 0..LANES {
             acc[i] = f(acc[i], c[i]);
         }
     }
@@ -107,31 +159,18 @@ pub(super) fn erf(x: f32) -> f32 {
     (1.0 - poly * exp(-a * a)).copysign(x)
 }
 
-/// Whether this CPU can run the AVX2 + FMA versions.
-#[inline]
-pub(super) fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Dot product with eight independent accumulators (`chunks_exact` lets the compiler drop
+/// Dot product with [`LANES`] independent accumulators (`chunks_exact` lets the compiler drop
 /// bounds checks and vectorise).
 #[inline(always)]
 pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let mut acc = [0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let mut sum = 0.0;
     for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
         sum += x * y;
     }
     for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
+        for i in 0..LANES {
             acc[i] += x[i] * y[i];
         }
     }
@@ -149,40 +188,111 @@ pub(super) fn axpy(w: f32, x: &[f32], out: &mut [f32]) {
     }
 }
 
-/// Dot product of f32 inputs with f32 weights, using AVX2 + FMA when `avx2` says the CPU has them.
-#[inline]
-pub(super) fn dot_f32(x: &[f32], w: &[f32], avx2: bool) -> f32 {
+/// f16 → f32 for a slice, into `out` of the same length (F16C, sixteen or eight at a time).
+/// `half`'s slice conversion does the same through a call per eight elements, which cost more
+/// than the attention it fed.
+pub(super) fn widen_f16(isa: Isa, src: &[f16], out: &mut [f32]) {
+    assert_eq!(src.len(), out.len(), "widen_f16: lengths differ");
     #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        // SAFETY: the caller checked the CPU features.
-        return unsafe { dot_f32_avx2(x, w) };
+    match isa {
+        // SAFETY: `Isa::detect` found AVX-512F and F16C; the lengths are equal.
+        Isa::Avx512 => return unsafe { widen_f16_avx512(src, out) },
+        // SAFETY: `Isa::detect` found F16C; the lengths are equal.
+        Isa::Avx2 => return unsafe { widen_f16_f16c(src, out) },
+        Isa::Baseline => {}
     }
-    let _ = avx2;
-    dot(x, w)
+    let _ = isa;
+    for (o, v) in out.iter_mut().zip(src) {
+        *o = v.to_f32();
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot_f32_avx2(x: &[f32], w: &[f32]) -> f32 {
-    dot(x, w)
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+unsafe fn widen_f16_avx512(src: &[f16], out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let n = src.len();
+    let (sp, op) = (src.as_ptr() as *const u16, out.as_mut_ptr());
+    let mut i = 0;
+    // SAFETY: every access is below `n`, inside both slices (same length).
+    unsafe {
+        while i + 16 <= n {
+            let v = _mm512_cvtph_ps(_mm256_loadu_si256(sp.add(i) as *const __m256i));
+            _mm512_storeu_ps(op.add(i), v);
+            i += 16;
+        }
+    }
+    for j in i..n {
+        out[j] = src[j].to_f32();
+    }
 }
 
-/// Dot product of f32 inputs with f16 weights; `avx2` also vouches for F16C.
-#[inline]
-pub(super) fn dot_f16(x: &[f32], w: &[half::f16], avx2: bool) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        // SAFETY: the caller checked AVX2, FMA and F16C.
-        return unsafe { dot_f16_avx2(x, w) };
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn widen_f16_f16c(src: &[f16], out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let n = src.len();
+    let (sp, op) = (src.as_ptr() as *const u16, out.as_mut_ptr());
+    let mut i = 0;
+    // SAFETY: every access is below `n`, inside both slices (same length).
+    unsafe {
+        while i + 8 <= n {
+            let v = _mm256_cvtph_ps(_mm_loadu_si128(sp.add(i) as *const __m128i));
+            _mm256_storeu_ps(op.add(i), v);
+            i += 8;
+        }
     }
-    let _ = avx2;
+    for j in i..n {
+        out[j] = src[j].to_f32();
+    }
+}
+
+/// Dot product of f32 inputs with f16 weights: the weights are read at half the bytes, which is
+/// what bounds a one-row decoder step, and widened in registers (F16C).
+pub(super) fn dot_f16(isa: Isa, x: &[f32], w: &[f16]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    match isa {
+        // SAFETY: `Isa::detect` found AVX-512F, AVX2, FMA and F16C.
+        Isa::Avx512 => return unsafe { dot_f16_avx512(x, w) },
+        // SAFETY: `Isa::detect` found AVX2, FMA and F16C.
+        Isa::Avx2 => return unsafe { dot_f16_avx2(x, w) },
+        Isa::Baseline => {}
+    }
+    let _ = isa;
     x.iter().zip(w).map(|(a, b)| a * b.to_f32()).sum()
+}
+
+/// Thirty-two weights per iteration: two 16-lane widenings feeding two FMA chains.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+unsafe fn dot_f16_avx512(x: &[f32], w: &[f16]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = x.len().min(w.len());
+    let (xp, wp) = (x.as_ptr(), w.as_ptr() as *const u16);
+    let mut acc0 = _mm512_setzero_ps();
+    let mut acc1 = _mm512_setzero_ps();
+    let mut i = 0;
+    // SAFETY: every load reads 16 or 32 elements below `n`, inside both slices.
+    unsafe {
+        while i + 32 <= n {
+            let w0 = _mm512_cvtph_ps(_mm256_loadu_si256(wp.add(i) as *const __m256i));
+            let w1 = _mm512_cvtph_ps(_mm256_loadu_si256(wp.add(i + 16) as *const __m256i));
+            acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(xp.add(i)), w0, acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(xp.add(i + 16)), w1, acc1);
+            i += 32;
+        }
+    }
+    let mut sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    for j in i..n {
+        sum += x[j] * w[j].to_f32();
+    }
+    sum
 }
 
 /// Sixteen weights per iteration: two F16C conversions to f32 lanes feeding two FMA chains.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_f16_avx2(x: &[f32], w: &[half::f16]) -> f32 {
+unsafe fn dot_f16_avx2(x: &[f32], w: &[f16]) -> f32 {
     use std::arch::x86_64::*;
     let n = x.len().min(w.len());
     let (xp, wp) = (x.as_ptr(), w.as_ptr() as *const u16);

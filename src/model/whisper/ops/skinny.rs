@@ -8,7 +8,10 @@
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::simd;
+use super::simd::{self, Isa};
+
+#[cfg(target_arch = "x86_64")]
+mod tile;
 
 /// Largest number of input rows for which the skinny kernel beats gemm.
 pub(crate) const MAX_ROWS: usize = 16;
@@ -66,13 +69,13 @@ impl CustomOp2 for SkinnyMatmul {
         }
         // Each task computes `[M, rows]` for its own weight rows into a local buffer; the buffers
         // are then copied into place row by row (contiguous runs, no scattered writes).
-        let avx2 = simd::has_avx2() && has_f16c();
+        let isa = simd::Isa::detect();
         let blocks: Vec<Vec<f32>> = (0..n.div_ceil(ROWS_PER_TASK))
             .into_par_iter()
             .map(|task| {
                 let rows = task * ROWS_PER_TASK..((task + 1) * ROWS_PER_TASK).min(n);
                 let mut block = vec![0f32; m * rows.len()];
-                weights.dots(x, rows, k, &mut block, avx2);
+                weights.dots(x, rows, k, &mut block, isa);
                 block
             })
             .collect();
@@ -97,27 +100,43 @@ enum Weights<'a> {
 
 impl Weights<'_> {
     /// `out[i·R + j] = x[i] · w[rows][j]` for the R weight rows in `rows` and every input row `i`.
-    fn dots(self, x: &[f32], rows: std::ops::Range<usize>, k: usize, out: &mut [f32], avx2: bool) {
+    /// Several input rows go through the AVX-512 tile where the CPU has it; elsewhere an f16
+    /// weight row is widened once into a scratch row, not once per input row.
+    fn dots(self, x: &[f32], rows: std::ops::Range<usize>, k: usize, out: &mut [f32], isa: Isa) {
         let r = rows.len();
-        for (j, row) in rows.enumerate() {
+        let m = x.len() / k;
+        let tiled = match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 if m > 1 => {
+                let span = rows.start * k..rows.end * k;
+                // SAFETY: `Isa::Avx512` means the CPU has what the tile needs.
+                unsafe {
+                    match self {
+                        Self::F32(w) => tile::tiled_dots(x, &w[span], k, out),
+                        Self::F16(w) => tile::tiled_dots(x, &w[span], k, out),
+                    }
+                }
+            }
+            _ => 0,
+        };
+        let mut widened = vec![0f32; if m > 1 { k } else { 0 }];
+        for (j, row) in rows.enumerate().skip(tiled) {
+            let span = row * k..(row + 1) * k;
+            let weight_row = match self {
+                Self::F16(w) if m == 1 => {
+                    out[j] = simd::dot_f16(isa, x, &w[span]);
+                    continue;
+                }
+                Self::F16(w) => {
+                    simd::widen_f16(isa, &w[span], &mut widened);
+                    &widened[..]
+                }
+                Self::F32(w) => &w[span],
+            };
             for (i, xi) in x.chunks_exact(k).enumerate() {
-                out[i * r + j] = match self {
-                    Self::F32(w) => simd::dot_f32(xi, &w[row * k..(row + 1) * k], avx2),
-                    Self::F16(w) => simd::dot_f16(xi, &w[row * k..(row + 1) * k], avx2),
-                };
+                out[i * r + j] = simd::dot_f32(isa, xi, weight_row);
             }
         }
-    }
-}
-
-fn has_f16c() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("f16c")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
     }
 }
 
@@ -128,7 +147,15 @@ mod tests {
 
     #[test]
     fn matches_gemm() {
-        for (m, k, n) in [(1, 384, 1000), (3, 64, 257), (16, 1536, 384), (8, 7, 5)] {
+        let shapes = [
+            (1, 384, 1000),
+            (3, 64, 257),
+            (16, 1536, 384),
+            (8, 7, 5),
+            (5, 384, 514),
+            (2, 24, 1030),
+        ];
+        for (m, k, n) in shapes {
             let x = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu).unwrap();
             let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
             let ours = matmul_t(&x, &w).unwrap().unwrap();

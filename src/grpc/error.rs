@@ -6,6 +6,7 @@ use tonic::{Code, Status};
 
 use crate::audio::AudioError;
 use crate::engine::EngineError;
+use crate::streaming::DriverError;
 
 /// Everything a speech RPC can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -32,17 +33,9 @@ pub enum ServiceError {
         /// Suggested wait.
         retry_after: Duration,
     },
-    /// The client sent audio further ahead of transcription than allowed, past backpressure.
-    #[error(
-        "audio is arriving faster than it can be transcribed: {backlog_seconds:.1} s buffered, \
-         limit {limit_seconds:.1} s (max_lead_seconds); send at real-time pace"
-    )]
-    Overrun {
-        /// Seconds of audio waiting.
-        backlog_seconds: f64,
-        /// The limit in force.
-        limit_seconds: f64,
-    },
+    /// The streaming session failed (the client overran its lead, or the engine refused).
+    #[error(transparent)]
+    Stream(#[from] DriverError),
     /// A request message is over the size limit.
     #[error("request message too large: {0}")]
     MessageTooLarge(String),
@@ -68,13 +61,10 @@ impl ServiceError {
                 Code::InvalidArgument
             }
             Self::TooManySessions { .. }
-            | Self::Overrun { .. }
+            | Self::Stream(DriverError::Overrun { .. })
             | Self::MessageTooLarge(_)
             | Self::AudioTooLong { .. } => Code::ResourceExhausted,
-            Self::Engine(EngineError::Rejected(_)) => Code::InvalidArgument,
-            Self::Engine(EngineError::Saturated { .. }) => Code::ResourceExhausted,
-            Self::Engine(EngineError::ShuttingDown) => Code::Unavailable,
-            Self::Engine(EngineError::Model(_)) => Code::Internal,
+            Self::Engine(e) | Self::Stream(DriverError::Engine(e)) => engine_code(e),
         }
     }
 
@@ -82,9 +72,18 @@ impl ServiceError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::TooManySessions { retry_after, .. } => Some(*retry_after),
-            Self::Engine(e) => e.retry_after(),
+            Self::Engine(e) | Self::Stream(DriverError::Engine(e)) => e.retry_after(),
             _ => None,
         }
+    }
+}
+
+fn engine_code(e: &EngineError) -> Code {
+    match e {
+        EngineError::Rejected(_) => Code::InvalidArgument,
+        EngineError::Saturated { .. } => Code::ResourceExhausted,
+        EngineError::ShuttingDown => Code::Unavailable,
+        EngineError::Model(_) => Code::Internal,
     }
 }
 

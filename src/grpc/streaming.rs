@@ -27,7 +27,7 @@ use super::proto::{
 use super::service::ServiceState;
 use crate::audio::stream::StreamDecoder;
 use crate::session::{SessionConfig, SessionPolicy, SpeechEvent, TimedWord, TranscriptUpdate};
-use crate::streaming::{DriverError, SessionDriver, SessionEvent};
+use crate::streaming::{SessionDriver, SessionEvent};
 
 /// How long a client has to send its config.
 const CONFIG_TIMEOUT: Duration = Duration::from_secs(10);
@@ -97,21 +97,6 @@ struct Session<'a> {
     last_sequence: u64,
     acked_at_seconds: f64,
     finals: usize,
-}
-
-impl From<DriverError> for ServiceError {
-    fn from(e: DriverError) -> Self {
-        match e {
-            DriverError::Overrun {
-                backlog_seconds,
-                limit_seconds,
-            } => Self::Overrun {
-                backlog_seconds,
-                limit_seconds,
-            },
-            DriverError::Engine(e) => Self::Engine(e),
-        }
-    }
 }
 
 async fn run(

@@ -355,6 +355,20 @@ async fn models_health_and_errors_use_openai_envelopes() {
         text.contains("hearken_engine_batch_size_count 1\n"),
         "{text}"
     );
+    // Requests are measured by route template, method and status (the model lookups above).
+    let count = |route: &str, status: u16| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("http_server_request_duration_seconds_count{")
+                    && l.contains(&format!("http_route=\"{route}\""))
+                    && l.contains("http_request_method=\"GET\"")
+                    && l.contains(&format!("http_response_status_code=\"{status}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+    };
+    assert_eq!(count("/v1/models", 200), Some(1), "{text}");
+    assert_eq!(count("/v1/models/{id}", 200), Some(1), "{text}");
+    assert_eq!(count("/v1/models/{id}", 404), Some(1), "{text}");
     error_message(get("/v1/nothing").await.unwrap(), 404).await;
     let wrong_method = client
         .delete(url(&server, "/v1/models"))

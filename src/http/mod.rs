@@ -33,6 +33,7 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::engine::Engine;
 use crate::grpc::ServiceState;
+use crate::telemetry::HttpLayer;
 
 pub use error::HttpError;
 pub use models::OPENAI_ALIASES;
@@ -100,6 +101,7 @@ pub fn router(state: Arc<GatewayState>) -> Router {
         .max_upload_bytes
         .saturating_mul(2)
         .saturating_add(FORM_OVERHEAD_BYTES);
+    let telemetry = HttpLayer::new(state.service.metrics().service().clone());
     Router::new()
         .route("/v1/audio/transcriptions", post(transcribe::transcriptions))
         .route("/v1/audio/translations", post(transcribe::translations))
@@ -111,6 +113,7 @@ pub fn router(state: Arc<GatewayState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(telemetry)
         .layer(cors())
         .with_state(state)
 }

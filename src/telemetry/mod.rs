@@ -11,6 +11,7 @@
 mod config;
 mod engine;
 mod export;
+mod gateway;
 mod logging;
 mod metrics;
 mod prometheus;
@@ -24,6 +25,7 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
 pub use config::TelemetryConfig;
 pub use engine::EngineMetrics;
+pub use gateway::{HttpLayer, HttpService, ObservedHttpBody};
 pub use logging::init_logging;
 pub use metrics::Metrics;
 pub use prometheus::MetricsRegistry;

@@ -225,7 +225,7 @@ fn is_server_error(status: i64) -> bool {
 }
 
 /// Makes `span` a child of the caller's span when the request carries a W3C `traceparent`.
-fn adopt_remote_parent(span: &Span, headers: &http::HeaderMap) {
+pub(super) fn adopt_remote_parent(span: &Span, headers: &http::HeaderMap) {
     if !headers.contains_key("traceparent") {
         return;
     }

@@ -1,5 +1,5 @@
-//! The speech service's instruments: RPC calls by method and status, their duration, and
-//! session slots (open and refused).
+//! The speech service's instruments: RPC calls by method and status, their duration, HTTP
+//! gateway requests by route and status, and session slots (open and refused).
 //!
 //! RPC attributes follow OpenTelemetry's RPC conventions (`rpc.system`, `rpc.service`,
 //! `rpc.method`, `rpc.grpc.status_code`), so dashboards built for other gRPC servers work.
@@ -18,6 +18,7 @@ pub struct ServiceMetrics {
     meter: Meter,
     requests: Counter<u64>,
     duration: Histogram<f64>,
+    http_duration: Histogram<f64>,
     sessions_rejected: Counter<u64>,
 }
 
@@ -35,6 +36,12 @@ impl ServiceMetrics {
                 meter,
                 "rpc.server.call.duration",
                 "Time from a call's request headers to its status (streams: the whole stream).",
+                CALL_SECONDS,
+            ),
+            http_duration: seconds_histogram(
+                meter,
+                "http.server.request.duration",
+                "HTTP gateway requests, from the request to the end of the response body.",
                 CALL_SECONDS,
             ),
             sessions_rejected: meter
@@ -61,6 +68,12 @@ impl ServiceMetrics {
     pub(super) fn call(&self, attributes: &[KeyValue], duration: Duration) {
         self.requests.add(1, attributes);
         self.duration.record(duration.as_secs_f64(), attributes);
+    }
+
+    /// One finished HTTP gateway request with its `http.*` attributes.
+    pub(super) fn http_request(&self, attributes: &[KeyValue], duration: Duration) {
+        self.http_duration
+            .record(duration.as_secs_f64(), attributes);
     }
 
     /// A session was refused; `reason` is a fixed, low-cardinality word.

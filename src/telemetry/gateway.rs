@@ -8,130 +8,24 @@
 //! is the matched template (`/v1/models/{id}`), never the raw path, so metric labels stay few;
 //! the handler runs inside the span, so engine batches link to the request that caused them.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::MatchedPath;
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use opentelemetry::KeyValue;
-use tower::{Layer, Service};
+use tracing::Span;
 use tracing::field::Empty;
-use tracing::{Instrument, Span};
 
+use super::edge::{BodyEvent, EdgeLayer, Exchange};
 use super::rpc::adopt_remote_parent;
 use super::service::ServiceMetrics;
 
 /// Wraps the gateway's routes; see the module docs. Add it with `Router::layer`, which runs it
 /// after routing, when the matched route is known.
-#[derive(Clone, Debug)]
-pub struct HttpLayer {
-    metrics: ServiceMetrics,
-}
-
-impl HttpLayer {
-    /// Records requests into `metrics`.
-    pub fn new(metrics: ServiceMetrics) -> Self {
-        Self { metrics }
-    }
-}
-
-impl<S> Layer<S> for HttpLayer {
-    type Service = HttpService<S>;
-
-    fn layer(&self, inner: S) -> HttpService<S> {
-        HttpService {
-            inner,
-            metrics: self.metrics.clone(),
-        }
-    }
-}
-
-/// The service [`HttpLayer`] produces.
-#[derive(Clone, Debug)]
-pub struct HttpService<S> {
-    inner: S,
-    metrics: ServiceMetrics,
-}
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for HttpService<S>
-where
-    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ResBody: Body + Send + 'static,
-{
-    type Response = http::Response<ObservedHttpBody<ResBody>>;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        let mut exchange = Exchange::start(&request, self.metrics.clone());
-        let response = self.inner.call(request).instrument(exchange.span.clone());
-        Box::pin(async move {
-            match response.await {
-                Ok(response) => {
-                    exchange.status = Some(response.status().as_u16());
-                    // An empty body may never be polled: record it now.
-                    let exchange = (!response.body().is_end_stream()).then_some(exchange);
-                    Ok(response.map(|inner| ObservedHttpBody { inner, exchange }))
-                }
-                Err(e) => Err(e),
-            }
-        })
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that records its request when it ends (or is dropped).
-    pub struct ObservedHttpBody<B> {
-        #[pin]
-        inner: B,
-        exchange: Option<Exchange>,
-    }
-}
-
-impl<B: Body> Body for ObservedHttpBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        let mut this = self.project();
-        let polled = this.inner.as_mut().poll_frame(cx);
-        let ended = match &polled {
-            Poll::Ready(None | Some(Err(_))) => true,
-            // The last frame: hyper need not poll again once the body says it has ended.
-            Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
-            Poll::Pending => false,
-        };
-        if ended {
-            // Dropping the exchange records it and ends the span before the last bytes go
-            // out, not whenever hyper drops the body.
-            *this.exchange = None;
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
+pub type HttpLayer = EdgeLayer<HttpExchange>;
 
 /// One request in flight: its span, start time, route and (once known) status.
-struct Exchange {
+pub struct HttpExchange {
     metrics: ServiceMetrics,
     method: &'static str,
     route: Option<String>,
@@ -140,7 +34,7 @@ struct Exchange {
     status: Option<u16>,
 }
 
-impl Exchange {
+impl Exchange for HttpExchange {
     fn start<B>(request: &http::Request<B>, metrics: ServiceMetrics) -> Self {
         let method = known_method(request.method());
         let route = request
@@ -171,9 +65,29 @@ impl Exchange {
             status: None,
         }
     }
+
+    fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Nothing to record: no status went out.
+    fn on_error(&mut self) {}
+
+    fn on_response<B: Body>(&mut self, response: &http::Response<B>) -> bool {
+        self.status = Some(response.status().as_u16());
+        // An empty body may never be polled: record it now.
+        !response.body().is_end_stream()
+    }
+
+    fn on_body(&mut self, event: BodyEvent<'_>) -> bool {
+        match event {
+            BodyEvent::Frame { last, .. } => last,
+            BodyEvent::Failed | BodyEvent::Ended => true,
+        }
+    }
 }
 
-impl Drop for Exchange {
+impl Drop for HttpExchange {
     fn drop(&mut self) {
         // No status: the handler's future was dropped before it answered (client gone).
         let Some(status) = self.status else {

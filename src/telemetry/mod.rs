@@ -9,6 +9,7 @@
 //! subscriber itself: each [`Telemetry`] owns its providers, so tests can run several.
 
 mod config;
+mod edge;
 mod engine;
 mod export;
 mod gateway;
@@ -25,11 +26,11 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
 pub use config::TelemetryConfig;
 pub use engine::EngineMetrics;
-pub use gateway::{HttpLayer, HttpService, ObservedHttpBody};
+pub use gateway::HttpLayer;
 pub use logging::init_logging;
 pub use metrics::Metrics;
 pub use prometheus::MetricsRegistry;
-pub use rpc::{ObservedBody, RpcLayer, RpcService};
+pub use rpc::RpcLayer;
 pub use service::ServiceMetrics;
 
 /// Errors of the telemetry layer; all of them happen at start-up or at the final flush.

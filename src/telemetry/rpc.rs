@@ -8,20 +8,18 @@
 //! stream and engine batches can link to it; an incoming W3C `traceparent` makes it a child
 //! of the caller's span.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use opentelemetry::KeyValue;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use tower::{Layer, Service};
+use tracing::Span;
 use tracing::field::Empty;
-use tracing::{Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use super::edge::{BodyEvent, EdgeLayer, Exchange};
 use super::service::ServiceMetrics;
 
 const CANCELLED: i64 = 1;
@@ -29,116 +27,10 @@ const UNKNOWN: i64 = 2;
 const UNIMPLEMENTED: i64 = 12;
 
 /// Wraps a gRPC server's services; see the module docs.
-#[derive(Clone, Debug)]
-pub struct RpcLayer {
-    metrics: ServiceMetrics,
-}
-
-impl RpcLayer {
-    /// Records calls into `metrics`.
-    pub fn new(metrics: ServiceMetrics) -> Self {
-        Self { metrics }
-    }
-}
-
-impl<S> Layer<S> for RpcLayer {
-    type Service = RpcService<S>;
-
-    fn layer(&self, inner: S) -> RpcService<S> {
-        RpcService {
-            inner,
-            metrics: self.metrics.clone(),
-        }
-    }
-}
-
-/// The service [`RpcLayer`] produces.
-#[derive(Clone, Debug)]
-pub struct RpcService<S> {
-    inner: S,
-    metrics: ServiceMetrics,
-}
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for RpcService<S>
-where
-    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ResBody: Send + 'static,
-{
-    type Response = http::Response<ObservedBody<ResBody>>;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        let mut call = RpcCall::start(&request, self.metrics.clone());
-        // The handler runs inside the call's span: jobs it submits carry it to the engine.
-        let response = self.inner.call(request).instrument(call.span.clone());
-        Box::pin(async move {
-            match response.await {
-                Ok(response) => Ok(call.observe(response)),
-                Err(e) => {
-                    call.finish(UNKNOWN);
-                    Err(e)
-                }
-            }
-        })
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that reports its call's status when the trailers go out.
-    pub struct ObservedBody<B> {
-        #[pin]
-        inner: B,
-        call: Option<RpcCall>,
-    }
-}
-
-impl<B: Body> Body for ObservedBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        if let (Poll::Ready(frame), Some(call)) = (&polled, this.call.as_mut()) {
-            let status = match frame {
-                Some(Ok(frame)) => frame
-                    .trailers_ref()
-                    .map(|trailers| grpc_status(trailers).unwrap_or(UNKNOWN)),
-                Some(Err(_)) => Some(UNKNOWN),
-                None => Some(call.header_status.unwrap_or(UNKNOWN)),
-            };
-            if let Some(status) = status {
-                call.finish(status);
-                // Ends the span now rather than whenever hyper drops the body.
-                *this.call = None;
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
+pub type RpcLayer = EdgeLayer<RpcCall>;
 
 /// One call in flight: its span, start time and route.
-struct RpcCall {
+pub struct RpcCall {
     metrics: ServiceMetrics,
     service: String,
     method: String,
@@ -149,7 +41,7 @@ struct RpcCall {
     finished: bool,
 }
 
-impl RpcCall {
+impl Exchange for RpcCall {
     fn start<B>(request: &http::Request<B>, metrics: ServiceMetrics) -> Self {
         let path = request.uri().path().trim_start_matches('/');
         let (service, method) = path.split_once('/').unwrap_or((path, ""));
@@ -176,14 +68,32 @@ impl RpcCall {
         }
     }
 
-    fn observe<B>(mut self, response: http::Response<B>) -> http::Response<ObservedBody<B>> {
-        self.header_status = grpc_status(response.headers());
-        response.map(|inner| ObservedBody {
-            inner,
-            call: Some(self),
-        })
+    fn span(&self) -> &Span {
+        &self.span
     }
 
+    fn on_error(&mut self) {
+        self.finish(UNKNOWN);
+    }
+
+    fn on_response<B: Body>(&mut self, response: &http::Response<B>) -> bool {
+        self.header_status = grpc_status(response.headers());
+        true
+    }
+
+    fn on_body(&mut self, event: BodyEvent<'_>) -> bool {
+        let status = match event {
+            BodyEvent::Frame { trailers, .. } => {
+                trailers.map(|trailers| grpc_status(trailers).unwrap_or(UNKNOWN))
+            }
+            BodyEvent::Failed => Some(UNKNOWN),
+            BodyEvent::Ended => Some(self.header_status.unwrap_or(UNKNOWN)),
+        };
+        status.inspect(|&status| self.finish(status)).is_some()
+    }
+}
+
+impl RpcCall {
     fn finish(&mut self, status: i64) {
         if std::mem::replace(&mut self.finished, true) {
             return;

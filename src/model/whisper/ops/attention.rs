@@ -35,18 +35,14 @@ struct SingleQuery {
     pads: Vec<usize>,
 }
 
-fn contiguous(l: &Layout, what: &str) -> candle_core::Result<std::ops::Range<usize>> {
-    match l.contiguous_offsets() {
-        Some((start, end)) => Ok(start..end),
-        None => candle_core::bail!("single-query attention: {what} must be contiguous"),
-    }
-}
-
 fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
     let CpuStorage::F32(data) = s else {
         candle_core::bail!("single-query attention: {what} must be f32");
     };
-    Ok(&data[contiguous(l, what)?])
+    let Some((start, end)) = l.contiguous_offsets() else {
+        candle_core::bail!("single-query attention: {what} must be contiguous");
+    };
+    Ok(&data[start..end])
 }
 
 impl CustomOp3 for SingleQuery {

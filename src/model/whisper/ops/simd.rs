@@ -5,7 +5,7 @@ use half::f16;
 
 /// The instruction sets the kernels are compiled for, widest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Isa {
+pub(super) enum Level {
     /// AVX-512F plus everything `Avx2` needs: 16 f32 lanes.
     Avx512,
     /// AVX2, FMA and F16C: 8 f32 lanes.
@@ -14,22 +14,40 @@ pub(super) enum Isa {
     Baseline,
 }
 
+/// Proof that this CPU supports an instruction set: only CPU detection creates one (its
+/// field is private to this module), so the safe kernel entry points that take an `Isa` may
+/// run the `unsafe` code compiled for its [`Level`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Isa(Level);
+
 impl Isa {
-    /// The widest set this CPU supports. `is_x86_feature_detected!` caches its answer, so this is
-    /// cheap enough to call once per kernel call.
+    /// The widest set this CPU supports. `is_x86_feature_detected!` caches its answer, so this
+    /// is cheap enough to call once per kernel call.
     pub(super) fn detect() -> Self {
+        Self::supported()[0]
+    }
+
+    /// Every set this CPU supports, widest first; the baseline always.
+    pub(super) fn supported() -> Vec<Self> {
+        let mut levels = Vec::with_capacity(3);
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
             let avx2 = has!("avx2") && has!("fma") && has!("f16c");
             if avx2 && has!("avx512f") {
-                return Self::Avx512;
+                levels.push(Self(Level::Avx512));
             }
             if avx2 {
-                return Self::Avx2;
+                levels.push(Self(Level::Avx2));
             }
         }
-        Self::Baseline
+        levels.push(Self(Level::Baseline));
+        levels
+    }
+
+    /// The set, for picking the code compiled for it.
+    pub(super) fn level(self) -> Level {
+        self.0
     }
 }
 
@@ -49,12 +67,12 @@ macro_rules! for_each_isa {
                 unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
-                match isa {
-                    // SAFETY: `Isa::detect` found these features on this CPU.
-                    $crate::model::whisper::ops::simd::Isa::Avx512 => return unsafe { avx512($($arg),*) },
+                match isa.level() {
+                    // SAFETY: an `Isa` exists only for features CPU detection found.
+                    $crate::model::whisper::ops::simd::Level::Avx512 => return unsafe { avx512($($arg),*) },
                     // SAFETY: as above.
-                    $crate::model::whisper::ops::simd::Isa::Avx2 => return unsafe { avx2($($arg),*) },
-                    $crate::model::whisper::ops::simd::Isa::Baseline => {}
+                    $crate::model::whisper::ops::simd::Level::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::model::whisper::ops::simd::Level::Baseline => {}
                 }
             }
             let _ = isa;
@@ -194,12 +212,13 @@ pub(super) fn axpy(w: f32, x: &[f32], out: &mut [f32]) {
 pub(super) fn widen_f16(isa: Isa, src: &[f16], out: &mut [f32]) {
     assert_eq!(src.len(), out.len(), "widen_f16: lengths differ");
     #[cfg(target_arch = "x86_64")]
-    match isa {
-        // SAFETY: `Isa::detect` found AVX-512F and F16C; the lengths are equal.
-        Isa::Avx512 => return unsafe { widen_f16_avx512(src, out) },
-        // SAFETY: `Isa::detect` found F16C; the lengths are equal.
-        Isa::Avx2 => return unsafe { widen_f16_f16c(src, out) },
-        Isa::Baseline => {}
+    match isa.level() {
+        // SAFETY: an `Isa` of this level means CPU detection found AVX-512F and F16C; the
+        // lengths are equal.
+        Level::Avx512 => return unsafe { widen_f16_avx512(src, out) },
+        // SAFETY: CPU detection found F16C; the lengths are equal.
+        Level::Avx2 => return unsafe { widen_f16_f16c(src, out) },
+        Level::Baseline => {}
     }
     let _ = isa;
     for (o, v) in out.iter_mut().zip(src) {
@@ -251,12 +270,12 @@ unsafe fn widen_f16_f16c(src: &[f16], out: &mut [f32]) {
 /// what bounds a one-row decoder step, and widened in registers (F16C).
 pub(super) fn dot_f16(isa: Isa, x: &[f32], w: &[f16]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    match isa {
-        // SAFETY: `Isa::detect` found AVX-512F, AVX2, FMA and F16C.
-        Isa::Avx512 => return unsafe { dot_f16_avx512(x, w) },
-        // SAFETY: `Isa::detect` found AVX2, FMA and F16C.
-        Isa::Avx2 => return unsafe { dot_f16_avx2(x, w) },
-        Isa::Baseline => {}
+    match isa.level() {
+        // SAFETY: CPU detection found AVX-512F, AVX2, FMA and F16C.
+        Level::Avx512 => return unsafe { dot_f16_avx512(x, w) },
+        // SAFETY: CPU detection found AVX2, FMA and F16C.
+        Level::Avx2 => return unsafe { dot_f16_avx2(x, w) },
+        Level::Baseline => {}
     }
     let _ = isa;
     x.iter().zip(w).map(|(a, b)| a * b.to_f32()).sum()
@@ -317,4 +336,79 @@ unsafe fn dot_f16_avx2(x: &[f32], w: &[f16]) -> f32 {
         sum += x[j] * w[j].to_f32();
     }
     sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic values in about [-4, 4], with every length's tail exercised.
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                let x = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed);
+                (x % 8_000) as f32 / 1_000.0 - 4.0
+            })
+            .collect()
+    }
+
+    const LENGTHS: [usize; 6] = [1, 7, 16, 33, 384, 1501];
+
+    #[test]
+    fn detection_lists_the_baseline_last_and_picks_the_widest() {
+        let supported = Isa::supported();
+        assert_eq!(supported.last().map(|i| i.level()), Some(Level::Baseline));
+        assert_eq!(Isa::detect(), supported[0]);
+    }
+
+    #[test]
+    fn every_supported_isa_computes_gelu_and_softmax_alike() {
+        for isa in Isa::supported() {
+            for n in LENGTHS {
+                let x = values(n, 1);
+                let (mut ours, mut reference) = (vec![0.0; n], vec![0.0; n]);
+                gelu(isa, &x, &mut ours);
+                gelu_body(&x, &mut reference);
+                let diff = ours.iter().zip(&reference).map(|(a, b)| (a - b).abs());
+                assert!(diff.fold(0.0, f32::max) < 1e-6, "gelu {isa:?} n={n}");
+                softmax(isa, &x, &mut ours);
+                let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let sum: f64 = x.iter().map(|&v| f64::from(v - max).exp()).sum();
+                for (o, &v) in ours.iter().zip(&x) {
+                    let exact = f64::from(v - max).exp() / sum;
+                    assert!(
+                        (f64::from(*o) - exact).abs() < 1e-6,
+                        "softmax {isa:?} n={n}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_supported_isa_computes_dot_products_alike() {
+        for isa in Isa::supported() {
+            for n in LENGTHS {
+                let (x, w) = (values(n, 2), values(n, 3));
+                let w16: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+                let exact: f64 = x.iter().zip(&w).map(|(a, b)| f64::from(a * b)).sum();
+                let exact16: f64 = x
+                    .iter()
+                    .zip(&w16)
+                    .map(|(a, b)| f64::from(*a) * f64::from(b.to_f32()))
+                    .sum();
+                let tolerance = 1e-4 * (n as f64).max(1.0);
+                let dot = f64::from(dot_f32(isa, &x, &w));
+                assert!((dot - exact).abs() < tolerance, "dot_f32 {isa:?} n={n}");
+                let dot = f64::from(dot_f16(isa, &x, &w16));
+                assert!((dot - exact16).abs() < tolerance, "dot_f16 {isa:?} n={n}");
+                let mut widened = vec![0.0; n];
+                widen_f16(isa, &w16, &mut widened);
+                assert!(
+                    widened.iter().zip(&w16).all(|(a, b)| *a == b.to_f32()),
+                    "widen_f16 {isa:?} n={n}"
+                );
+            }
+        }
+    }
 }

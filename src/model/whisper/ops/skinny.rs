@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::simd::{self, Isa};
+use super::simd::{self, Isa, Level};
 
 #[cfg(target_arch = "x86_64")]
 mod tile;
@@ -105,11 +105,11 @@ impl Weights<'_> {
     fn dots(self, x: &[f32], rows: std::ops::Range<usize>, k: usize, out: &mut [f32], isa: Isa) {
         let r = rows.len();
         let m = x.len() / k;
-        let tiled = match isa {
+        let tiled = match isa.level() {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 if m > 1 => {
+            Level::Avx512 if m > 1 => {
                 let span = rows.start * k..rows.end * k;
-                // SAFETY: `Isa::Avx512` means the CPU has what the tile needs.
+                // SAFETY: an `Isa` at `Level::Avx512` means the CPU has what the tile needs.
                 unsafe {
                     match self {
                         Self::F32(w) => tile::tiled_dots(x, &w[span], k, out),
@@ -144,6 +144,35 @@ impl Weights<'_> {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn every_supported_isa_gives_the_same_products() {
+        let k = 100;
+        let n = 37;
+        let value = |i: usize| ((i * 7919) % 2000) as f32 / 500.0 - 2.0;
+        let w: Vec<f32> = (0..n * k).map(value).collect();
+        let w16: Vec<half::f16> = w.iter().map(|&v| half::f16::from_f32(v)).collect();
+        for m in [1, 2, 5] {
+            let x: Vec<f32> = (0..m * k).map(|i| value(i + 13)).collect();
+            for isa in Isa::supported() {
+                for (weights, exact) in [
+                    (Weights::F32(&w), w.clone()),
+                    (Weights::F16(&w16), w16.iter().map(|v| v.to_f32()).collect()),
+                ] {
+                    let mut out = vec![0f32; m * n];
+                    weights.dots(&x, 0..n, k, &mut out, isa);
+                    for i in 0..m {
+                        for j in 0..n {
+                            let reference: f32 =
+                                (0..k).map(|c| x[i * k + c] * exact[j * k + c]).sum();
+                            let got = out[i * n + j];
+                            assert!((got - reference).abs() < 1e-3, "{isa:?} m={m} ({i}, {j})");
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn matches_gemm() {

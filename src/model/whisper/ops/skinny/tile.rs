@@ -17,7 +17,7 @@ pub(super) trait TileWeight: Copy {
     /// `out[r][c] = x[r] · w[c]` over the first `k` elements.
     ///
     /// # Safety
-    /// The CPU has AVX-512F, AVX2, FMA and F16C ([`super::Isa::Avx512`]); every slice holds at
+    /// The CPU has AVX-512F, AVX2, FMA and F16C (an `Isa` at [`super::Level::Avx512`]); every slice holds at
     /// least `k` elements.
     unsafe fn tile<const M: usize>(x: [&[f32]; M], w: [&[Self]; NR], k: usize) -> [[f32; NR]; M];
 }

@@ -1,20 +1,20 @@
-//! `hearken serve` as a library: load the model into an engine, warm it up, serve gRPC and the
-//! OpenAI-compatible HTTP gateway, and shut both down gracefully. Tests start the same server
-//! in-process on `127.0.0.1:0`.
+//! `hearken serve` as a library: start the engine on a backend, build the serving core, warm
+//! the model up, serve gRPC and the OpenAI-compatible HTTP gateway, and shut both down
+//! gracefully. Tests start the same server in-process on `127.0.0.1:0`, with the real model or
+//! the scripted backend.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic_health::server::HealthReporter;
 
-use crate::engine::{Engine, EngineConfig, JobOptions};
-use crate::grpc::{GrpcServer, Limits, ServerOptions, ServiceState, set_health};
+use crate::engine::{Backend, Engine, EngineConfig, JobOptions};
+use crate::grpc::{GrpcServer, ServerOptions, set_health};
 use crate::http::GatewayState;
-use crate::model::whisper::WhisperModel;
+use crate::service::{Limits, ServedModel, Service};
 use crate::telemetry::Metrics;
 
 /// Everything `serve` needs besides the model.
@@ -44,12 +44,9 @@ pub struct RunningServer {
     pub grpc_addr: SocketAddr,
     /// The bound HTTP gateway address, when it was asked for.
     pub http_addr: Option<SocketAddr>,
-    /// The engine behind it (for stats and queue depth).
-    pub engine: Arc<Engine>,
-    /// Shared service state (open sessions).
-    pub state: Arc<ServiceState>,
+    /// The serving core (engine, sessions, metrics).
+    pub service: Arc<Service>,
     health: HealthReporter,
-    stop_sessions: watch::Sender<bool>,
     stop_listener: Option<tokio::sync::oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
     http_task: Option<JoinHandle<std::io::Result<()>>>,
@@ -58,15 +55,15 @@ pub struct RunningServer {
 
 impl RunningServer {
     /// Binds, warms the model up, then serves; health turns SERVING once warm. Metrics are
-    /// kept in-process only (`state.metrics()`).
-    pub async fn start(model: WhisperModel, config: ServeConfig) -> anyhow::Result<Self> {
-        Self::start_with_metrics(model, config, Metrics::in_memory()).await
+    /// kept in-process only (`service.metrics()`).
+    pub async fn start(backend: impl Backend, config: ServeConfig) -> anyhow::Result<Self> {
+        Self::start_with_metrics(backend, config, Metrics::in_memory()).await
     }
 
     /// [`Self::start`], recording into `metrics` (those of a [`crate::telemetry::Telemetry`]
     /// to export them).
     pub async fn start_with_metrics(
-        model: WhisperModel,
+        backend: impl Backend,
         config: ServeConfig,
         metrics: Metrics,
     ) -> anyhow::Result<Self> {
@@ -81,42 +78,37 @@ impl RunningServer {
             .map(TcpListener::local_addr)
             .transpose()?;
         let engine = Arc::new(Engine::start_with_metrics(
-            model,
+            backend,
             config.engine.clone(),
             metrics.engine().clone(),
         ));
-        let (stop_sessions, sessions_stopped) = watch::channel(false);
-        let state = Arc::new(ServiceState::new(
-            Arc::clone(&engine),
-            config.model_id.clone(),
-            config.device.clone(),
-            config.limits.clone(),
-            sessions_stopped,
-            metrics,
-        ));
-        let server = GrpcServer::new(Arc::clone(&state), config.transport.clone()).await;
+        let model = ServedModel {
+            id: config.model_id.clone(),
+            device: config.device.clone(),
+        };
+        let service = Arc::new(Service::new(engine, model, config.limits.clone(), metrics));
+        let server = GrpcServer::new(Arc::clone(&service), config.transport.clone()).await;
         let health = server.health();
         let (stop_listener, listener_stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(listener, async {
             let _ = listener_stopped.await;
         }));
         let http_task = http_listener.map(|listener| {
-            let gateway = Arc::new(GatewayState::new(Arc::clone(&state), health.clone()));
-            let mut stopping = stop_sessions.subscribe();
+            let gateway = Arc::new(GatewayState::new(Arc::clone(&service)));
+            let mut stopping = service.shutdown_signal();
             tokio::spawn(crate::http::serve(listener, gateway, async move {
                 let _ = stopping.wait_for(|stop| *stop).await;
             }))
         });
-        warm_up(&engine).await?;
+        warm_up(service.engine()).await?;
+        service.set_ready(true);
         set_health(&health, true).await;
         tracing::info!(%grpc_addr, ?http_addr, model = %config.model_id, "serving");
         Ok(Self {
             grpc_addr,
             http_addr,
-            engine,
-            state,
+            service,
             health,
-            stop_sessions,
             stop_listener: Some(stop_listener),
             task,
             http_task,
@@ -124,41 +116,49 @@ impl RunningServer {
         })
     }
 
+    /// The engine behind the server (for stats and queue depth).
+    pub fn engine(&self) -> &Arc<Engine> {
+        self.service.engine()
+    }
+
     /// Graceful shutdown: health NOT_SERVING, live streams finalize and get their finals,
-    /// new connections are refused, and the call returns when every stream and HTTP request
-    /// has ended (or the grace period ran out).
+    /// new connections are refused, and the call returns when every session has ended (or
+    /// the grace period ran out: streams still open then get UNAVAILABLE).
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         set_health(&self.health, false).await;
-        let _ = self.stop_sessions.send(true);
+        self.service.begin_shutdown();
         if let Some(stop) = self.stop_listener.take() {
             let _ = stop.send(());
         }
-        let deadline = tokio::time::Instant::now() + self.grace;
+        // Every stream, WebSocket and request holds a session permit: their end is the end.
+        if !self.service.drain(self.grace).await {
+            tracing::warn!(
+                grace = ?self.grace,
+                open = self.service.open_sessions(),
+                "sessions still open after the grace period; ending them"
+            );
+            self.service.expire_grace();
+            // Each session sends its error in its own protocol, then ends.
+            self.service.drain(GRACE_EXPIRY_WRITE).await;
+        }
+        let deadline = tokio::time::Instant::now() + GRACE_EXPIRY_WRITE;
         match tokio::time::timeout_at(deadline, &mut self.task).await {
             Ok(joined) => joined??,
-            Err(_) => {
-                tracing::warn!(grace = ?self.grace, "streams still open after the grace period; closing them");
-                self.task.abort();
-            }
+            Err(_) => self.task.abort(),
         }
         if let Some(mut http) = self.http_task.take() {
             match tokio::time::timeout_at(deadline, &mut http).await {
                 Ok(joined) => joined??,
-                Err(_) => {
-                    tracing::warn!(grace = ?self.grace, "HTTP requests still open after the grace period; closing them");
-                    http.abort();
-                }
+                Err(_) => http.abort(),
             }
         }
-        // Upgraded connections (Realtime WebSockets) are no longer the HTTP server's to wait
-        // for; their session slots say when they have sent their last completion.
-        while self.state.open_sessions() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        self.engine.close();
+        self.service.engine().close();
         Ok(())
     }
 }
+
+/// After the grace, how long sessions get to tell their clients they are being ended.
+const GRACE_EXPIRY_WRITE: Duration = Duration::from_secs(2);
 
 /// Runs one short job so the first client does not pay for page faults and lazy setup.
 async fn warm_up(engine: &Engine) -> anyhow::Result<()> {

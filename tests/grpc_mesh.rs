@@ -2,14 +2,16 @@
 
 mod support;
 
+use hearken::engine::WhisperBackend;
+use hearken::grpc::SERVICE_NAME;
 use hearken::grpc::proto::streaming_recognize_response::Event;
 use hearken::grpc::proto::{
     ListModelsRequest, ListModelsResponse, RecognizeRequest, RecognizeResponse,
     StreamingRecognizeResponse,
 };
-use hearken::grpc::{Limits, SERVICE_NAME};
 use hearken::model::whisper::WhisperModel;
 use hearken::server::RunningServer;
+use hearken::service::Limits;
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
@@ -25,7 +27,7 @@ async fn start() -> RunningServer {
     let model = WhisperModel::load(&support::default_model_dir(), &candle_core::Device::Cpu)
         .expect("load model");
     let config = support::serve_config(Limits::default(), false);
-    RunningServer::start(model, config)
+    RunningServer::start(WhisperBackend::from(model), config)
         .await
         .expect("server starts")
 }

@@ -6,8 +6,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use hearken::audio::f32_to_pcm16le;
+use hearken::engine::WhisperBackend;
 use hearken::eval::english_wer;
-use hearken::grpc::Limits;
 use hearken::grpc::proto::control::Action;
 use hearken::grpc::proto::speech_client::SpeechClient;
 use hearken::grpc::proto::streaming_recognize_request::Request as StreamRequest;
@@ -18,6 +18,7 @@ use hearken::grpc::proto::{
 };
 use hearken::model::whisper::WhisperModel;
 use hearken::server::{RunningServer, ServeConfig};
+use hearken::service::Limits;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
@@ -28,7 +29,7 @@ fn config(limits: Limits) -> ServeConfig {
 async fn start(limits: Limits) -> RunningServer {
     let model = WhisperModel::load(&support::default_model_dir(), &candle_core::Device::Cpu)
         .expect("load model");
-    RunningServer::start(model, config(limits))
+    RunningServer::start(WhisperBackend::from(model), config(limits))
         .await
         .expect("server starts")
 }
@@ -354,19 +355,19 @@ async fn recognize_returns_the_whole_transcript_and_cancel_empties_the_queue() {
         calls.push(tokio::spawn(async move { c.recognize(request).await }));
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    while server.engine.queued() == 0 && Instant::now() < deadline {
+    while server.engine().queued() == 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(server.engine.queued() > 0, "jobs never queued");
+    assert!(server.engine().queued() > 0, "jobs never queued");
     for call in &calls {
         call.abort();
     }
     let deadline = Instant::now() + Duration::from_secs(5);
-    while server.engine.queued() > 0 && Instant::now() < deadline {
+    while server.engine().queued() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(server.engine.queued(), 0, "cancelled jobs stayed queued");
-    assert!(server.engine.stats().jobs_cancelled > 0);
+    assert_eq!(server.engine().queued(), 0, "cancelled jobs stayed queued");
+    assert!(server.engine().stats().jobs_cancelled > 0);
     server.shutdown().await.unwrap();
 }
 
@@ -412,7 +413,7 @@ async fn concurrent_sessions_get_their_own_transcripts_in_shared_batches() {
     }
     let wer = total.wer();
     assert!(wer <= 0.2, "overall streamed WER {wer:.3}");
-    let stats = server.engine.stats();
+    let stats = server.engine().stats();
     assert!(
         stats.largest_batch > 1,
         "no batch held more than one job: {stats:?}"

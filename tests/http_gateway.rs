@@ -8,12 +8,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hearken::engine::EngineConfig;
+use hearken::engine::WhisperBackend;
 use hearken::eval::english_wer;
-use hearken::grpc::Limits;
 use hearken::grpc::proto::RecognizeRequest;
 use hearken::grpc::proto::speech_client::SpeechClient;
 use hearken::model::whisper::WhisperModel;
 use hearken::server::{RunningServer, ServeConfig};
+use hearken::service::Limits;
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use tokio_stream::StreamExt;
@@ -29,7 +30,7 @@ fn config(limits: Limits, engine: EngineConfig) -> ServeConfig {
 async fn start_with(limits: Limits, engine: EngineConfig) -> RunningServer {
     let model = WhisperModel::load(&support::default_model_dir(), &candle_core::Device::Cpu)
         .expect("load model");
-    RunningServer::start(model, config(limits, engine))
+    RunningServer::start(WhisperBackend::from(model), config(limits, engine))
         .await
         .expect("server starts")
 }
@@ -275,43 +276,51 @@ async fn client_disconnect_cancels_queued_and_running_streams() {
     let server = start_with(Limits::default(), engine).await;
     let (long, _) = clip_file("librivox_sonnets_1_3");
     let stream = |bytes: Vec<u8>| form(bytes, "sonnets.wav", &[("stream", "true")]);
-    let before = server.engine.stats();
+    let before = server.engine().stats();
 
     let running = post(&server, "/v1/audio/transcriptions", stream(long.clone())).await;
     assert_eq!(running.status(), 200);
     let queued = post(&server, "/v1/audio/transcriptions", stream(long)).await;
     assert_eq!(queued.status(), 200);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while server.engine.queued() == 0 && Instant::now() < deadline {
+    while server.engine().queued() == 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(server.engine.queued(), 1, "the second stream never queued");
+    assert_eq!(
+        server.engine().queued(),
+        1,
+        "the second stream never queued"
+    );
     drop(queued);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while server.engine.queued() > 0 && Instant::now() < deadline {
+    while server.engine().queued() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(server.engine.queued(), 0, "a dropped stream stayed queued");
+    assert_eq!(
+        server.engine().queued(),
+        0,
+        "a dropped stream stayed queued"
+    );
 
     // The first delta comes after one 30 s window of a 158 s clip, long before the end.
     let mut body = Box::pin(running.bytes_stream());
     let events = read_to_first_delta(&mut body).await;
     assert!(!events.contains("transcript.text.done"), "{events}");
-    assert_eq!(server.engine.stats().jobs_done, before.jobs_done);
+    assert_eq!(server.engine().stats().jobs_done, before.jobs_done);
     drop(body);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while server.engine.stats().jobs_cancelled < before.jobs_cancelled + 2
+    while server.engine().stats().jobs_cancelled < before.jobs_cancelled + 2
         && Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let after = server.engine.stats();
+    let after = server.engine().stats();
     assert_eq!(after.jobs_cancelled, before.jobs_cancelled + 2, "{after:?}");
     assert_eq!(
         after.jobs_done, before.jobs_done,
         "a cancelled job ran to the end"
     );
-    assert_eq!(server.state.open_sessions(), 0, "session slots leaked");
+    assert_eq!(server.service.open_sessions(), 0, "session slots leaked");
     server.shutdown().await.unwrap();
 }
 
@@ -528,7 +537,7 @@ async fn multilingual_model_translates_and_detects_the_language() {
         model_id: "base".into(),
         ..config(Limits::default(), EngineConfig::default())
     };
-    let server = RunningServer::start(model, config)
+    let server = RunningServer::start(WhisperBackend::from(model), config)
         .await
         .expect("server starts");
     let (spanish, _) = clip_file("pv_leopard_es");

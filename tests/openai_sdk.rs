@@ -7,10 +7,11 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use hearken::engine::WhisperBackend;
 use hearken::eval::default_corpus_dir;
-use hearken::grpc::Limits;
 use hearken::model::whisper::WhisperModel;
 use hearken::server::RunningServer;
+use hearken::service::Limits;
 
 const INSTALL: &str = "python3 -m pip install -r clients/python/requirements.txt";
 
@@ -51,7 +52,7 @@ async fn official_python_sdk_passes_against_the_gateway() {
     let model = WhisperModel::load(&support::default_model_dir(), &candle_core::Device::Cpu)
         .expect("load model");
     let config = support::serve_config(Limits::default(), true);
-    let server = RunningServer::start(model, config)
+    let server = RunningServer::start(WhisperBackend::from(model), config)
         .await
         .expect("server starts");
     let base_url = format!("http://{}/v1", server.http_addr.expect("http is on"));

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
+use hearken::engine::WhisperBackend;
 use hearken::eval::english_wer;
-use hearken::grpc::Limits;
 use hearken::model::whisper::WhisperModel;
 use hearken::server::RunningServer;
+use hearken::service::Limits;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -27,7 +28,7 @@ async fn start(limits: Limits) -> RunningServer {
     let model = WhisperModel::load(&support::default_model_dir(), &candle_core::Device::Cpu)
         .expect("load model");
     let config = support::serve_config(limits, true);
-    RunningServer::start(model, config)
+    RunningServer::start(WhisperBackend::from(model), config)
         .await
         .expect("server starts")
 }

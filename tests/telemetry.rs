@@ -8,11 +8,12 @@ mod support;
 use std::time::{Duration, Instant};
 
 use hearken::engine::EngineStats;
-use hearken::grpc::Limits;
+use hearken::engine::WhisperBackend;
 use hearken::grpc::proto::RecognizeRequest;
 use hearken::grpc::proto::speech_client::SpeechClient;
 use hearken::model::whisper::WhisperModel;
 use hearken::server::RunningServer;
+use hearken::service::Limits;
 use hearken::telemetry::{Metrics, Telemetry, TelemetryConfig};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
@@ -27,7 +28,7 @@ async fn start(metrics: Metrics) -> RunningServer {
     let model = WhisperModel::load(&support::default_model_dir(), &candle_core::Device::Cpu)
         .expect("load model");
     let config = support::serve_config(Limits::default(), false);
-    RunningServer::start_with_metrics(model, config, metrics)
+    RunningServer::start_with_metrics(WhisperBackend::from(model), config, metrics)
         .await
         .expect("server starts")
 }
@@ -141,7 +142,7 @@ async fn recognize_exports_metrics_and_spans_over_otlp() {
     hearken::telemetry::init_logging(telemetry.tracer());
     let server = start(telemetry.metrics().clone()).await;
     recognize_jfk(&server).await;
-    let stats = server.engine.stats();
+    let stats = server.engine().stats();
     assert!(stats.batches >= 2 && stats.jobs_done == 2, "{stats:?}"); // warm-up + jfk
 
     let m = wait_for_export(&collector, &stats).await;
@@ -275,8 +276,8 @@ async fn prometheus_view_matches_engine_stats_after_recognize() {
         audio: b"this is not audio at all".repeat(20),
     };
     client.recognize(not_audio).await.unwrap_err();
-    let stats = server.engine.stats();
-    let text = server.state.metrics().registry().render();
+    let stats = server.engine().stats();
+    let text = server.service.metrics().registry().render();
 
     let (rows, batches) = prometheus_histogram(&text, "hearken_engine_batch_size", "");
     assert_eq!((rows as u64, batches), (stats.rows, stats.batches));

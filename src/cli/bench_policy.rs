@@ -9,9 +9,10 @@ use clap::Args;
 
 use super::corpus_run::{CorpusArgs, LoadedClip};
 use super::load::ModelArgs;
-use crate::engine::{Engine, EngineConfig, JobOptions, hypothesis, streaming_job_options};
+use crate::engine::{Engine, EngineConfig, JobOptions, WhisperBackend};
 use crate::eval::{WerCounts, english_wer};
 use crate::session::{Output, SessionConfig, SessionPolicy, TranscriptUpdate};
+use crate::streaming::{hypothesis, streaming_job_options};
 
 /// Frame length fed to the policy.
 const FRAME_SECONDS: f64 = 0.1;
@@ -43,7 +44,7 @@ pub(super) fn policy(args: PolicyArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let engine = Engine::start(model, EngineConfig::default());
+    let engine = Engine::start(WhisperBackend::from(model), EngineConfig::default());
     let mut total = WerCounts::default();
     let mut requests = 0;
     for clip in &clips {

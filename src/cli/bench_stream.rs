@@ -12,13 +12,15 @@ use tokio_stream::StreamExt;
 use super::corpus_run::{CorpusArgs, LoadedClip};
 use super::load::ModelArgs;
 use crate::engine::EngineConfig;
+use crate::engine::WhisperBackend;
 use crate::eval::{WerCounts, english_wer};
+use crate::grpc::ServerOptions;
 use crate::grpc::client::pcm16_stream;
 use crate::grpc::proto::RecognitionConfig;
 use crate::grpc::proto::speech_client::SpeechClient;
 use crate::grpc::proto::streaming_recognize_response::Event;
-use crate::grpc::{Limits, ServerOptions};
 use crate::server::{RunningServer, ServeConfig};
+use crate::service::Limits;
 
 /// Frame length sent by each simulated client.
 const FRAME_SECONDS: f64 = 0.1;
@@ -83,7 +85,7 @@ pub(super) fn stream(args: StreamArgs) -> anyhow::Result<()> {
             transport: ServerOptions::default(),
             shutdown_grace: Duration::from_secs(5),
         };
-        let server = RunningServer::start(model, config).await?;
+        let server = RunningServer::start(WhisperBackend::from(model), config).await?;
         println!(
             "hearken bench stream: model {}, {} clips, {} pace, max batch {}",
             args.model.model,
@@ -97,9 +99,9 @@ pub(super) fn stream(args: StreamArgs) -> anyhow::Result<()> {
         );
         let mut sustained = None;
         for &n in &args.sessions {
-            let before = server.engine.stats();
+            let before = server.engine().stats();
             let results = round(&server, &clips, n, args.clips_per_session, args.realtime).await?;
-            let after = server.engine.stats();
+            let after = server.engine().stats();
             let batches = after.batches - before.batches;
             let mean_batch = if batches == 0 {
                 0.0

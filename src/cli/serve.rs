@@ -8,8 +8,10 @@ use clap::Args;
 
 use super::load::ModelArgs;
 use crate::engine::EngineConfig;
-use crate::grpc::{Limits, ServerOptions};
+use crate::engine::WhisperBackend;
+use crate::grpc::ServerOptions;
 use crate::server::{RunningServer, ServeConfig};
+use crate::service::Limits;
 use crate::telemetry::{Telemetry, TelemetryConfig};
 
 /// Arguments of `hearken serve`; every flag also reads a `HEARKEN_*` variable.
@@ -93,7 +95,8 @@ where
         .build()?;
     let metrics = telemetry.metrics().clone();
     let served = runtime.block_on(async move {
-        let server = RunningServer::start_with_metrics(model, config, metrics).await?;
+        let server =
+            RunningServer::start_with_metrics(WhisperBackend::from(model), config, metrics).await?;
         eprintln!(
             "hearken: serving {model_id} on {} (gRPC + grpc-web)",
             server.grpc_addr

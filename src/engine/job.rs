@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::EngineError;
-use super::worker::Shared;
+use super::worker::Cancel;
 use crate::model::whisper::decode::{DecodeOptions, EncoderFrames, Segment, Transcript};
 use crate::model::whisper::tokens::Task;
 
@@ -83,14 +83,29 @@ pub enum JobEvent {
 }
 
 /// The caller's end of a job. Dropping it cancels the job.
-#[derive(Debug)]
 pub struct JobHandle {
-    pub(super) id: u64,
-    pub(super) events: mpsc::UnboundedReceiver<JobEvent>,
-    pub(super) shared: Arc<Shared>,
+    id: u64,
+    events: mpsc::UnboundedReceiver<JobEvent>,
+    engine: Arc<dyn Cancel>,
+}
+
+impl std::fmt::Debug for JobHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobHandle")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl JobHandle {
+    pub(super) fn new(
+        id: u64,
+        events: mpsc::UnboundedReceiver<JobEvent>,
+        engine: Arc<dyn Cancel>,
+    ) -> Self {
+        Self { id, events, engine }
+    }
+
     /// The next event; `None` once the job is over (or was cancelled by shutdown).
     pub async fn next(&mut self) -> Option<JobEvent> {
         self.events.recv().await
@@ -116,7 +131,7 @@ impl JobHandle {
 
 impl Drop for JobHandle {
     fn drop(&mut self) {
-        self.shared.cancel(self.id);
+        self.engine.cancel(self.id);
     }
 }
 

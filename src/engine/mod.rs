@@ -1,4 +1,4 @@
-//! The batching scheduler: one worker thread per loaded model owns the network and runs
+//! The batching scheduler: one worker thread per loaded model owns its [`Backend`] and runs
 //! every transcription job of every session through shared batched model calls.
 //!
 //! Sessions (gRPC streams, HTTP requests) [`Engine::submit`] jobs: some audio to transcribe
@@ -8,21 +8,25 @@
 //! after window while short ones join and leave between steps (continuous batching at window
 //! granularity). Dropping a [`JobHandle`] cancels its job: a queued job leaves the queue at
 //! once, a running one after the current step.
+//!
+//! The rules of that decision are a pure type ([`batcher`]); the worker carries them out on a
+//! [`Backend`] ([`backend`]: Whisper on candle in production, a scripted model in tests), so
+//! nothing here depends on model weights.
 
+pub mod backend;
+mod batcher;
 mod job;
-mod session_jobs;
 mod stats;
 mod worker;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use backend::{Backend, JobStream, ModelInfo, ScriptedBackend, WhisperBackend};
 pub use job::{JobEvent, JobHandle, JobOptions, WindowUpdate};
-pub use session_jobs::{hypothesis, streaming_job_options};
 pub use stats::EngineStats;
 
-use crate::model::whisper::WhisperModel;
-use crate::model::whisper::decode::{DecodeError, DecodeOptions, LongFormStream};
+use crate::model::whisper::decode::{DecodeError, DecodeOptions};
 use crate::telemetry::EngineMetrics;
 use worker::{Shared, Worker};
 
@@ -84,57 +88,56 @@ impl Default for EngineConfig {
     }
 }
 
-/// A loaded model and the worker thread that serves it.
+/// A model backend and the worker thread that serves it.
 pub struct Engine {
-    shared: Arc<Shared>,
-    model: Arc<WhisperModel>,
+    core: Arc<dyn Core>,
     worker: Option<std::thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("config", &self.shared.config)
+            .field("config", self.config())
             .field("queued", &self.queued())
             .finish_non_exhaustive()
     }
 }
 
 impl Engine {
-    /// Starts the worker thread for `model`, recording into no metrics beyond [`Self::stats`].
-    pub fn start(model: WhisperModel, config: EngineConfig) -> Self {
-        Self::start_with_metrics(model, config, EngineMetrics::noop())
+    /// Starts the worker thread for `backend`, recording into no metrics beyond
+    /// [`Self::stats`].
+    pub fn start(backend: impl Backend, config: EngineConfig) -> Self {
+        Self::start_with_metrics(backend, config, EngineMetrics::noop())
     }
 
-    /// Starts the worker thread for `model`, recording every scheduling event into `metrics`
-    /// as well as [`Self::stats`].
-    pub fn start_with_metrics(
-        model: WhisperModel,
+    /// Starts the worker thread for `backend`, recording every scheduling event into
+    /// `metrics` as well as [`Self::stats`].
+    pub fn start_with_metrics<B: Backend>(
+        backend: B,
         config: EngineConfig,
         metrics: EngineMetrics,
     ) -> Self {
-        let model = Arc::new(model);
-        let shared = Arc::new(Shared::new(config, metrics));
+        let backend = Arc::new(backend);
+        let shared = Arc::new(Shared::<B::Stream>::new(config, metrics));
         let observed = Arc::downgrade(&shared);
         shared
             .stats
             .metrics()
             .observe_queue_depth(move || Some(observed.upgrade()?.queued() as u64));
-        let worker = Worker::new(Arc::clone(&model), Arc::clone(&shared));
+        let worker = Worker::new(Arc::clone(&backend), Arc::clone(&shared));
         let handle = std::thread::Builder::new()
             .name("hearken-engine".into())
             .spawn(move || worker.run())
             .expect("spawning the engine thread");
         Self {
-            shared,
-            model,
+            core: Arc::new(Scheduler { backend, shared }),
             worker: Some(handle),
         }
     }
 
-    /// The model this engine serves.
-    pub fn model(&self) -> &WhisperModel {
-        &self.model
+    /// What the served model can do.
+    pub fn model(&self) -> &ModelInfo {
+        self.core.info()
     }
 
     /// Queues a job for `samples` (16 kHz mono). Fails at once when the options are invalid
@@ -144,58 +147,108 @@ impl Engine {
         samples: Arc<[f32]>,
         options: &JobOptions,
     ) -> Result<JobHandle, EngineError> {
-        let submitted = self
-            .start_stream(samples, options)
-            .and_then(|stream| self.shared.enqueue(stream));
+        let options = options.decode_options(&self.config().policy);
+        let submitted = self.core.submit(samples, &options);
         if let Err(e) = &submitted {
-            self.shared.stats.record_rejected(e);
+            self.core.stats().record_rejected(e);
         }
         submitted
     }
 
     /// Checks `options` against the model (language, task) without queuing anything.
     pub fn validate(&self, options: &JobOptions) -> Result<(), EngineError> {
-        self.start_stream(Arc::from(Vec::new()), options).map(drop)
-    }
-
-    fn start_stream(
-        &self,
-        samples: Arc<[f32]>,
-        options: &JobOptions,
-    ) -> Result<LongFormStream, EngineError> {
-        let decode_options = options.decode_options(&self.shared.config.policy);
-        self.model
-            .transcriber(1)
-            .start_stream(samples, &decode_options)
-            .map_err(EngineError::Rejected)
+        let options = options.decode_options(&self.config().policy);
+        self.core.validate(&options).map_err(EngineError::Rejected)
     }
 
     /// Jobs waiting for the worker (not yet admitted to a batch).
     pub fn queued(&self) -> usize {
-        self.shared.queued()
+        self.core.queued()
     }
 
     /// Counters since start.
     pub fn stats(&self) -> EngineStats {
-        self.shared.stats.snapshot()
+        self.core.stats().snapshot()
     }
 
     /// Scheduler limits in force.
     pub fn config(&self) -> &EngineConfig {
-        &self.shared.config
+        self.core.config()
     }
 
     /// Refuses new jobs from now on; jobs already queued or running still finish.
     pub fn close(&self) {
-        self.shared.close();
+        self.core.close();
     }
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        self.shared.close();
+        self.core.close();
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }
     }
 }
+
+/// The engine's view of a scheduler over some backend: the backend's stream type stays
+/// inside the worker, and the rest of the server holds a plain [`Engine`].
+trait Core: Send + Sync {
+    fn info(&self) -> &ModelInfo;
+    fn validate(&self, options: &DecodeOptions) -> Result<(), DecodeError>;
+    fn submit(
+        &self,
+        samples: Arc<[f32]>,
+        options: &DecodeOptions,
+    ) -> Result<JobHandle, EngineError>;
+    fn queued(&self) -> usize;
+    fn stats(&self) -> &stats::Counters;
+    fn config(&self) -> &EngineConfig;
+    fn close(&self);
+}
+
+struct Scheduler<B: Backend> {
+    backend: Arc<B>,
+    shared: Arc<Shared<B::Stream>>,
+}
+
+impl<B: Backend> Core for Scheduler<B> {
+    fn info(&self) -> &ModelInfo {
+        self.backend.info()
+    }
+
+    fn validate(&self, options: &DecodeOptions) -> Result<(), DecodeError> {
+        self.backend.start(Arc::from(Vec::new()), options).map(drop)
+    }
+
+    fn submit(
+        &self,
+        samples: Arc<[f32]>,
+        options: &DecodeOptions,
+    ) -> Result<JobHandle, EngineError> {
+        let stream = self
+            .backend
+            .start(samples, options)
+            .map_err(EngineError::Rejected)?;
+        self.shared.enqueue(stream)
+    }
+
+    fn queued(&self) -> usize {
+        self.shared.queued()
+    }
+
+    fn stats(&self) -> &stats::Counters {
+        &self.shared.stats
+    }
+
+    fn config(&self) -> &EngineConfig {
+        &self.shared.config
+    }
+
+    fn close(&self) {
+        self.shared.close();
+    }
+}
+
+#[cfg(test)]
+mod tests;

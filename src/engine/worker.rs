@@ -1,140 +1,118 @@
-//! The worker thread: admits queued jobs, forms batches, runs the model, reports back.
+//! The worker thread: carries out the [`BatchPolicy`]'s decisions on a [`Backend`] (waits,
+//! admissions, model steps) and reports each job's windows back to its handle.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::backend::{Backend, JobStream};
+use super::batcher::{BatchPolicy, Entry, Next, Queue, Refusal};
 use super::job::{JobEvent, JobHandle, WindowUpdate};
 use super::stats::Counters;
 use super::{EngineConfig, EngineError};
-use crate::model::whisper::WhisperModel;
-use crate::model::whisper::decode::LongFormStream;
 use crate::telemetry::EngineMetrics;
 
-/// A job in the queue or in the running set.
-struct Job {
-    id: u64,
-    stream: LongFormStream,
+/// A job's stream and its way back to the caller.
+pub(super) struct Job<S> {
+    stream: S,
     events: mpsc::UnboundedSender<JobEvent>,
-    enqueued: Instant,
-    /// Whether it has run at least one window (it then needs no batching wait).
-    started: bool,
     /// The submitter's span (its RPC): every batch the job runs in links to it.
     span: tracing::Span,
 }
 
-impl Job {
+impl<S> Job<S> {
     fn is_cancelled(&self) -> bool {
         self.events.is_closed()
     }
 }
 
-#[derive(Default)]
-struct Queue {
-    waiting: VecDeque<Job>,
-    closed: bool,
-}
-
 /// State shared by the engine handle, job handles and the worker.
-pub(crate) struct Shared {
+pub(super) struct Shared<S> {
     pub(super) config: EngineConfig,
     pub(super) stats: Counters,
-    queue: Mutex<Queue>,
+    queue: Mutex<Queue<Job<S>>>,
     wake: Condvar,
     next_id: AtomicU64,
 }
 
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
-            .field("queued", &self.queued())
-            .finish()
+/// What a [`JobHandle`] needs of the engine: taking its job out of the queue.
+pub(super) trait Cancel: Send + Sync {
+    /// Removes a queued job at once; a running one notices its closed channel next step.
+    fn cancel(&self, id: u64);
+}
+
+impl<S: Send + 'static> Cancel for Shared<S> {
+    fn cancel(&self, id: u64) {
+        if self.lock().remove(id) {
+            self.stats.record_cancelled();
+        }
     }
 }
 
-impl Shared {
+impl<S: Send + 'static> Shared<S> {
     pub(super) fn new(config: EngineConfig, metrics: EngineMetrics) -> Self {
         Self {
+            queue: Mutex::new(Queue::new(config.max_queued)),
             config,
             stats: Counters::new(metrics),
-            queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             next_id: AtomicU64::new(1),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Queue> {
+    fn lock(&self) -> MutexGuard<'_, Queue<Job<S>>> {
         // A panic while holding the lock leaves the queue itself consistent.
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(super) fn enqueue(
-        self: &Arc<Self>,
-        stream: LongFormStream,
-    ) -> Result<JobHandle, EngineError> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut queue = self.lock();
-            if queue.closed {
-                return Err(EngineError::ShuttingDown);
-            }
-            if queue.waiting.len() >= self.config.max_queued {
-                return Err(EngineError::Saturated {
-                    queued: queue.waiting.len(),
-                });
-            }
-            queue.waiting.push_back(Job {
-                id,
-                stream,
-                events: tx,
-                enqueued: Instant::now(),
-                started: false,
-                span: tracing::Span::current(),
-            });
+    fn policy(&self) -> BatchPolicy {
+        BatchPolicy {
+            max_batch: self.config.max_batch,
+            max_wait: self.config.max_wait,
         }
-        self.wake.notify_one();
-        Ok(JobHandle {
-            id,
-            events: rx,
-            shared: Arc::clone(self),
-        })
     }
 
-    /// Removes a queued job at once; a running one notices its closed channel next step.
-    pub(super) fn cancel(&self, id: u64) {
-        let mut queue = self.lock();
-        let before = queue.waiting.len();
-        queue.waiting.retain(|j| j.id != id);
-        if queue.waiting.len() < before {
-            self.stats.record_cancelled();
-        }
+    pub(super) fn enqueue(self: &Arc<Self>, stream: S) -> Result<JobHandle, EngineError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let job = Job {
+            stream,
+            events: tx,
+            span: tracing::Span::current(),
+        };
+        self.lock()
+            .push(id, job, Instant::now())
+            .map_err(|refusal| match refusal {
+                Refusal::Closed => EngineError::ShuttingDown,
+                Refusal::Full { queued } => EngineError::Saturated { queued },
+            })?;
+        self.wake.notify_one();
+        Ok(JobHandle::new(id, rx, Arc::clone(self) as Arc<dyn Cancel>))
     }
 
     pub(super) fn queued(&self) -> usize {
-        self.lock().waiting.len()
+        self.lock().len()
     }
 
     pub(super) fn close(&self) {
-        self.lock().closed = true;
+        self.lock().close();
         self.wake.notify_all();
     }
 }
 
-/// Owns the model for the lifetime of the engine thread.
-pub(super) struct Worker {
-    model: Arc<WhisperModel>,
-    shared: Arc<Shared>,
-    running: Vec<Job>,
+/// Owns the backend for the lifetime of the engine thread.
+pub(super) struct Worker<B: Backend> {
+    backend: Arc<B>,
+    shared: Arc<Shared<B::Stream>>,
+    running: Vec<Entry<Job<B::Stream>>>,
 }
 
-impl Worker {
-    pub(super) fn new(model: Arc<WhisperModel>, shared: Arc<Shared>) -> Self {
+impl<B: Backend> Worker<B> {
+    pub(super) fn new(backend: Arc<B>, shared: Arc<Shared<B::Stream>>) -> Self {
         Self {
-            model,
+            backend,
             shared,
             running: Vec::new(),
         }
@@ -150,55 +128,37 @@ impl Worker {
         }
     }
 
-    /// Fills the running set from the queue; returns false when there is nothing left to do
-    /// and the engine is closed.
+    /// Fills the running set as the policy says, sleeping while it says wait; false when the
+    /// engine is closed and nothing is left to do.
     fn admit(&mut self) -> bool {
-        let max_batch = self.shared.config.max_batch.max(1);
+        let policy = self.shared.policy();
         let shared = Arc::clone(&self.shared);
         let mut queue = shared.lock();
         loop {
-            self.take_from(&mut queue, max_batch);
-            if self.running.len() >= max_batch || queue.closed {
-                return !self.running.is_empty() || !queue.waiting.is_empty();
-            }
             let now = Instant::now();
-            let deadline = match self.batching_deadline() {
-                Some(d) if d > now => d,
-                Some(_) => return true,
-                None if !self.running.is_empty() => return true,
-                None => now + Duration::from_secs(3600),
+            let (next, admitted) = policy.admit(&mut queue, &mut self.running, now);
+            for entry in &self.running[self.running.len() - admitted..] {
+                self.shared
+                    .stats
+                    .record_admitted(now.saturating_duration_since(entry.enqueued));
+            }
+            let wait = match next {
+                Next::Step => return true,
+                Next::Exit => return false,
+                Next::WaitUntil(deadline) => deadline - now,
+                Next::WaitForWork => Duration::from_secs(3600),
             };
             queue = shared
                 .wake
-                .wait_timeout(queue, deadline - now)
+                .wait_timeout(queue, wait)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
     }
 
-    fn take_from(&mut self, queue: &mut Queue, max_batch: usize) {
-        while self.running.len() < max_batch {
-            let Some(job) = queue.waiting.pop_front() else {
-                break;
-            };
-            self.shared.stats.record_admitted(job.enqueued.elapsed());
-            self.running.push(job);
-        }
-    }
-
-    /// When a partial batch must run: `max_wait` after the oldest job not yet started.
-    /// `None` when every running job has started already (they never wait again).
-    fn batching_deadline(&self) -> Option<Instant> {
-        self.running
-            .iter()
-            .filter(|j| !j.started)
-            .map(|j| j.enqueued + self.shared.config.max_wait)
-            .min()
-    }
-
     fn drop_cancelled(&mut self) {
         let before = self.running.len();
-        self.running.retain(|j| !j.is_cancelled());
+        self.running.retain(|e| !e.job.is_cancelled());
         for _ in self.running.len()..before {
             self.shared.stats.record_cancelled();
         }
@@ -209,17 +169,20 @@ impl Worker {
         let span = self.batch_span();
         let _entered = span.enter();
         let decoded_before = self.decoded_seconds();
+        let first_new: Vec<usize> = self
+            .running
+            .iter()
+            .map(|e| e.job.stream.segments().len())
+            .collect();
         let started = Instant::now();
-        let transcriber = self.model.transcriber(self.running.len());
-        let policy = &self.shared.config.policy;
         let result = {
-            let mut rows: Vec<&mut LongFormStream> =
-                self.running.iter_mut().map(|j| &mut j.stream).collect();
-            transcriber.step(&mut rows, policy)
+            let mut batch: Vec<&mut B::Stream> =
+                self.running.iter_mut().map(|e| &mut e.job.stream).collect();
+            self.backend.step(&mut batch, &self.shared.config.policy)
         };
         let elapsed = started.elapsed();
         let audio_seconds = match result {
-            Ok(_) => self.decoded_seconds() - decoded_before,
+            Ok(()) => self.decoded_seconds() - decoded_before,
             Err(_) => 0.0,
         };
         self.shared
@@ -234,16 +197,21 @@ impl Worker {
             "engine batch"
         );
         match result {
-            Ok(first_new) => self.report(&first_new),
-            Err(e) => {
-                tracing::error!(error = %e, batch = self.running.len(), "engine batch failed");
-                self.shared.stats.record_failed(self.running.len());
-                for job in self.running.drain(..) {
-                    let _ = job
-                        .events
-                        .send(JobEvent::Failed(EngineError::Model(e.to_string())));
-                }
-            }
+            Ok(()) => self.report(&first_new),
+            Err(e) => self.fail_batch(&*e),
+        }
+    }
+
+    /// Every job of a failed batch fails with the model's message (which the front ends log
+    /// and do not send to clients).
+    fn fail_batch(&mut self, error: &(dyn std::error::Error + Send + Sync)) {
+        tracing::error!(error = %error, batch = self.running.len(), "engine batch failed");
+        self.shared.stats.record_failed(self.running.len());
+        for entry in self.running.drain(..) {
+            let _ = entry
+                .job
+                .events
+                .send(JobEvent::Failed(EngineError::Model(error.to_string())));
         }
     }
 
@@ -257,22 +225,26 @@ impl Worker {
             batch.model_time_s = tracing::field::Empty,
             batch.audio_s = tracing::field::Empty,
         );
-        for job in &self.running {
-            span.follows_from(&job.span);
+        for entry in &self.running {
+            span.follows_from(&entry.job.span);
         }
         span
     }
 
     /// Seconds of audio decoded so far, summed over the running jobs.
     fn decoded_seconds(&self) -> f64 {
-        self.running.iter().map(|j| j.stream.done_seconds()).sum()
+        self.running
+            .iter()
+            .map(|e| e.job.stream.done_seconds())
+            .sum()
     }
 
     /// Sends each job its new segments; finished jobs get their transcript and leave.
     fn report(&mut self, first_new: &[usize]) {
         let mut still_running = Vec::with_capacity(self.running.len());
-        for (mut job, &first) in self.running.drain(..).zip(first_new) {
-            job.started = true;
+        for (mut entry, &first) in self.running.drain(..).zip(first_new) {
+            entry.started = true;
+            let job = &entry.job;
             let update = WindowUpdate {
                 segments: job.stream.segments()[first..].to_vec(),
                 done_seconds: job.stream.done_seconds(),
@@ -282,11 +254,10 @@ impl Worker {
             let _ = job.events.send(JobEvent::Window(update));
             if job.stream.is_done() {
                 self.shared.stats.record_done();
-                let _ = job
-                    .events
-                    .send(JobEvent::Done(job.stream.into_transcript()));
+                let Job { stream, events, .. } = entry.job;
+                let _ = events.send(JobEvent::Done(stream.into_transcript()));
             } else {
-                still_running.push(job);
+                still_running.push(entry);
             }
         }
         self.running = still_running;

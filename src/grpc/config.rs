@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use super::error::{ServiceError, invalid};
+use super::invalid;
 use super::proto::{self, AudioEncoding, RecognitionConfig};
-use super::service::ServiceState;
 use crate::audio::stream::StreamEncoding;
 use crate::engine::JobOptions;
 use crate::model::whisper::tokens::Task;
+use crate::service::{AudioFormat, Service, ServiceError};
 
 /// Default silence that ends an utterance.
 pub(super) const DEFAULT_ENDPOINTING: Duration = Duration::from_millis(800);
@@ -30,12 +30,28 @@ pub(super) struct Settings {
     pub(super) effective: RecognitionConfig,
 }
 
+impl Settings {
+    /// The whole-file pipeline's view of the encoding.
+    pub(super) fn audio_format(&self) -> AudioFormat {
+        match self.encoding {
+            None => AudioFormat::Sniffed {
+                extension_hint: None,
+            },
+            Some(encoding) => AudioFormat::Declared {
+                encoding,
+                sample_rate: self.sample_rate,
+                channels: self.channels,
+            },
+        }
+    }
+}
+
 /// Checks `config` against what this server can do.
 pub(super) fn resolve(
     config: &RecognitionConfig,
-    state: &ServiceState,
+    service: &Service,
 ) -> Result<Settings, ServiceError> {
-    check_model(&config.model, state)?;
+    check_model(&config.model, service)?;
     let encoding_enum = AudioEncoding::try_from(config.encoding)
         .map_err(|_| invalid(format!("unknown audio encoding value {}", config.encoding)))?;
     let (encoding, default_rate) = match encoding_enum {
@@ -77,8 +93,8 @@ pub(super) fn resolve(
         }
     };
     let max_lead_seconds = match config.max_lead_seconds {
-        x if x <= 0.0 || !x.is_finite() => state.limits.max_lead_seconds,
-        x => f64::from(x).min(state.limits.max_lead_seconds),
+        x if x <= 0.0 || !x.is_finite() => service.limits().max_lead_seconds,
+        x => f64::from(x).min(service.limits().max_lead_seconds),
     };
     let language = Some(config.language.trim().to_string()).filter(|l| !l.is_empty());
     let prompt = Some(config.prompt.trim().to_string()).filter(|p| !p.is_empty());
@@ -90,12 +106,12 @@ pub(super) fn resolve(
         trim_encoder: false,
         temperature: None,
     };
-    state.engine.validate(&job)?;
+    service.engine().validate(&job)?;
     let effective = RecognitionConfig {
         encoding: encoding_enum as i32,
         sample_rate_hertz: sample_rate,
         channels,
-        model: state.model_id.clone(),
+        model: service.model_id().to_string(),
         endpointing_ms: endpointing.as_millis() as u32,
         max_lead_seconds: max_lead_seconds as f32,
         ..config.clone()
@@ -113,13 +129,13 @@ pub(super) fn resolve(
     })
 }
 
-fn check_model(requested: &str, state: &ServiceState) -> Result<(), ServiceError> {
+fn check_model(requested: &str, service: &Service) -> Result<(), ServiceError> {
     let requested = requested.trim();
-    if requested.is_empty() || requested == state.model_id {
+    if requested.is_empty() || requested == service.model_id() {
         return Ok(());
     }
     Err(ServiceError::UnknownModel {
         requested: requested.to_string(),
-        served: state.model_id.clone(),
+        served: service.model_id().to_string(),
     })
 }

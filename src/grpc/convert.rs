@@ -1,7 +1,25 @@
 //! Engine results → proto messages.
 
-use super::proto::{self, RecognizeResponse, TranscriptUpdate};
+use super::config::Settings;
+use super::proto::{self, RecognizeResponse, ServerLimits, SessionStarted, TranscriptUpdate};
 use crate::model::whisper::decode::{Segment, Transcript};
+use crate::service::Service;
+
+/// The first message of every response stream: what the server made of the config.
+pub(super) fn session_started(service: &Service, settings: &Settings) -> SessionStarted {
+    let limits = service.limits();
+    SessionStarted {
+        effective_config: Some(settings.effective.clone()),
+        limits: Some(ServerLimits {
+            max_message_bytes: limits.max_message_bytes as u32,
+            max_lead_seconds: limits.max_lead_seconds as f32,
+            max_sessions: limits.max_sessions as u32,
+            max_audio_seconds: limits.max_audio_seconds as f32,
+        }),
+        model: service.model_id().to_string(),
+        device: service.device().to_string(),
+    }
+}
 
 /// The `Recognize` answer for a finished transcript.
 pub(super) fn recognize_response(

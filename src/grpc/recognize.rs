@@ -1,9 +1,9 @@
 //! Whole-audio requests: `Recognize` (one response) and `RecognizeStream` (segments as each
-//! window is decoded, for browsers on grpc-web).
+//! window is decoded, for browsers on grpc-web), over the serving core's whole-file pipeline.
 
 use std::sync::Arc;
 
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -11,41 +11,41 @@ use tracing::Instrument;
 
 use super::config::{self, Settings};
 use super::convert;
-use super::error::{ServiceError, invalid};
+use super::invalid;
 use super::proto::streaming_recognize_response::Event;
 use super::proto::{
-    RecognitionConfig, RecognizeRequest, RecognizeResponse, SessionStarted,
-    StreamingRecognizeResponse,
+    RecognitionConfig, RecognizeRequest, RecognizeResponse, StreamingRecognizeResponse,
 };
-use super::service::ServiceState;
-use crate::audio::decode_bytes;
-use crate::audio::stream::StreamDecoder;
-use crate::engine::{JobEvent, JobHandle};
+use crate::engine::{EngineError, JobEvent, JobHandle};
+use crate::service::{Service, ServiceError, SessionPermit};
 
 /// `Recognize`: decodes, transcribes, answers once.
 pub(super) async fn whole(
-    state: &ServiceState,
+    service: &Service,
     request: RecognizeRequest,
 ) -> Result<RecognizeResponse, ServiceError> {
-    let (settings, handle) = submit(state, request).await?;
-    let transcript = handle.finish().await?;
+    let (settings, handle) = submit(service, request).await?;
+    let transcript = tokio::select! {
+        transcript = handle.finish() => transcript?,
+        expired = service.grace_expired() => return Err(expired),
+    };
     Ok(convert::recognize_response(
         transcript,
-        &state.model_id,
+        service.model_id(),
         settings.job.word_timestamps,
     ))
 }
 
 /// `RecognizeStream`: one `TranscriptUpdate` per segment as windows are decoded.
 pub(super) async fn progressive(
-    state: Arc<ServiceState>,
+    service: Arc<Service>,
     request: RecognizeRequest,
-    permit: OwnedSemaphorePermit,
+    permit: SessionPermit,
 ) -> Result<impl Stream<Item = Result<StreamingRecognizeResponse, Status>>, ServiceError> {
-    let (settings, handle) = submit(&state, request).await?;
+    let (settings, handle) = submit(&service, request).await?;
     let (tx, rx) = mpsc::channel(16);
     let forward = async move {
-        forward_segments(&state, &settings, handle, tx).await;
+        forward_segments(&service, &settings, handle, tx).await;
         drop(permit);
     };
     // In the call's span, which the session id is recorded on.
@@ -54,48 +54,25 @@ pub(super) async fn progressive(
 }
 
 async fn submit(
-    state: &ServiceState,
+    service: &Service,
     request: RecognizeRequest,
 ) -> Result<(Settings, JobHandle), ServiceError> {
     let config = request.config.unwrap_or_else(|| RecognitionConfig {
         encoding: super::proto::AudioEncoding::Auto as i32,
         ..Default::default()
     });
-    let settings = config::resolve(&config, state)?;
+    let settings = config::resolve(&config, service)?;
     if request.audio.is_empty() {
         return Err(invalid("audio is empty"));
     }
-    let samples = decode_audio(request.audio, &settings).await?;
-    let seconds = samples.len() as f64 / 16_000.0;
-    if seconds > state.limits.max_audio_seconds {
-        return Err(ServiceError::AudioTooLong {
-            seconds,
-            limit_seconds: state.limits.max_audio_seconds,
-        });
-    }
-    let handle = state.engine.submit(samples.into(), &settings.job)?;
+    let handle = service
+        .submit_file(request.audio, settings.audio_format(), &settings.job)
+        .await?;
     Ok((settings, handle))
 }
 
-/// Decodes a whole payload off the async runtime (decoding a long file takes a while).
-async fn decode_audio(bytes: Vec<u8>, settings: &Settings) -> Result<Vec<f32>, ServiceError> {
-    let (encoding, rate, channels) = (settings.encoding, settings.sample_rate, settings.channels);
-    let decoded = tokio::task::spawn_blocking(move || match encoding {
-        None => decode_bytes(bytes, None)?.into_whisper_input(),
-        Some(encoding) => {
-            let mut decoder = StreamDecoder::new(encoding, rate, channels)?;
-            let mut samples = decoder.push(&bytes)?;
-            samples.extend(decoder.finish()?);
-            Ok(samples)
-        }
-    })
-    .await
-    .map_err(|e| ServiceError::InvalidArgument(format!("audio decoding panicked: {e}")))?;
-    Ok(decoded?)
-}
-
 async fn forward_segments(
-    state: &ServiceState,
+    service: &Service,
     settings: &Settings,
     mut handle: JobHandle,
     tx: mpsc::Sender<Result<StreamingRecognizeResponse, Status>>,
@@ -111,12 +88,9 @@ async fn forward_segments(
             event: Some(event),
         }
     };
-    let started = respond(Event::SessionStarted(SessionStarted {
-        effective_config: Some(settings.effective.clone()),
-        limits: Some(state.limits.to_proto()),
-        model: state.model_id.clone(),
-        device: state.device.clone(),
-    }));
+    let started = respond(Event::SessionStarted(convert::session_started(
+        service, settings,
+    )));
     if tx.send(Ok(started)).await.is_err() {
         return;
     }
@@ -125,8 +99,12 @@ async fn forward_segments(
         let event = tokio::select! {
             _ = tx.closed() => return, // client went away: dropping the handle cancels the job
             event = handle.next() => event,
+            expired = service.grace_expired() => {
+                let _ = tx.send(Err(expired.into())).await;
+                return;
+            }
         };
-        let message = match event {
+        let failure: ServiceError = match event {
             Some(JobEvent::Window(update)) => {
                 for segment in &update.segments {
                     utterance_id += 1;
@@ -147,12 +125,10 @@ async fn forward_segments(
                 continue;
             }
             Some(JobEvent::Done(_)) => return,
-            Some(JobEvent::Failed(e)) => Err(Status::from(ServiceError::from(e))),
-            None => Err(Status::from(ServiceError::Engine(
-                crate::engine::EngineError::ShuttingDown,
-            ))),
+            Some(JobEvent::Failed(e)) => e.into(),
+            None => EngineError::ShuttingDown.into(),
         };
-        let _ = tx.send(message).await;
+        let _ = tx.send(Err(failure.into())).await;
         return;
     }
 }

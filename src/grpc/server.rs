@@ -18,7 +18,8 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use super::proto::FILE_DESCRIPTOR_SET;
 use super::proto::speech_server::SpeechServer;
-use super::service::{ServiceState, SpeechService};
+use super::service::SpeechService;
+use crate::service::Service;
 use crate::telemetry::RpcLayer;
 
 /// Transport settings.
@@ -44,16 +45,17 @@ pub const SERVICE_NAME: &str = "hearken.speech.v1.Speech";
 
 /// The gRPC server: speech, health (`grpc.health.v1`) and reflection (v1 and v1alpha).
 pub struct GrpcServer {
-    state: Arc<ServiceState>,
+    service: Arc<Service>,
     options: ServerOptions,
     health: HealthReporter,
 }
 
 impl GrpcServer {
-    /// A server over `state`; health reports NOT_SERVING until [`Self::set_serving`].
-    pub async fn new(state: Arc<ServiceState>, options: ServerOptions) -> Self {
+    /// A server over the serving core; health reports NOT_SERVING until
+    /// [`Self::set_serving`].
+    pub async fn new(service: Arc<Service>, options: ServerOptions) -> Self {
         let server = Self {
-            state,
+            service,
             options,
             health: HealthReporter::new(),
         };
@@ -77,8 +79,8 @@ impl GrpcServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
-        let max_message = self.state.limits.max_message_bytes;
-        let speech = SpeechServer::new(SpeechService::new(Arc::clone(&self.state)))
+        let max_message = self.service.limits().max_message_bytes;
+        let speech = SpeechServer::new(SpeechService::new(Arc::clone(&self.service)))
             .max_decoding_message_size(max_message)
             .max_encoding_message_size(max_message);
         let health = HealthServer::new(HealthService::from_health_reporter(self.health.clone()));
@@ -100,7 +102,7 @@ impl GrpcServer {
             .layer(GrpcWebLayer::new())
             // Inside grpc-web (it sees native gRPC trailers) and outside the status rewrite
             // (it records what the client gets).
-            .layer(RpcLayer::new(self.state.metrics().service().clone()))
+            .layer(RpcLayer::new(self.service.metrics().service().clone()))
             .layer(MapResponseLayer::new(oversize_is_resource_exhausted))
             .add_service(speech)
             .add_service(health)

@@ -10,27 +10,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Status, Streaming};
 
 use super::config::{self, Settings};
-use super::error::{ServiceError, invalid};
+use super::convert;
+use super::invalid;
 use super::proto::control::Action;
 use super::proto::speech_event::Kind;
 use super::proto::streaming_recognize_request::Request;
 use super::proto::streaming_recognize_response::Event;
-use super::proto::{
-    self, AudioAck, SessionStarted, StreamingRecognizeRequest, StreamingRecognizeResponse,
-};
-use super::service::ServiceState;
+use super::proto::{self, AudioAck, StreamingRecognizeRequest, StreamingRecognizeResponse};
 use crate::audio::stream::StreamDecoder;
+use crate::service::{Service, ServiceError, SessionPermit};
 use crate::session::{SessionConfig, SessionPolicy, SpeechEvent, TimedWord, TranscriptUpdate};
 use crate::streaming::{SessionDriver, SessionEvent};
 
-/// How long a client has to send its config.
-const CONFIG_TIMEOUT: Duration = Duration::from_secs(10);
 /// An `AudioAck` goes out after at most this much new audio.
 const ACK_EVERY_SECONDS: f64 = 1.0;
 
@@ -38,9 +35,9 @@ type Outbox = mpsc::Sender<Result<StreamingRecognizeResponse, Status>>;
 
 /// Starts the session task; its responses are the returned stream.
 pub(super) fn start(
-    state: Arc<ServiceState>,
+    service: Arc<Service>,
     inbound: Streaming<StreamingRecognizeRequest>,
-    permit: OwnedSemaphorePermit,
+    permit: SessionPermit,
 ) -> impl Stream<Item = Result<StreamingRecognizeResponse, Status>> {
     let (tx, rx) = mpsc::channel(64);
     let session = async move {
@@ -51,7 +48,7 @@ pub(super) fn start(
             sequence: 0,
             tx,
         };
-        if let Err(e) = run(&state, inbound, &mut out).await {
+        if let Err(e) = run(&service, inbound, &mut out).await {
             tracing::debug!(session = %out.session_id, error = %e, "stream ended with an error");
             let _ = out.tx.send(Err(Status::from(e))).await;
         }
@@ -90,7 +87,7 @@ enum InputState {
 }
 
 struct Session<'a> {
-    state: &'a ServiceState,
+    service: &'a Service,
     settings: Settings,
     decoder: StreamDecoder,
     driver: SessionDriver,
@@ -100,12 +97,12 @@ struct Session<'a> {
 }
 
 async fn run(
-    state: &ServiceState,
+    service: &Service,
     mut inbound: Streaming<StreamingRecognizeRequest>,
     out: &mut Responder,
 ) -> Result<(), ServiceError> {
-    let settings = read_config(&mut inbound).await?;
-    let settings = config::resolve(&settings, state)?;
+    let settings = read_config(&mut inbound, service.limits().config_timeout).await?;
+    let settings = config::resolve(&settings, service)?;
     let Some(encoding) = settings.encoding else {
         return Err(invalid(
             "encoding AUTO is for Recognize; StreamingRecognize needs LINEAR16, FLOAT32_LE, \
@@ -115,23 +112,18 @@ async fn run(
     let decoder = StreamDecoder::new(encoding, settings.sample_rate, settings.channels)?;
     let policy =
         SessionPolicy::new(policy_config(&settings)).map_err(|e| invalid(e.to_string()))?;
-    let started = Event::SessionStarted(SessionStarted {
-        effective_config: Some(settings.effective.clone()),
-        limits: Some(state.limits.to_proto()),
-        model: state.model_id.clone(),
-        device: state.device.clone(),
-    });
+    let started = Event::SessionStarted(convert::session_started(service, &settings));
     if !out.send(started).await {
         return Ok(());
     }
     let driver = SessionDriver::new(
-        Arc::clone(&state.engine),
+        Arc::clone(service.engine()),
         settings.job.clone(),
         policy,
         settings.max_lead_seconds,
     );
     let mut session = Session {
-        state,
+        service,
         settings,
         decoder,
         driver,
@@ -144,10 +136,16 @@ async fn run(
 
 async fn read_config(
     inbound: &mut Streaming<StreamingRecognizeRequest>,
+    timeout: Duration,
 ) -> Result<proto::RecognitionConfig, ServiceError> {
-    let first = tokio::time::timeout(CONFIG_TIMEOUT, inbound.next())
+    let first = tokio::time::timeout(timeout, inbound.next())
         .await
-        .map_err(|_| invalid("no config received within 10 s of opening the stream"))?;
+        .map_err(|_| {
+            invalid(format!(
+                "no config received within {:.1} s of opening the stream",
+                timeout.as_secs_f64()
+            ))
+        })?;
     match first {
         Some(Ok(StreamingRecognizeRequest {
             request: Some(Request::Config(config)),
@@ -171,7 +169,8 @@ impl Session<'_> {
         out: &mut Responder,
     ) -> Result<(), ServiceError> {
         let mut input = InputState::Open;
-        let mut shutdown = self.state.shutdown.clone();
+        let service = self.service;
+        let mut shutdown = service.shutdown_signal();
         loop {
             if !self.drain_policy(out).await? {
                 return Ok(()); // client gone
@@ -191,11 +190,10 @@ impl Session<'_> {
                 result = self.driver.next_result(), if has_job => {
                     self.driver.on_result(result);
                 }
-                _ = shutdown.changed(), if input == InputState::Open => {
-                    if *shutdown.borrow() {
-                        input = self.end_of_input()?;
-                    }
+                () = Service::shutting_down(&mut shutdown), if input == InputState::Open => {
+                    input = self.end_of_input()?;
                 }
+                expired = service.grace_expired() => return Err(expired),
                 _ = out.tx.closed() => return Ok(()),
             }
         }

@@ -1,7 +1,8 @@
-//! The gateway's errors and OpenAI's error envelope, mapped to HTTP responses in one place.
+//! The gateway's errors and OpenAI's error envelope.
 //!
-//! Every failure a handler can meet is an [`HttpError`]; [`HttpError::status`] is the one table
-//! from failure to status code, and the body is always OpenAI's
+//! Every failure a handler can meet is an [`HttpError`]: a mistake of this protocol's (a form
+//! field, a route) or a [`ServiceError`] of the serving core, whose status, type, code and
+//! retry hint come from the core's one table. The body is always OpenAI's
 //! `{"error": {"message", "type", "param", "code"}}`, so the official SDKs raise their typed
 //! exceptions (`BadRequestError`, `NotFoundError`, ...) with our message in them. Messages name
 //! the problem; internal failures are logged and answered with a generic message.
@@ -14,10 +15,11 @@ use axum::response::{IntoResponse, Response};
 
 use crate::audio::AudioError;
 use crate::engine::EngineError;
-use crate::grpc::ServiceError;
 use crate::model::whisper::decode::DecodeError;
+use crate::service::{ServiceError, openai_type};
 
-/// Everything a gateway request can fail with.
+/// Everything a gateway request can fail with: this protocol's own mistakes, and the serving
+/// core's errors, whose status comes from the core's table.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     /// A required form field is absent.
@@ -34,41 +36,6 @@ pub enum HttpError {
     /// The body is not usable `multipart/form-data`.
     #[error("the request body is not valid multipart/form-data: {0}")]
     MalformedForm(String),
-    /// A refusal from the layers shared with gRPC that has no closer match here.
-    #[error("{0}")]
-    BadRequest(String),
-    /// The uploaded file is not audio this server decodes.
-    #[error("could not decode the uploaded audio: {0}")]
-    Audio(AudioError),
-    /// The audio is longer than one request may carry.
-    #[error(
-        "audio is {seconds:.0} s long; this server accepts at most {limit_seconds:.0} s per request"
-    )]
-    AudioTooLong {
-        /// Duration sent.
-        seconds: f64,
-        /// The limit in force.
-        limit_seconds: f64,
-    },
-    /// The uploaded file (or the whole body) is over the upload limit.
-    #[error(
-        "the uploaded file is larger than this server accepts ({limit} bytes; \
-         --max-upload-bytes / HEARKEN_MAX_UPLOAD_BYTES)"
-    )]
-    UploadTooLarge {
-        /// The limit in force.
-        limit: usize,
-    },
-    /// A model this server knows of but does not serve.
-    #[error(
-        "the model `{requested}` does not exist on this server or is not loaded; it serves `{served}`"
-    )]
-    ModelNotFound {
-        /// What the client asked for.
-        requested: String,
-        /// The loaded model's id.
-        served: String,
-    },
     /// No route matches the path.
     #[error("Invalid URL ({method} {path})")]
     RouteNotFound {
@@ -85,66 +52,33 @@ pub enum HttpError {
         /// Request path.
         path: String,
     },
-    /// All session slots (shared with gRPC) are taken.
-    #[error("too many concurrent requests (limit {limit}); retry in {}s", retry_after.as_secs())]
-    TooManySessions {
-        /// `--max-sessions`.
-        limit: usize,
-        /// Suggested wait.
-        retry_after: Duration,
-    },
-    /// The scheduler refused or failed the job.
+    /// A refusal or failure of the serving core (admission, audio, limits, engine).
     #[error(transparent)]
-    Engine(#[from] EngineError),
+    Service(#[from] ServiceError),
 }
 
 impl From<AudioError> for HttpError {
     fn from(e: AudioError) -> Self {
-        Self::Audio(e)
+        Self::Service(e.into())
     }
 }
 
-impl From<ServiceError> for HttpError {
-    /// Session admission happens in the shared (gRPC) service state; its refusals keep their
-    /// meaning here.
-    fn from(e: ServiceError) -> Self {
-        match e {
-            ServiceError::TooManySessions { limit, retry_after } => {
-                Self::TooManySessions { limit, retry_after }
-            }
-            ServiceError::Engine(e) => Self::Engine(e),
-            ServiceError::Audio(e) => Self::Audio(e),
-            ServiceError::AudioTooLong {
-                seconds,
-                limit_seconds,
-            } => Self::AudioTooLong {
-                seconds,
-                limit_seconds,
-            },
-            other => Self::BadRequest(other.to_string()),
-        }
+impl From<EngineError> for HttpError {
+    fn from(e: EngineError) -> Self {
+        Self::Service(e.into())
     }
 }
 
 impl HttpError {
-    /// The one table from failure to HTTP status.
+    /// The HTTP status: this protocol's mistakes here, the core's from its table.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MissingField(_)
-            | Self::InvalidField { .. }
-            | Self::MalformedForm(_)
-            | Self::BadRequest(_)
-            | Self::Audio(_)
-            | Self::AudioTooLong { .. }
-            | Self::Engine(EngineError::Rejected(_)) => StatusCode::BAD_REQUEST,
-            Self::UploadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::ModelNotFound { .. } | Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::TooManySessions { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Engine(EngineError::Saturated { .. } | EngineError::ShuttingDown) => {
-                StatusCode::SERVICE_UNAVAILABLE
+            Self::MissingField(_) | Self::InvalidField { .. } | Self::MalformedForm(_) => {
+                StatusCode::BAD_REQUEST
             }
-            Self::Engine(EngineError::Model(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Service(e) => e.http_status(),
         }
     }
 
@@ -152,8 +86,7 @@ impl HttpError {
     /// honour `retry-after` on 429 and 503.
     fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::TooManySessions { retry_after, .. } => Some(*retry_after),
-            Self::Engine(e) => e.retry_after(),
+            Self::Service(e) => e.retry_after(),
             _ => None,
         }
     }
@@ -162,16 +95,19 @@ impl HttpError {
     fn param(&self) -> Option<&'static str> {
         match self {
             Self::MissingField(param) | Self::InvalidField { param, .. } => Some(param),
-            Self::Audio(_) | Self::AudioTooLong { .. } | Self::UploadTooLarge { .. } => {
-                Some("file")
-            }
-            Self::ModelNotFound { .. } => Some("model"),
-            Self::Engine(EngineError::Rejected(DecodeError::UnsupportedLanguage { .. })) => {
-                Some("language")
-            }
-            Self::Engine(EngineError::Rejected(DecodeError::TranslateNeedsMultilingual)) => {
-                Some("model")
-            }
+            Self::Service(e) => match e {
+                ServiceError::Audio(_)
+                | ServiceError::AudioTooLong { .. }
+                | ServiceError::UploadTooLarge { .. } => Some("file"),
+                ServiceError::UnknownModel { .. }
+                | ServiceError::Engine(EngineError::Rejected(
+                    DecodeError::TranslateNeedsMultilingual,
+                )) => Some("model"),
+                ServiceError::Engine(EngineError::Rejected(DecodeError::UnsupportedLanguage {
+                    ..
+                })) => Some("language"),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -180,39 +116,20 @@ impl HttpError {
     fn code(&self) -> Option<&'static str> {
         Some(match self {
             Self::MissingField(_) => "missing_required_parameter",
-            Self::InvalidField { .. } | Self::Engine(EngineError::Rejected(_)) => "invalid_value",
+            Self::InvalidField { .. } => "invalid_value",
             Self::MalformedForm(_) => "invalid_request_body",
-            Self::BadRequest(_) => "invalid_request",
-            Self::Audio(_) => "invalid_audio",
-            Self::AudioTooLong { .. } => "audio_too_long",
-            Self::UploadTooLarge { .. } => "file_too_large",
-            Self::ModelNotFound { .. } => "model_not_found",
             Self::RouteNotFound { .. } | Self::MethodNotAllowed { .. } => return None,
-            Self::TooManySessions { .. } => "rate_limit_exceeded",
-            Self::Engine(EngineError::Saturated { .. }) => "server_overloaded",
-            Self::Engine(EngineError::ShuttingDown) => "server_shutting_down",
-            Self::Engine(EngineError::Model(_)) => "server_error",
+            Self::Service(e) => e.code(),
         })
-    }
-
-    fn error_type(&self) -> &'static str {
-        match self.status() {
-            StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
-            status if status.is_server_error() => "server_error",
-            _ => "invalid_request_error",
-        }
     }
 
     /// The message clients see: ours for their mistakes, a generic one for our failures (whose
     /// details go to the log, not over the wire).
     fn public_message(&self) -> String {
-        if let Self::Engine(EngineError::Model(detail)) = self {
-            tracing::error!(%detail, "transcription failed");
-            return "the model failed while transcribing this audio; the error was logged on \
-                    the server"
-                .to_string();
+        match self {
+            Self::Service(e) => e.public_message(),
+            other => other.to_string(),
         }
-        self.to_string()
     }
 
     /// OpenAI's error envelope; also sent as the last event of a failed stream.
@@ -220,7 +137,7 @@ impl HttpError {
         serde_json::json!({
             "error": {
                 "message": self.public_message(),
-                "type": self.error_type(),
+                "type": openai_type(self.status()),
                 "param": self.param(),
                 "code": self.code(),
             }
@@ -262,9 +179,9 @@ mod tests {
                 "code": "missing_required_parameter",
             }})
         );
-        let too_large = HttpError::UploadTooLarge { limit: 5 };
+        let too_large = HttpError::Service(ServiceError::UploadTooLarge { limit: 5 });
         assert_eq!(too_large.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        let busy = HttpError::Engine(EngineError::Saturated { queued: 3 });
+        let busy = HttpError::from(EngineError::Saturated { queued: 3 });
         assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(busy.body()["error"]["type"], "server_error");
         let response = busy.into_response();
@@ -273,7 +190,7 @@ mod tests {
 
     #[test]
     fn unsupported_codecs_are_named_and_internal_errors_are_not_leaked() {
-        let ac3 = HttpError::Audio(AudioError::UnsupportedCodec {
+        let ac3 = HttpError::from(AudioError::UnsupportedCodec {
             container: "mkv",
             codec: "ac3".into(),
         });
@@ -283,7 +200,7 @@ mod tests {
             message.contains("mkv") && message.contains("ac3"),
             "{message}"
         );
-        let internal = HttpError::Engine(EngineError::Model("CUDA_ERROR_OUT_OF_MEMORY".into()));
+        let internal = HttpError::from(EngineError::Model("CUDA_ERROR_OUT_OF_MEMORY".into()));
         assert_eq!(internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!internal.body().to_string().contains("CUDA"));
     }

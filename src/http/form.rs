@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 
 use super::error::HttpError;
 use crate::formats::ResponseFormat;
+use crate::service::ServiceError;
 
 /// Which endpoint a form is for: translations take neither `stream` nor timestamp options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +121,9 @@ impl Reader {
             }
         }
         if received > self.limit {
-            return Err(HttpError::UploadTooLarge { limit: self.limit });
+            return Err(HttpError::Service(ServiceError::UploadTooLarge {
+                limit: self.limit,
+            }));
         }
         Ok(Upload { bytes, filename })
     }
@@ -135,7 +138,7 @@ impl Reader {
     /// A body over the router's limit is an oversized upload; anything else a broken form.
     fn error(&self, e: MultipartError) -> HttpError {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            HttpError::UploadTooLarge { limit: self.limit }
+            HttpError::Service(ServiceError::UploadTooLarge { limit: self.limit })
         } else {
             HttpError::MalformedForm(e.body_text())
         }

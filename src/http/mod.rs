@@ -2,9 +2,9 @@
 //! (JSON, text, subtitles or Server-Sent Events), the Realtime transcription WebSocket
 //! (`/v1/realtime`, [`realtime`]), `/v1/models`, `/healthz` and `/metrics` (Prometheus text).
 //!
-//! It is a thin translation layer: requests become jobs on the same [`Engine`] the gRPC
-//! service feeds, take their session slot from the same [`ServiceState`], and report the same
-//! readiness as gRPC health. Handlers parse ([`form`]), check and submit ([`transcribe`]) and
+//! It is a thin translation layer over the serving core ([`Service`]): requests take their
+//! session slot from it, run through its whole-file pipeline or the shared streaming driver,
+//! and report its readiness. Handlers parse ([`form`]), check and submit ([`transcribe`]) and
 //! render through [`crate::formats`]; every failure is an [`HttpError`], turned into OpenAI's
 //! error envelope in one place.
 
@@ -25,14 +25,10 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
-use tonic_health::ServingStatus;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_server::Health;
-use tonic_health::server::{HealthReporter, HealthService};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::engine::Engine;
-use crate::grpc::ServiceState;
+use crate::service::Service;
 use crate::telemetry::HttpLayer;
 
 pub use error::HttpError;
@@ -43,8 +39,7 @@ const FORM_OVERHEAD_BYTES: usize = 64 << 10;
 
 /// What every gateway request shares.
 pub struct GatewayState {
-    service: Arc<ServiceState>,
-    health: HealthService,
+    service: Arc<Service>,
     /// Unix seconds when the gateway started: the `created` of the model object.
     created: u64,
 }
@@ -52,42 +47,26 @@ pub struct GatewayState {
 impl std::fmt::Debug for GatewayState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GatewayState")
-            .field("model", &self.service.model_id)
+            .field("model", &self.service.model_id())
             .finish_non_exhaustive()
     }
 }
 
 impl GatewayState {
-    /// State over the gRPC service's `service` state; `health` is the reporter gRPC health
-    /// reads, so `/healthz` turns ready exactly when gRPC reports SERVING.
-    pub fn new(service: Arc<ServiceState>, health: HealthReporter) -> Self {
+    /// State over the serving core; `/healthz` reports its readiness, as gRPC health does.
+    pub fn new(service: Arc<Service>) -> Self {
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        Self {
-            service,
-            health: HealthService::from_health_reporter(health),
-            created,
-        }
+        Self { service, created }
     }
 
-    fn engine(&self) -> &Engine {
-        &self.service.engine
+    fn engine(&self) -> &Arc<Engine> {
+        self.service.engine()
     }
 
     fn model_id(&self) -> &str {
-        &self.service.model_id
-    }
-
-    /// Whether the server as a whole (gRPC health service `""`) is SERVING.
-    async fn is_ready(&self) -> bool {
-        let request = tonic::Request::new(HealthCheckRequest {
-            service: String::new(),
-        });
-        self.health
-            .check(request)
-            .await
-            .is_ok_and(|r| r.get_ref().status == ServingStatus::Serving as i32)
+        self.service.model_id()
     }
 }
 
@@ -97,7 +76,7 @@ pub fn router(state: Arc<GatewayState>) -> Router {
     // clean 413 after its body is drained; beyond that the connection is cut.
     let body_limit = state
         .service
-        .limits
+        .limits()
         .max_upload_bytes
         .saturating_mul(2)
         .saturating_add(FORM_OVERHEAD_BYTES);
@@ -133,7 +112,7 @@ pub async fn serve(
 /// `GET /healthz`: 200 once the model is loaded and warm, 503 before that and while shutting
 /// down (load balancers stop sending new work).
 async fn healthz(State(state): State<Arc<GatewayState>>) -> Response {
-    if state.is_ready().await {
+    if state.service.is_ready() {
         let body = serde_json::json!({"status": "ok", "model": state.model_id()});
         (StatusCode::OK, axum::Json(body)).into_response()
     } else {
@@ -172,3 +151,6 @@ fn cors() -> CorsLayer {
         .allow_headers(AllowHeaders::mirror_request())
         .max_age(Duration::from_secs(24 * 3600))
 }
+
+#[cfg(test)]
+mod tests;

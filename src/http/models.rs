@@ -14,22 +14,20 @@ use axum::extract::{Path, State};
 use super::GatewayState;
 use super::error::HttpError;
 use crate::model::store::CATALOG;
+use crate::service::ServiceError;
 
 /// OpenAI's transcription model names; each means "the model this server serves".
 pub const OPENAI_ALIASES: &[&str] = &["whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"];
 
 /// Checks a request's `model` field against the served model.
-pub(super) fn resolve(requested: Option<&str>, served: &str) -> Result<(), HttpError> {
+pub(super) fn resolve(requested: Option<&str>, served: &str) -> Result<(), ServiceError> {
     let Some(requested) = requested.map(str::trim).filter(|m| !m.is_empty()) else {
         return Ok(());
     };
     let other_known_model =
         requested != served && CATALOG.iter().any(|entry| entry.id == requested);
     if other_known_model {
-        return Err(HttpError::ModelNotFound {
-            requested: requested.to_string(),
-            served: served.to_string(),
-        });
+        return Err(unknown(requested, served));
     }
     Ok(())
 }
@@ -49,12 +47,16 @@ pub(super) async fn get(
 ) -> Result<Json<serde_json::Value>, HttpError> {
     let served = state.model_id();
     if id != served {
-        return Err(HttpError::ModelNotFound {
-            requested: id,
-            served: served.to_string(),
-        });
+        return Err(unknown(&id, served).into());
     }
     Ok(Json(model_object(&state)))
+}
+
+fn unknown(requested: &str, served: &str) -> ServiceError {
+    ServiceError::UnknownModel {
+        requested: requested.to_string(),
+        served: served.to_string(),
+    }
 }
 
 fn model_object(state: &GatewayState) -> serde_json::Value {
@@ -85,7 +87,7 @@ mod tests {
             assert!(resolve(Some(alias), "tiny.en").is_ok());
         }
         let err = resolve(Some("base"), "tiny.en").unwrap_err();
-        assert!(matches!(err, HttpError::ModelNotFound { .. }), "{err:?}");
+        assert!(matches!(err, ServiceError::UnknownModel { .. }), "{err:?}");
         assert!(resolve(Some("base"), "base").is_ok());
     }
 }

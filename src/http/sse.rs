@@ -7,16 +7,18 @@
 //! [`JobHandle`] cancels the job, so an abandoned stream frees its place in the engine.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::error::HttpError;
 use crate::engine::{EngineError, JobEvent, JobHandle};
 use crate::formats::usage;
+use crate::service::{Service, SessionPermit};
 
 /// SSE comment interval while the model works: long windows must not look like a dead
 /// connection to proxies and clients with read timeouts.
@@ -27,12 +29,16 @@ type EventSender = mpsc::Sender<Result<Event, Infallible>>;
 /// The event stream for `handle`; `permit` (the request's session slot) is held until the
 /// stream ends.
 pub(super) fn respond(
+    service: Arc<Service>,
     handle: JobHandle,
-    permit: OwnedSemaphorePermit,
+    permit: SessionPermit,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
-        forward(handle, &tx).await;
+        tokio::select! {
+            () = forward(handle, &tx) => {}
+            expired = service.grace_expired() => fail(&tx, expired.into()).await,
+        }
         drop(permit);
     });
     Sse::new(ReceiverStream::new(rx))
@@ -77,8 +83,8 @@ async fn forward(mut handle: JobHandle, tx: &EventSender) {
                 }
                 return;
             }
-            Some(JobEvent::Failed(e)) => return fail(tx, HttpError::Engine(e)).await,
-            None => return fail(tx, HttpError::Engine(EngineError::ShuttingDown)).await,
+            Some(JobEvent::Failed(e)) => return fail(tx, e.into()).await,
+            None => return fail(tx, EngineError::ShuttingDown.into()).await,
         }
     }
 }

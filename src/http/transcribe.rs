@@ -2,7 +2,7 @@
 //! engine → one body in the asked format, or Server-Sent Events.
 //!
 //! Everything that can be refused cheaply (form, model, options) is checked before the audio
-//! is decoded, and decoding runs on the blocking pool: a long MP3 must not stall the runtime.
+//! is decoded by the serving core's whole-file pipeline (on the blocking pool).
 //! The request holds a session slot (shared with gRPC) from before its body is read, so the
 //! number of uploads held in memory at once is bounded by `--max-sessions`.
 
@@ -15,12 +15,12 @@ use axum::response::{IntoResponse, Response};
 
 use super::GatewayState;
 use super::error::HttpError;
-use super::form::{self, AudioForm, Endpoint, Upload};
+use super::form::{self, AudioForm, Endpoint};
 use super::{models, sse};
-use crate::audio::{AudioError, WHISPER_SAMPLE_RATE, decode_bytes};
 use crate::engine::JobOptions;
 use crate::formats::{RenderOptions, ResponseFormat, render};
 use crate::model::whisper::tokens::Task;
+use crate::service::AudioFormat;
 
 /// `POST /v1/audio/transcriptions`.
 pub(super) async fn transcriptions(
@@ -53,22 +53,23 @@ async fn handle(
 ) -> Result<Response, HttpError> {
     let multipart = multipart.map_err(|e| HttpError::MalformedForm(e.body_text()))?;
     let permit = state.service.open_session()?;
-    let limits = &state.service.limits;
-    let mut form = form::read(multipart, endpoint, limits.max_upload_bytes).await?;
+    let max_upload_bytes = state.service.limits().max_upload_bytes;
+    let form = form::read(multipart, endpoint, max_upload_bytes).await?;
     let plan = plan(state, &form, endpoint)?;
-    let samples = decode(std::mem::take(&mut form.file)).await?;
-    let seconds = samples.len() as f64 / f64::from(WHISPER_SAMPLE_RATE);
-    if seconds > limits.max_audio_seconds {
-        return Err(HttpError::AudioTooLong {
-            seconds,
-            limit_seconds: limits.max_audio_seconds,
-        });
-    }
-    let job = state.engine().submit(samples.into(), &plan.job)?;
+    let format = AudioFormat::Sniffed {
+        extension_hint: form.file.extension().map(str::to_string),
+    };
+    let job = state
+        .service
+        .submit_file(form.file.bytes, format, &plan.job)
+        .await?;
     if plan.stream {
-        return Ok(sse::respond(job, permit).into_response());
+        return Ok(sse::respond(Arc::clone(&state.service), job, permit).into_response());
     }
-    let transcript = job.finish().await?;
+    let transcript = tokio::select! {
+        transcript = job.finish() => transcript?,
+        expired = state.service.grace_expired() => return Err(expired.into()),
+    };
     drop(permit);
     let body = render(&transcript, plan.format, &plan.render);
     Ok(([(header::CONTENT_TYPE, plan.format.media_type())], body).into_response())
@@ -124,7 +125,7 @@ fn plan(state: &GatewayState, form: &AudioForm, endpoint: Endpoint) -> Result<Pl
 
 /// English-only models have no translate task; say so before any audio is decoded.
 fn check_can_translate(state: &GatewayState) -> Result<(), HttpError> {
-    if state.engine().model().tokenizer.is_multilingual() {
+    if state.engine().model().multilingual {
         return Ok(());
     }
     Err(HttpError::InvalidField {
@@ -136,17 +137,4 @@ fn check_can_translate(state: &GatewayState) -> Result<(), HttpError> {
             state.model_id()
         ),
     })
-}
-
-/// Decodes the upload (container sniffed from its bytes) to 16 kHz mono, off the runtime.
-async fn decode(upload: Upload) -> Result<Vec<f32>, HttpError> {
-    let hint = upload.extension().map(str::to_string);
-    let decoded = tokio::task::spawn_blocking(move || {
-        decode_bytes(upload.bytes, hint.as_deref())?.into_whisper_input()
-    })
-    .await
-    .map_err(|_| AudioError::DecoderPanic {
-        format: "upload".to_string(),
-    })?;
-    Ok(decoded?)
 }

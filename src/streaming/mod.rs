@@ -14,26 +14,33 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::engine::{
-    Engine, EngineError, JobHandle, JobOptions, hypothesis, streaming_job_options,
-};
+mod jobs;
+
+pub use jobs::{hypothesis, streaming_job_options};
+
+use crate::engine::{Engine, EngineError, JobHandle, JobOptions};
 use crate::model::whisper::decode::Transcript;
 use crate::session::{Output, SessionPolicy, SpeechEvent, TranscriptUpdate, TranscriptionRequest};
+
+/// A live client sent audio further ahead of transcription than allowed, past backpressure.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error(
+    "audio is arriving faster than it can be transcribed: {backlog_seconds:.1} s buffered, \
+     limit {limit_seconds:.1} s (max_lead_seconds); send at real-time pace"
+)]
+pub struct Overrun {
+    /// Seconds of audio waiting.
+    pub backlog_seconds: f64,
+    /// The limit in force.
+    pub limit_seconds: f64,
+}
 
 /// Why a session cannot go on.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
-    /// The client sent audio further ahead of transcription than allowed, past backpressure.
-    #[error(
-        "audio is arriving faster than it can be transcribed: {backlog_seconds:.1} s buffered, \
-         limit {limit_seconds:.1} s (max_lead_seconds); send at real-time pace"
-    )]
-    Overrun {
-        /// Seconds of audio waiting.
-        backlog_seconds: f64,
-        /// The limit in force.
-        limit_seconds: f64,
-    },
+    /// The client outran backpressure.
+    #[error(transparent)]
+    Overrun(#[from] Overrun),
     /// The engine refused a job for a reason other than a full queue (shutting down, or
     /// options the model cannot serve).
     #[error(transparent)]
@@ -116,10 +123,11 @@ impl SessionDriver {
     pub fn check_overrun(&self) -> Result<(), DriverError> {
         let backlog = self.backlog_seconds();
         if backlog > 2.0 * self.max_lead_seconds {
-            return Err(DriverError::Overrun {
+            return Err(Overrun {
                 backlog_seconds: backlog,
                 limit_seconds: self.max_lead_seconds,
-            });
+            }
+            .into());
         }
         Ok(())
     }
@@ -274,3 +282,6 @@ impl SessionDriver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

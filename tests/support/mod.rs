@@ -10,10 +10,11 @@ use std::time::Duration;
 use candle_core::Device;
 use hearken::engine::EngineConfig;
 use hearken::eval::{CorpusClip, default_corpus_dir, load_manifest};
-use hearken::grpc::{Limits, ServerOptions};
+use hearken::grpc::ServerOptions;
 use hearken::model::store::{DEFAULT_MODEL, ModelStore};
 use hearken::model::whisper::WhisperModel;
 use hearken::server::ServeConfig;
+use hearken::service::Limits;
 
 /// Directory of the default model, fetched if the cache lacks it.
 pub fn default_model_dir() -> PathBuf {

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::audio::AudioError;
 use crate::engine::EngineError;
-use crate::http::HttpError;
+use crate::service::ServiceError;
 use crate::streaming::DriverError;
 
 /// Everything a Realtime session can refuse or fail with.
@@ -55,20 +55,36 @@ pub(super) enum RealtimeError {
          utterances; commit or clear the input audio buffer first"
     )]
     UpdateWhileBusy,
-    /// The appended bytes are not audio in the session's format.
-    #[error("bad audio: {0}")]
-    Audio(#[from] AudioError),
-    /// The shared streaming driver gave up (overrun, engine refusal): the session ends.
+    /// The serving core refused what this event asked (bad audio, an unknown model, a
+    /// language the model lacks): the event fails, the session goes on.
     #[error(transparent)]
-    Driver(#[from] DriverError),
-    /// A refusal from the gateway's checks (unknown model, unsupported language).
+    Refused(ServiceError),
+    /// The session cannot go on (the client overran its lead, the engine refused its job).
     #[error(transparent)]
-    Http(#[from] HttpError),
+    Fatal(ServiceError),
+}
+
+impl From<AudioError> for RealtimeError {
+    fn from(e: AudioError) -> Self {
+        Self::Refused(e.into())
+    }
 }
 
 impl From<EngineError> for RealtimeError {
     fn from(e: EngineError) -> Self {
-        Self::Http(HttpError::Engine(e))
+        Self::Refused(e.into())
+    }
+}
+
+impl From<ServiceError> for RealtimeError {
+    fn from(e: ServiceError) -> Self {
+        Self::Refused(e)
+    }
+}
+
+impl From<DriverError> for RealtimeError {
+    fn from(e: DriverError) -> Self {
+        Self::Fatal(e.into())
     }
 }
 
@@ -83,7 +99,7 @@ impl RealtimeError {
 
     /// Whether the session must end after reporting this.
     pub(super) fn is_fatal(&self) -> bool {
-        matches!(self, Self::Driver(_))
+        matches!(self, Self::Fatal(_))
     }
 
     /// OpenAI's machine-readable `code`.
@@ -95,22 +111,13 @@ impl RealtimeError {
             Self::InvalidBase64(_) => "invalid_base64",
             Self::CommitEmpty { .. } => "input_audio_buffer_commit_empty",
             Self::UpdateWhileBusy => "session_update_while_busy",
-            Self::Audio(_) => "invalid_audio",
-            Self::Driver(DriverError::Overrun { .. }) => "audio_overrun",
-            Self::Driver(DriverError::Engine(e)) => engine_code(e),
-            Self::Http(HttpError::ModelNotFound { .. }) => "model_not_found",
-            Self::Http(HttpError::Engine(e)) => engine_code(e),
-            Self::Http(_) => "invalid_request",
+            Self::Refused(e) | Self::Fatal(e) => e.code(),
         }
     }
 
     fn error_type(&self) -> &'static str {
         match self {
-            Self::Driver(DriverError::Engine(e)) | Self::Http(HttpError::Engine(e))
-                if !matches!(e, EngineError::Rejected(_)) =>
-            {
-                "server_error"
-            }
+            Self::Refused(e) | Self::Fatal(e) => e.openai_type(),
             _ => "invalid_request_error",
         }
     }
@@ -119,8 +126,8 @@ impl RealtimeError {
     pub(super) fn param(&self) -> Option<&'static str> {
         match self {
             Self::InvalidValue { param, .. } => Some(param),
-            Self::InvalidBase64(_) | Self::Audio(_) => Some("audio"),
-            Self::Http(HttpError::ModelNotFound { .. }) => {
+            Self::InvalidBase64(_) | Self::Refused(ServiceError::Audio(_)) => Some("audio"),
+            Self::Refused(ServiceError::UnknownModel { .. }) => {
                 Some("session.audio.input.transcription.model")
             }
             _ => None,
@@ -130,10 +137,7 @@ impl RealtimeError {
     /// The `error` server event reporting this; `client_event_id` names the event at fault.
     pub(super) fn event(&self, event_id: &str, client_event_id: Option<&str>) -> Value {
         let message = match self {
-            Self::Http(HttpError::Engine(EngineError::Model(detail))) => {
-                tracing::error!(%detail, "transcription failed");
-                "the model failed while transcribing; the error was logged on the server".into()
-            }
+            Self::Refused(e) | Self::Fatal(e) => e.public_message(),
             other => other.to_string(),
         };
         json!({
@@ -150,11 +154,26 @@ impl RealtimeError {
     }
 }
 
-fn engine_code(e: &EngineError) -> &'static str {
-    match e {
-        EngineError::Rejected(_) => "invalid_value",
-        EngineError::Saturated { .. } => "server_overloaded",
-        EngineError::ShuttingDown => "server_shutting_down",
-        EngineError::Model(_) => "server_error",
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overruns_end_the_session_and_model_failures_are_redacted() {
+        let overrun = RealtimeError::from(DriverError::Overrun(crate::streaming::Overrun {
+            backlog_seconds: 70.0,
+            limit_seconds: 30.0,
+        }));
+        assert!(overrun.is_fatal());
+        let event = overrun.event("event_1", None);
+        assert_eq!(event["error"]["code"], "audio_overrun");
+        assert_eq!(event["error"]["type"], "invalid_request_error");
+        let failed = RealtimeError::Fatal(EngineError::Model("cuBLAS status 13".into()).into());
+        let event = failed.event("event_2", Some("client_7"));
+        assert_eq!(event["error"]["type"], "server_error");
+        assert_eq!(event["error"]["event_id"], "client_7");
+        assert!(!event.to_string().contains("cuBLAS"), "{event}");
+        let language = RealtimeError::from(EngineError::ShuttingDown);
+        assert!(!language.is_fatal());
     }
 }

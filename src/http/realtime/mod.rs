@@ -1,8 +1,8 @@
 //! `GET /v1/realtime?intent=transcription`: OpenAI's Realtime transcription WebSocket over
 //! the same streaming driver and engine as gRPC `StreamingRecognize`.
 //!
-//! The upgrade takes a session slot from the shared [`ServiceState`](crate::grpc::ServiceState)
-//! (a full server answers 429 with the usual error envelope before upgrading). The socket task
+//! The upgrade takes a session slot from the serving core ([`crate::service::Service`]; a full
+//! server answers 429 with the usual error envelope before upgrading). The socket task
 //! is the transport only: it reads client events into a [`RealtimeSession`] while the
 //! session's backlog is under `--max-lead-seconds` (beyond that it stops reading and TCP
 //! pushes back), waits on the session's one engine job, and writes the session's events.
@@ -21,9 +21,9 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
-use tokio::sync::{OwnedSemaphorePermit, watch};
 
 use super::{GatewayState, HttpError};
+use crate::service::{Service, SessionPermit};
 use error::RealtimeError;
 use session::{RealtimeSession, SessionContext};
 
@@ -56,20 +56,20 @@ pub(super) async fn realtime(
     }
     let permit = state.service.open_session()?;
     let context = SessionContext {
-        engine: Arc::clone(&state.service.engine),
+        engine: Arc::clone(state.engine()),
         served_model: state.model_id().to_string(),
-        max_lead_seconds: state.service.limits.max_lead_seconds,
+        max_lead_seconds: state.service.limits().max_lead_seconds,
         beta: speaks_beta(&headers),
     };
-    let max_message = state.service.limits.max_message_bytes;
-    let shutdown = state.service.shutdown.clone();
+    let max_message = state.service.limits().max_message_bytes;
+    let service = Arc::clone(&state.service);
     let span = tracing::info_span!("realtime_session");
     Ok(upgrade
         .protocols([SUBPROTOCOL])
         .max_message_size(max_message)
         .max_frame_size(max_message)
         .on_upgrade(move |socket| {
-            tracing::Instrument::instrument(serve(socket, context, shutdown, permit), span)
+            tracing::Instrument::instrument(serve(socket, context, service, permit), span)
         }))
 }
 
@@ -88,11 +88,11 @@ fn speaks_beta(headers: &HeaderMap) -> bool {
 async fn serve(
     mut socket: WebSocket,
     context: SessionContext,
-    shutdown: watch::Receiver<bool>,
-    permit: OwnedSemaphorePermit,
+    service: Arc<Service>,
+    permit: SessionPermit,
 ) {
     let mut session = RealtimeSession::new(context);
-    let close = run(&mut socket, &mut session, shutdown).await;
+    let close = run(&mut socket, &mut session, &service).await;
     if let Some(frame) = close {
         let _ = socket.send(Message::Close(Some(frame))).await;
     }
@@ -111,8 +111,9 @@ enum Input {
 async fn run(
     socket: &mut WebSocket,
     session: &mut RealtimeSession,
-    mut shutdown: watch::Receiver<bool>,
+    service: &Service,
 ) -> Option<CloseFrame> {
+    let mut shutdown = service.shutdown_signal();
     let mut input = Input::Open;
     loop {
         let fatal = session.pump().err();
@@ -143,12 +144,14 @@ async fn run(
                 }
             }
             result = session.next_result(), if has_job => session.on_result(result),
-            changed = shutdown.changed(), if input == Input::Open => {
-                // A dropped sender means the server is going away too.
-                if changed.is_err() || *shutdown.borrow() {
-                    session.end_input();
-                    input = Input::Draining;
-                }
+            () = Service::shutting_down(&mut shutdown), if input == Input::Open => {
+                session.end_input();
+                input = Input::Draining;
+            }
+            expired = service.grace_expired() => {
+                session.send_error(&RealtimeError::Fatal(expired), None);
+                flush(socket, session).await;
+                return Some(close(close_code::AWAY, "the server shut down"));
             }
         }
     }

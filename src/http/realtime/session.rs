@@ -132,7 +132,8 @@ impl RealtimeSession {
     }
 
     fn update(&mut self, next: RealtimeConfig) -> Result<(), RealtimeError> {
-        crate::http::models::resolve(next.model.as_deref(), &self.context.served_model)?;
+        crate::http::models::resolve(next.model.as_deref(), &self.context.served_model)
+            .map_err(RealtimeError::Refused)?;
         self.context.engine.validate(&next.job())?;
         if next != self.config {
             if self.stream.as_ref().is_some_and(|s| !s.driver.is_idle()) {
@@ -402,4 +403,114 @@ fn event_id() -> String {
 
 fn item_id() -> String {
     format!("item_{}", uuid::Uuid::new_v4().simple())
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use serde_json::json;
+
+    use super::*;
+    use crate::audio::f32_to_pcm16le;
+    use crate::engine::backend::scripted::{say, silence};
+    use crate::engine::{EngineConfig, ScriptedBackend};
+    use crate::http::realtime::events;
+
+    fn session(backend: &ScriptedBackend, max_lead_seconds: f64) -> RealtimeSession {
+        let engine = Engine::start(backend.clone(), EngineConfig::default());
+        let mut session = RealtimeSession::new(SessionContext {
+            engine: Arc::new(engine),
+            served_model: "tiny.en".into(),
+            max_lead_seconds,
+            beta: false,
+        });
+        let update = json!({"type": "session.update", "session": {"type": "transcription",
+            "audio": {"input": {"format": {"type": "audio/pcm", "rate": 16000}}}}});
+        session
+            .on_message(events::parse(&update.to_string()))
+            .unwrap();
+        session
+    }
+
+    fn append(session: &mut RealtimeSession, samples: &[f32]) -> Result<(), RealtimeError> {
+        let audio = base64::engine::general_purpose::STANDARD.encode(f32_to_pcm16le(samples));
+        let event = json!({"type": "input_audio_buffer.append", "audio": audio});
+        session.on_message(events::parse(&event.to_string()))
+    }
+
+    /// Runs the session's jobs to the end, as the socket loop would; its events.
+    async fn settle(session: &mut RealtimeSession) -> Vec<Value> {
+        loop {
+            session.pump().unwrap();
+            if !session.has_job() {
+                break;
+            }
+            let result = session.next_result().await;
+            session.on_result(result);
+        }
+        std::iter::from_fn(|| session.next_event()).collect()
+    }
+
+    fn types(events: &[Value]) -> Vec<&str> {
+        events.iter().filter_map(|e| e["type"].as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn speech_becomes_an_item_with_deltas_and_a_completion() {
+        let backend = ScriptedBackend::english();
+        let mut session = session(&backend, 30.0);
+        let mut audio = say(&["five", "three"]);
+        audio.extend(silence(1.5));
+        let mut events = Vec::new();
+        for frame in audio.chunks(1_600) {
+            append(&mut session, frame).unwrap();
+            events.extend(settle(&mut session).await);
+        }
+        let kinds = types(&events);
+        for expected in [
+            "session.created",
+            "session.updated",
+            "input_audio_buffer.speech_started",
+            "input_audio_buffer.speech_stopped",
+            "input_audio_buffer.committed",
+            "conversation.item.input_audio_transcription.completed",
+        ] {
+            assert!(
+                kinds.contains(&expected),
+                "{expected} missing from {kinds:?}"
+            );
+        }
+        let completed = events
+            .iter()
+            .find(|e| e["type"] == "conversation.item.input_audio_transcription.completed")
+            .unwrap();
+        assert_eq!(completed["transcript"], "five three");
+        let deltas: String = events
+            .iter()
+            .filter(|e| e["type"] == "conversation.item.input_audio_transcription.delta")
+            .filter_map(|e| e["delta"].as_str())
+            .collect();
+        assert_eq!(deltas.trim(), "five three");
+    }
+
+    #[tokio::test]
+    async fn audio_far_past_the_lead_ends_the_session() {
+        let backend = ScriptedBackend::english();
+        let mut session = session(&backend, 1.0);
+        let paused = backend.pause();
+        let speech: Vec<f32> = (0..6).flat_map(|_| say(&["four"])).collect();
+        let error = speech
+            .chunks(1_600)
+            .find_map(|frame| {
+                let result = append(&mut session, frame).and_then(|()| session.pump());
+                result.err()
+            })
+            .expect("an overrun");
+        assert!(error.is_fatal(), "{error:?}");
+        assert_eq!(
+            error.event("event_x", None)["error"]["code"],
+            "audio_overrun"
+        );
+        drop(paused);
+    }
 }

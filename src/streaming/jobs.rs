@@ -2,10 +2,9 @@
 //! become the policy's [`Hypothesis`]: shared by every transport that streams (gRPC, the
 //! Realtime WebSocket) and by the policy replay benchmark, so they all behave alike.
 
+use crate::engine::JobOptions;
 use crate::model::whisper::decode::Transcript;
 use crate::session::{Hypothesis, TimedWord, TranscriptionRequest};
-
-use super::JobOptions;
 
 /// The job for one policy request: the session's options with word timings on (agreement works
 /// on timed words), and the committed text that left the buffer appended to the session's own

@@ -1,0 +1,194 @@
+//! The scheduler with a scripted backend: batches, admission order, deadlines, cancellation
+//! and failures, with real threads and no model weights.
+
+use std::time::{Duration, Instant};
+
+use super::backend::scripted::{say, silence};
+use super::*;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn config(max_batch: usize, max_wait: Duration) -> EngineConfig {
+    EngineConfig {
+        max_batch,
+        max_wait,
+        ..EngineConfig::default()
+    }
+}
+
+fn submit(engine: &Engine, words: &[&str]) -> JobHandle {
+    engine
+        .submit(say(words).into(), &JobOptions::default())
+        .expect("queued")
+}
+
+async fn text(handle: JobHandle) -> String {
+    tokio::time::timeout(TIMEOUT, handle.finish())
+        .await
+        .expect("the job finishes")
+        .expect("the job succeeds")
+        .text
+}
+
+#[tokio::test]
+async fn batches_are_capped_and_filled_oldest_first() {
+    let backend = ScriptedBackend::english();
+    let engine = Engine::start(backend.clone(), config(2, Duration::from_millis(200)));
+    let paused = backend.pause();
+    let first = submit(&engine, &["one"]);
+    // The first job runs alone once its wait is over; four more queue behind it meanwhile.
+    backend.wait_for_batches(1, TIMEOUT);
+    let rest: Vec<JobHandle> = ["two", "three", "four", "five"]
+        .iter()
+        .map(|w| submit(&engine, &[w]))
+        .collect();
+    assert_eq!(engine.queued(), 4);
+    drop(paused);
+    assert_eq!(text(first).await, "one");
+    for (handle, word) in rest.into_iter().zip(["two", "three", "four", "five"]) {
+        assert_eq!(text(handle).await, word);
+    }
+    assert_eq!(backend.batches(), [1, 2, 2]);
+    let stats = engine.stats();
+    assert_eq!((stats.batches, stats.rows, stats.largest_batch), (3, 5, 2));
+    assert_eq!((stats.jobs_admitted, stats.jobs_done), (5, 5));
+}
+
+#[tokio::test]
+async fn a_partial_batch_waits_max_wait_and_a_full_one_does_not() {
+    let wait = Duration::from_millis(1000);
+    let backend = ScriptedBackend::english();
+    let engine = Engine::start(backend.clone(), config(2, wait));
+    let started = Instant::now();
+    assert_eq!(text(submit(&engine, &["one"])).await, "one");
+    assert!(
+        started.elapsed() >= wait,
+        "ran after {:?}",
+        started.elapsed()
+    );
+    let started = Instant::now();
+    let pair = [submit(&engine, &["two"]), submit(&engine, &["three"])];
+    for handle in pair {
+        text(handle).await;
+    }
+    // A full batch does not wait (a generous bound: the machine may be busy).
+    assert!(
+        started.elapsed() < wait,
+        "ran after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(backend.batches(), [1, 2]);
+}
+
+#[tokio::test]
+async fn long_jobs_keep_running_while_short_ones_join_and_leave() {
+    let backend = ScriptedBackend::english()
+        .with_window(1.0)
+        .with_cost(Duration::from_millis(100), Duration::ZERO);
+    let engine = Engine::start(backend.clone(), config(4, Duration::from_millis(5)));
+    let mut long_audio = Vec::new();
+    for word in ["one", "two", "three", "four", "five", "six"] {
+        long_audio.extend(say(&[word]));
+        long_audio.extend(silence(0.35));
+    }
+    let long = engine
+        .submit(long_audio.into(), &JobOptions::default())
+        .unwrap();
+    backend.wait_for_batches(2, TIMEOUT);
+    let short = submit(&engine, &["nine"]);
+    assert_eq!(text(short).await, "nine");
+    let long_text = text(long).await;
+    assert_eq!(long_text.split_whitespace().count(), 6, "{long_text}");
+    let batches = backend.batches();
+    assert!(
+        batches.contains(&2),
+        "the short job shared a step: {batches:?}"
+    );
+    assert_eq!(
+        batches.last(),
+        Some(&1),
+        "and left before the long one: {batches:?}"
+    );
+    assert_eq!(batches.iter().sum::<usize>(), 6 + 1, "{batches:?}");
+}
+
+#[tokio::test]
+async fn dropping_handles_cancels_queued_and_running_jobs() {
+    let backend = ScriptedBackend::english().with_window(0.5);
+    let engine = Engine::start(backend.clone(), config(1, Duration::ZERO));
+    let paused = backend.pause();
+    let running = submit(&engine, &["one", "two", "three"]);
+    backend.wait_for_batches(1, TIMEOUT);
+    let queued = submit(&engine, &["four"]);
+    assert_eq!(engine.queued(), 1);
+    drop(queued);
+    assert_eq!(engine.queued(), 0, "a queued job leaves at once");
+    assert_eq!(engine.stats().jobs_cancelled, 1);
+    drop(running);
+    drop(paused);
+    // The running job leaves after its current step; the engine then serves others.
+    assert_eq!(text(submit(&engine, &["five"])).await, "five");
+    let stats = engine.stats();
+    assert_eq!(
+        (stats.jobs_cancelled, stats.jobs_done),
+        (2, 1),
+        "{stats:?} {:?}",
+        backend.batches()
+    );
+}
+
+#[tokio::test]
+async fn a_model_failure_fails_every_job_in_its_batch_and_only_those() {
+    let backend = ScriptedBackend::english();
+    let engine = Engine::start(backend.clone(), config(4, Duration::from_millis(100)));
+    backend.fail_next(1);
+    let batch = [submit(&engine, &["one"]), submit(&engine, &["two"])];
+    for handle in batch {
+        let error = tokio::time::timeout(TIMEOUT, handle.finish())
+            .await
+            .unwrap()
+            .unwrap_err();
+        let EngineError::Model(detail) = error else {
+            panic!("{error:?}")
+        };
+        assert!(detail.contains("scripted failure"), "{detail}");
+    }
+    assert_eq!(text(submit(&engine, &["three"])).await, "three");
+}
+
+#[tokio::test]
+async fn refusals_name_their_reason() {
+    let backend = ScriptedBackend::english();
+    let engine = Engine::start(
+        backend.clone(),
+        EngineConfig {
+            max_batch: 1,
+            max_queued: 1,
+            ..EngineConfig::default()
+        },
+    );
+    let german = JobOptions {
+        language: Some("de".into()),
+        ..JobOptions::default()
+    };
+    assert!(matches!(
+        engine.validate(&german),
+        Err(EngineError::Rejected(_))
+    ));
+    let paused = backend.pause();
+    let _running = submit(&engine, &["one"]);
+    backend.wait_for_batches(1, TIMEOUT);
+    let _waiting = submit(&engine, &["two"]);
+    let full = engine.submit(say(&["three"]).into(), &JobOptions::default());
+    assert!(
+        matches!(full, Err(EngineError::Saturated { queued: 1 })),
+        "{full:?}"
+    );
+    engine.close();
+    let closed = engine.submit(say(&["three"]).into(), &JobOptions::default());
+    assert!(
+        matches!(closed, Err(EngineError::ShuttingDown)),
+        "{closed:?}"
+    );
+    drop(paused);
+}

@@ -1,0 +1,351 @@
+//! The gRPC front end over the scripted backend: the stream controls, endpointing, timeouts,
+//! shutdown, failures and refusals, on a real server on loopback with no model weights.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use tonic::{Code, Status, Streaming};
+
+use super::ServerOptions;
+use super::proto::control::Action;
+use super::proto::speech_client::SpeechClient;
+use super::proto::streaming_recognize_request::Request;
+use super::proto::streaming_recognize_response::Event;
+use super::proto::{
+    AudioChunk, AudioEncoding, Control, EndOfStream, Finalize, KeepAlive, RecognitionConfig,
+    RecognizeRequest, StreamingRecognizeRequest, StreamingRecognizeResponse,
+};
+use crate::audio::f32_to_pcm16le;
+use crate::engine::backend::scripted::{say, silence};
+use crate::engine::{EngineConfig, ScriptedBackend};
+use crate::server::{RunningServer, ServeConfig};
+use crate::service::Limits;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn serve_config(limits: Limits, engine: EngineConfig, grace: Duration) -> ServeConfig {
+    ServeConfig {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: None,
+        model_id: "scripted".into(),
+        device: "cpu".into(),
+        engine,
+        limits,
+        transport: ServerOptions::default(),
+        shutdown_grace: grace,
+    }
+}
+
+async fn start(backend: &ScriptedBackend) -> RunningServer {
+    let config = serve_config(Limits::default(), EngineConfig::default(), TIMEOUT);
+    RunningServer::start(backend.clone(), config).await.unwrap()
+}
+
+async fn client(server: &RunningServer) -> SpeechClient<Channel> {
+    SpeechClient::connect(format!("http://{}", server.grpc_addr))
+        .await
+        .unwrap()
+}
+
+fn linear16(config: RecognitionConfig) -> RecognitionConfig {
+    RecognitionConfig {
+        encoding: AudioEncoding::Linear16 as i32,
+        sample_rate_hertz: 16_000,
+        ..config
+    }
+}
+
+fn request(request: Request) -> StreamingRecognizeRequest {
+    StreamingRecognizeRequest {
+        request: Some(request),
+    }
+}
+
+fn control(action: Action) -> StreamingRecognizeRequest {
+    request(Request::Control(Control {
+        action: Some(action),
+    }))
+}
+
+/// A live stream: the test sends requests as it pleases and reads responses.
+struct Stream {
+    tx: mpsc::Sender<StreamingRecognizeRequest>,
+    responses: Streaming<StreamingRecognizeResponse>,
+}
+
+impl Stream {
+    async fn open(server: &RunningServer, config: Option<RecognitionConfig>) -> Self {
+        let (tx, rx) = mpsc::channel(256);
+        if let Some(config) = config {
+            tx.send(request(Request::Config(linear16(config))))
+                .await
+                .unwrap();
+        }
+        let responses = client(server)
+            .await
+            .streaming_recognize(ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        Self { tx, responses }
+    }
+
+    async fn send_audio(&self, samples: &[f32]) {
+        for (i, frame) in samples.chunks(1_600).enumerate() {
+            let chunk = AudioChunk {
+                data: f32_to_pcm16le(frame),
+                sequence: i as u64 + 1,
+            };
+            self.tx.send(request(Request::Audio(chunk))).await.unwrap();
+        }
+    }
+
+    async fn send(&self, action: Action) {
+        self.tx.send(control(action)).await.unwrap();
+    }
+
+    /// The next event, `Ok(None)` at the end of the stream.
+    async fn next(&mut self) -> Result<Option<Event>, Status> {
+        let next = tokio::time::timeout(TIMEOUT, self.responses.next())
+            .await
+            .expect("the server answers in time");
+        Ok(next.transpose()?.and_then(|r| r.event))
+    }
+
+    /// The next final transcript's text; `None` when the stream ends first.
+    async fn next_final(&mut self) -> Result<Option<String>, Status> {
+        while let Some(event) = self.next().await? {
+            if let Event::Transcript(t) = event
+                && t.is_final
+            {
+                return Ok(Some(t.committed.trim().to_string()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every final until the stream ends.
+    async fn finals(&mut self) -> Result<Vec<String>, Status> {
+        let mut finals = Vec::new();
+        while let Some(text) = self.next_final().await? {
+            finals.push(text);
+        }
+        Ok(finals)
+    }
+}
+
+fn config() -> RecognitionConfig {
+    RecognitionConfig::default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpointing_ms_sets_the_pause_that_ends_an_utterance() {
+    let backend = ScriptedBackend::english();
+    let server = start(&backend).await;
+    let mut audio = say(&["three"]);
+    audio.extend(silence(0.6));
+    audio.extend(say(&["five"]));
+    audio.extend(silence(2.0));
+    for (endpointing_ms, expected) in [(300, vec!["three", "five"]), (1500, vec!["three five"])] {
+        let config = RecognitionConfig {
+            endpointing_ms,
+            ..config()
+        };
+        let mut stream = Stream::open(&server, Some(config)).await;
+        let Some(Event::SessionStarted(started)) = stream.next().await.unwrap() else {
+            panic!("SessionStarted first")
+        };
+        assert_eq!(
+            started.effective_config.unwrap().endpointing_ms,
+            endpointing_ms
+        );
+        stream.send_audio(&audio).await;
+        stream.send(Action::EndOfStream(EndOfStream {})).await;
+        assert_eq!(
+            stream.finals().await.unwrap(),
+            expected,
+            "{endpointing_ms} ms"
+        );
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finalize_ends_the_utterance_now_and_keep_alive_changes_nothing() {
+    let backend = ScriptedBackend::english();
+    let server = start(&backend).await;
+    let mut stream = Stream::open(&server, Some(config())).await;
+    for _ in 0..3 {
+        stream.send(Action::KeepAlive(KeepAlive {})).await;
+    }
+    // No trailing silence: only Finalize can end this utterance.
+    stream.send_audio(&say(&["four", "four"])).await;
+    stream.send(Action::Finalize(Finalize {})).await;
+    assert_eq!(
+        stream.next_final().await.unwrap().as_deref(),
+        Some("four four")
+    );
+    // The stream is still open: a second utterance, then a clean end.
+    stream.send(Action::KeepAlive(KeepAlive {})).await;
+    let mut audio = say(&["two"]);
+    audio.extend(silence(1.5));
+    stream.send_audio(&audio).await;
+    stream.send(Action::EndOfStream(EndOfStream {})).await;
+    assert_eq!(stream.finals().await.unwrap(), ["two"]);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_utterance_ends_the_stream_after_the_first_final() {
+    let backend = ScriptedBackend::english();
+    let server = start(&backend).await;
+    let config = RecognitionConfig {
+        single_utterance: true,
+        ..config()
+    };
+    let mut stream = Stream::open(&server, Some(config)).await;
+    let mut audio = say(&["six"]);
+    audio.extend(silence(1.5));
+    audio.extend(say(&["seven"]));
+    audio.extend(silence(1.5));
+    stream.send_audio(&audio).await;
+    // The client never ends its side; the server does, after one utterance.
+    assert_eq!(stream.finals().await.unwrap(), ["six"]);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_without_config_times_out_with_a_clear_error() {
+    let backend = ScriptedBackend::english();
+    let limits = Limits {
+        config_timeout: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let config = serve_config(limits, EngineConfig::default(), TIMEOUT);
+    let server = RunningServer::start(backend, config).await.unwrap();
+    let mut stream = Stream::open(&server, None).await;
+    let status = stream.next().await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("no config received within 0.2 s"),
+        "{status:?}"
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_open_past_the_shutdown_grace_get_unavailable() {
+    let backend = ScriptedBackend::english();
+    let grace = Duration::from_millis(300);
+    let config = serve_config(Limits::default(), EngineConfig::default(), grace);
+    let server = RunningServer::start(backend.clone(), config).await.unwrap();
+    let mut stream = Stream::open(&server, Some(RecognitionConfig::default())).await;
+    stream.next().await.unwrap(); // SessionStarted
+    // The model hangs: the stream's final can never come.
+    let warm_batches = backend.batches().len();
+    let paused = backend.pause();
+    stream.send_audio(&say(&["eight", "eight"])).await;
+    backend.wait_for_batches(warm_batches + 1, TIMEOUT);
+    let shutdown = tokio::spawn(server.shutdown());
+    let status = loop {
+        match stream.next().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("grace period"), "{status:?}");
+    drop(paused);
+    tokio::time::timeout(TIMEOUT, shutdown)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+fn recognize_request(samples: &[f32]) -> RecognizeRequest {
+    RecognizeRequest {
+        config: Some(linear16(config())),
+        audio: f32_to_pcm16le(samples),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_failure_is_internal_and_its_detail_stays_on_the_server() {
+    let backend = ScriptedBackend::english();
+    let server = start(&backend).await;
+    let mut client = client(&server).await;
+    let ok = client
+        .recognize(recognize_request(&say(&["five", "one"])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ok.text, "five one");
+    backend.fail_next(1);
+    let status = client
+        .recognize(recognize_request(&say(&["five"])))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Internal);
+    assert!(!status.message().contains("CUDA"), "{status:?}");
+    assert!(!status.message().contains("scripted"), "{status:?}");
+    server.shutdown().await.unwrap();
+}
+
+type RecognizeCall =
+    tokio::task::JoinHandle<Result<tonic::Response<super::proto::RecognizeResponse>, Status>>;
+
+async fn spawn_recognize(server: &RunningServer) -> RecognizeCall {
+    let mut client = client(server).await;
+    tokio::spawn(async move { client.recognize(recognize_request(&say(&["two"]))).await })
+}
+
+/// Polls `condition` until it holds.
+///
+/// # Panics
+/// When it does not hold within [`TIMEOUT`].
+async fn wait_until(condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_is_resource_exhausted_with_a_retry_hint() {
+    let backend = ScriptedBackend::english();
+    let engine = EngineConfig {
+        max_batch: 1,
+        max_queued: 1,
+        ..EngineConfig::default()
+    };
+    let config = serve_config(Limits::default(), engine, TIMEOUT);
+    let server = RunningServer::start(backend.clone(), config).await.unwrap();
+    let warm_batches = backend.batches().len();
+    let paused = backend.pause();
+    // One call runs (stuck in its step), then one waits: the queue is full.
+    let running = spawn_recognize(&server).await;
+    wait_until(|| backend.batches().len() > warm_batches).await;
+    let waiting = spawn_recognize(&server).await;
+    wait_until(|| server.engine().queued() == 1).await;
+    let status = client(&server)
+        .await
+        .recognize(recognize_request(&say(&["two"])))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(
+        status.metadata().get("grpc-retry-pushback-ms").unwrap(),
+        "1000"
+    );
+    drop(paused);
+    for call in [running, waiting] {
+        assert_eq!(call.await.unwrap().unwrap().into_inner().text, "two");
+    }
+    server.shutdown().await.unwrap();
+}

@@ -1,0 +1,183 @@
+//! The gateway's router driven with `oneshot` over a serving core on the scripted backend:
+//! status codes, envelopes, readiness and refusals without a socket or model weights.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use tower::ServiceExt;
+
+use super::{GatewayState, router};
+use crate::engine::backend::scripted::say;
+use crate::engine::{Engine, EngineConfig, ScriptedBackend};
+use crate::service::{Limits, ServedModel, Service};
+use crate::telemetry::Metrics;
+
+fn service(backend: &ScriptedBackend, limits: Limits) -> Arc<Service> {
+    let engine = Engine::start(backend.clone(), EngineConfig::default());
+    let model = ServedModel {
+        id: "tiny.en".into(),
+        device: "cpu".into(),
+    };
+    let service = Service::new(Arc::new(engine), model, limits, Metrics::in_memory());
+    service.set_ready(true);
+    Arc::new(service)
+}
+
+/// 16-bit mono 16 kHz WAV.
+fn wav(samples: &[f32]) -> Vec<u8> {
+    let data = crate::audio::f32_to_pcm16le(samples);
+    let mut out = Vec::with_capacity(44 + data.len());
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&16_000u32.to_le_bytes());
+    out.extend_from_slice(&32_000u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&data);
+    out
+}
+
+const BOUNDARY: &str = "hearken-test-boundary";
+
+fn upload(path: &str, file: &[u8], fields: &[(&str, &str)]) -> Request<Body> {
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; \
+             filename=\"speech.wav\"\r\nContent-Type: audio/wav\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(file);
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    Request::post(path)
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(Body::from(body))
+        .unwrap()
+}
+
+async fn call(
+    service: &Arc<Service>,
+    request: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+    let app = router(Arc::new(GatewayState::new(Arc::clone(service))));
+    let response = app.oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (parts.status, parts.headers, json)
+}
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn healthz_follows_readiness_and_shutdown() {
+    let service = service(&ScriptedBackend::english(), Limits::default());
+    service.set_ready(false);
+    assert_eq!(
+        call(&service, get("/healthz")).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    service.set_ready(true);
+    let (status, _, body) = call(&service, get("/healthz")).await;
+    assert_eq!(
+        (status, body["model"].as_str()),
+        (StatusCode::OK, Some("tiny.en"))
+    );
+    service.begin_shutdown();
+    assert_eq!(
+        call(&service, get("/healthz")).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[tokio::test]
+async fn transcribes_an_upload() {
+    let service = service(&ScriptedBackend::english(), Limits::default());
+    let request = upload(
+        "/v1/audio/transcriptions",
+        &wav(&say(&["three", "nine"])),
+        &[("model", "whisper-1")],
+    );
+    let (status, _, body) = call(&service, request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["text"], "three nine");
+    assert_eq!(service.open_sessions(), 0, "the slot is given back");
+}
+
+#[tokio::test]
+async fn a_model_failure_is_a_500_without_its_detail() {
+    let backend = ScriptedBackend::english();
+    let service = service(&backend, Limits::default());
+    backend.fail_next(1);
+    let request = upload("/v1/audio/transcriptions", &wav(&say(&["one"])), &[]);
+    let (status, _, body) = call(&service, request).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(body["error"]["type"], "server_error");
+    assert!(!body.to_string().contains("scripted"), "{body}");
+    assert!(!body.to_string().contains("CUDA"), "{body}");
+}
+
+#[tokio::test]
+async fn full_slots_are_a_429_with_retry_after() {
+    let limits = Limits {
+        max_sessions: 1,
+        ..Limits::default()
+    };
+    let service = service(&ScriptedBackend::english(), limits);
+    let _held = service.open_session().unwrap();
+    let request = upload("/v1/audio/transcriptions", &wav(&say(&["one"])), &[]);
+    let (status, headers, body) = call(&service, request).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(headers[header::RETRY_AFTER], "2");
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+}
+
+#[tokio::test]
+async fn refusals_name_the_field_and_the_route() {
+    let service = service(&ScriptedBackend::english(), Limits::default());
+    let request = upload("/v1/audio/translations", &wav(&say(&["one"])), &[]);
+    let (status, _, body) = call(&service, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["param"], "model", "{body}");
+    let request = upload(
+        "/v1/audio/transcriptions",
+        &wav(&say(&["one"])),
+        &[("model", "base")],
+    );
+    let (status, _, body) = call(&service, request).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "model_not_found", "{body}");
+    let (status, _, body) = call(&service, get("/v1/nothing")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/v1/nothing")
+    );
+    let (status, _, body) = call(&service, get("/v1/models")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"][0]["id"], "tiny.en");
+}

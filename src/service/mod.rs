@@ -1,0 +1,295 @@
+//! The serving core both front ends stand on: the engine handle, the served model's identity,
+//! limits, session admission, readiness and the shutdown signal, the whole-file pipeline
+//! ([`whole_file`]) and the one error table ([`ServiceError`]).
+//!
+//! `grpc/` and `http/` translate their protocols onto this and never import each other. A
+//! session (a stream, a WebSocket, an HTTP request) holds a [`SessionPermit`] for its whole
+//! life: the permit is both its slot under `--max-sessions` and its entry in the task tracker
+//! that graceful shutdown waits on.
+
+mod error;
+pub mod whole_file;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TaskTrackerToken;
+
+pub use error::{ServiceError, openai_type};
+pub use whole_file::AudioFormat;
+
+use crate::engine::{Engine, ModelInfo};
+use crate::telemetry::Metrics;
+
+/// How long a client refused for capacity should wait: a slot frees as soon as any session
+/// ends, typically within seconds.
+const SESSION_RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// Server-wide limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request message, bytes.
+    pub max_message_bytes: usize,
+    /// How far a streaming client may run ahead of transcription, seconds of audio.
+    pub max_lead_seconds: f64,
+    /// Concurrent sessions (streams, WebSockets and in-flight whole-file requests).
+    pub max_sessions: usize,
+    /// Longest audio one whole-file request may carry, seconds.
+    pub max_audio_seconds: f64,
+    /// Largest audio file one HTTP upload may carry, bytes (OpenAI's limit is 25 MB).
+    pub max_upload_bytes: usize,
+    /// How long a new stream has to send its config.
+    pub config_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 32 << 20,
+            max_lead_seconds: 30.0,
+            max_sessions: 64,
+            max_audio_seconds: 4.0 * 3600.0,
+            max_upload_bytes: 25 << 20,
+            config_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The served model: its id, where it runs and what it can do.
+#[derive(Debug, Clone)]
+pub struct ServedModel {
+    /// Id clients use (`tiny.en`).
+    pub id: String,
+    /// Where it runs (`cpu`, `cuda:0`).
+    pub device: String,
+}
+
+/// What every session of every protocol shares.
+#[derive(Debug)]
+pub struct Service {
+    engine: Arc<Engine>,
+    model: ServedModel,
+    limits: Limits,
+    slots: Arc<Semaphore>,
+    sessions: TaskTracker,
+    ready: AtomicBool,
+    shutdown: watch::Sender<bool>,
+    grace_expired: CancellationToken,
+    metrics: Metrics,
+}
+
+/// A session's place on the server: its slot and its entry in the shutdown tracker. Dropping
+/// it ends the session.
+#[derive(Debug)]
+pub struct SessionPermit {
+    _slot: OwnedSemaphorePermit,
+    _tracked: TaskTrackerToken,
+}
+
+impl Service {
+    /// A core over `engine` serving `model` within `limits`; sessions and refusals are
+    /// recorded into `metrics`. It starts not ready.
+    pub fn new(engine: Arc<Engine>, model: ServedModel, limits: Limits, metrics: Metrics) -> Self {
+        let slots = Arc::new(Semaphore::new(limits.max_sessions));
+        let observed = Arc::downgrade(&slots);
+        let max_sessions = limits.max_sessions;
+        metrics.service().observe_sessions(move || {
+            Some((max_sessions - observed.upgrade()?.available_permits()) as u64)
+        });
+        Self {
+            engine,
+            model,
+            limits,
+            slots,
+            sessions: TaskTracker::new(),
+            ready: AtomicBool::new(false),
+            shutdown: watch::Sender::new(false),
+            grace_expired: CancellationToken::new(),
+            metrics,
+        }
+    }
+
+    /// The engine every session submits to.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The served model's id.
+    pub fn model_id(&self) -> &str {
+        &self.model.id
+    }
+
+    /// Where the served model runs.
+    pub fn device(&self) -> &str {
+        &self.model.device
+    }
+
+    /// What the served model can do (languages, translation).
+    pub fn model_info(&self) -> &ModelInfo {
+        self.engine.model()
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The server's instruments; their Prometheus view is `metrics().registry().render()`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Takes a session slot (every protocol shares them), or says why not: the server is
+    /// shutting down, or every slot is taken.
+    pub fn open_session(&self) -> Result<SessionPermit, ServiceError> {
+        if self.is_shutting_down() {
+            self.metrics.service().session_rejected("shutting_down");
+            return Err(crate::engine::EngineError::ShuttingDown.into());
+        }
+        let slot = Arc::clone(&self.slots).try_acquire_owned().map_err(|_| {
+            self.metrics.service().session_rejected("capacity");
+            ServiceError::TooManySessions {
+                limit: self.limits.max_sessions,
+                retry_after: SESSION_RETRY_AFTER,
+            }
+        })?;
+        Ok(SessionPermit {
+            _slot: slot,
+            _tracked: self.sessions.token(),
+        })
+    }
+
+    /// Sessions open now.
+    pub fn open_sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Whether the server takes work (the model is warm and no shutdown has begun): what
+    /// health checks report.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire) && !self.is_shutting_down()
+    }
+
+    /// Marks the server ready once warm.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// A signal that turns true when shutdown begins: live sessions finalize what they have
+    /// and end.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Resolves once shutdown has begun, for a session's `select!` on its
+    /// [`Self::shutdown_signal`].
+    pub async fn shutting_down(signal: &mut watch::Receiver<bool>) {
+        // A closed signal means the server is going away too.
+        let _ = signal.wait_for(|stop| *stop).await;
+    }
+
+    /// Begins shutdown: new sessions are refused and live ones are told to finish.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Waits until every session has ended, or `grace` has passed; false when sessions were
+    /// still open then.
+    pub async fn drain(&self, grace: Duration) -> bool {
+        self.sessions.close();
+        tokio::time::timeout(grace, self.sessions.wait())
+            .await
+            .is_ok()
+    }
+
+    /// Tells sessions still open after the shutdown grace to end now, each with
+    /// [`ServiceError::GraceExpired`] in its protocol's words.
+    pub fn expire_grace(&self) {
+        self.grace_expired.cancel();
+    }
+
+    /// Resolves with the error a session ends with once [`Self::expire_grace`] was called.
+    pub async fn grace_expired(&self) -> ServiceError {
+        self.grace_expired.cancelled().await;
+        ServiceError::GraceExpired
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{EngineConfig, ScriptedBackend};
+
+    fn service(max_sessions: usize) -> Service {
+        let engine = Engine::start(ScriptedBackend::english(), EngineConfig::default());
+        let model = ServedModel {
+            id: "scripted".into(),
+            device: "cpu".into(),
+        };
+        let limits = Limits {
+            max_sessions,
+            ..Limits::default()
+        };
+        Service::new(Arc::new(engine), model, limits, Metrics::in_memory())
+    }
+
+    #[tokio::test]
+    async fn sessions_take_slots_until_none_is_left() {
+        let service = service(2);
+        let first = service.open_session().unwrap();
+        let _second = service.open_session().unwrap();
+        let refused = service.open_session().unwrap_err();
+        assert!(
+            matches!(refused, ServiceError::TooManySessions { limit: 2, .. }),
+            "{refused:?}"
+        );
+        assert_eq!(refused.retry_after(), Some(SESSION_RETRY_AFTER));
+        assert_eq!(service.open_sessions(), 2);
+        drop(first);
+        assert_eq!(service.open_sessions(), 1);
+        assert!(service.open_session().is_ok());
+    }
+
+    #[tokio::test]
+    async fn shutdown_refuses_new_sessions_and_waits_for_open_ones() {
+        let service = Arc::new(service(4));
+        service.set_ready(true);
+        assert!(service.is_ready());
+        let permit = service.open_session().unwrap();
+        let mut signal = service.shutdown_signal();
+        service.begin_shutdown();
+        assert!(
+            !service.is_ready(),
+            "health turns NOT_SERVING with shutdown"
+        );
+        assert!(*signal.borrow_and_update());
+        let refused = service.open_session().unwrap_err();
+        assert_eq!(refused.grpc_code(), tonic::Code::Unavailable);
+        // The open session ends a little later: drain returns then, not at the grace.
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(permit);
+        });
+        let started = tokio::time::Instant::now();
+        assert!(service.drain(Duration::from_secs(10)).await);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn drain_gives_up_after_the_grace() {
+        let service = service(4);
+        let _stuck = service.open_session().unwrap();
+        service.begin_shutdown();
+        assert!(!service.drain(Duration::from_millis(50)).await);
+        assert_eq!(service.open_sessions(), 1);
+    }
+}

@@ -1,0 +1,193 @@
+//! The driver over a real engine and the scripted backend: backlog, overrun, a full queue, a
+//! failing model and a closed engine, with no model weights.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::engine::backend::scripted::{say, silence};
+use crate::engine::{EngineConfig, ScriptedBackend};
+use crate::session::SessionConfig;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn engine(backend: &ScriptedBackend, config: EngineConfig) -> Arc<Engine> {
+    Arc::new(Engine::start(backend.clone(), config))
+}
+
+fn driver(engine: &Arc<Engine>, max_lead_seconds: f64) -> SessionDriver {
+    let policy = SessionPolicy::new(SessionConfig::default()).unwrap();
+    SessionDriver::new(
+        Arc::clone(engine),
+        JobOptions::default(),
+        policy,
+        max_lead_seconds,
+    )
+}
+
+/// Starts what the policy asks for and collects its events, without waiting for results.
+fn poll_all(driver: &mut SessionDriver) -> Result<Vec<SessionEvent>, DriverError> {
+    std::iter::from_fn(|| driver.poll().transpose()).collect()
+}
+
+/// Runs jobs until none is left, as a transport's loop would.
+async fn settle(driver: &mut SessionDriver) -> Vec<SessionEvent> {
+    let mut events = poll_all(driver).unwrap();
+    while driver.has_job() {
+        let result = tokio::time::timeout(TIMEOUT, driver.next_result())
+            .await
+            .expect("the engine answers");
+        driver.on_result(result);
+        events.extend(poll_all(driver).unwrap());
+    }
+    events
+}
+
+/// Feeds `audio` in 100 ms frames, settling after each, as a client at real-time pace whose
+/// server keeps up.
+async fn stream(driver: &mut SessionDriver, audio: &[f32]) -> Vec<SessionEvent> {
+    let mut events = Vec::new();
+    for frame in audio.chunks(1_600) {
+        driver.push_audio(frame);
+        driver.check_overrun().unwrap();
+        events.extend(settle(driver).await);
+    }
+    events
+}
+
+fn finals(events: &[SessionEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Update(u) if u.is_final => Some(u.committed.trim().to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn utterances_become_finals_with_the_words_spoken() {
+    let backend = ScriptedBackend::english();
+    let engine = engine(&backend, EngineConfig::default());
+    let mut driver = driver(&engine, 30.0);
+    let mut audio = silence(0.5);
+    audio.extend(say(&["three", "five", "two"]));
+    audio.extend(silence(1.5));
+    audio.extend(say(&["nine"]));
+    audio.extend(silence(1.5));
+    let events = stream(&mut driver, &audio).await;
+    assert_eq!(finals(&events), ["three five two", "nine"], "{events:?}");
+    assert!(driver.is_done() && driver.is_idle());
+    assert_eq!(driver.backlog_seconds(), 0.0);
+    assert!((driver.processed_seconds() - driver.stream_seconds()).abs() < 2.0);
+}
+
+#[tokio::test]
+async fn backlog_counts_unanswered_speech_and_overrun_is_past_twice_the_lead() {
+    let backend = ScriptedBackend::english();
+    let engine = engine(&backend, EngineConfig::default());
+    let mut driver = driver(&engine, 2.0);
+    let paused = backend.pause();
+    // Silence before speech is not backlog.
+    driver.push_audio(&silence(5.0));
+    poll_all(&mut driver).unwrap();
+    assert_eq!(driver.backlog_seconds(), 0.0);
+    // Continuous speech while the model is stuck: every second of it is backlog.
+    let speech: Vec<f32> = (0..8).flat_map(|_| say(&["four"])).collect();
+    let mut pushed = 0.0;
+    for frame in speech.chunks(1_600) {
+        driver.push_audio(frame);
+        poll_all(&mut driver).unwrap();
+        pushed += frame.len() as f64 / 16_000.0;
+        let backlog = driver.backlog_seconds();
+        assert!(
+            (backlog - pushed).abs() < 0.61,
+            "backlog {backlog} after {pushed} s"
+        );
+        assert_eq!(driver.accepts_audio(), backlog < 2.0, "{backlog}");
+        match driver.check_overrun() {
+            Ok(()) => assert!(backlog <= 4.0, "{backlog} s should overrun"),
+            Err(DriverError::Overrun(Overrun {
+                backlog_seconds,
+                limit_seconds,
+            })) => {
+                assert!(backlog_seconds > 4.0, "{backlog_seconds}");
+                assert_eq!(limit_seconds, 2.0);
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(driver.check_overrun().is_err(), "never overran");
+    // Once the model answers, the backlog shrinks to what is still unanswered.
+    drop(paused);
+    settle(&mut driver).await;
+    assert!(
+        driver.backlog_seconds() < pushed - 0.9,
+        "{}",
+        driver.backlog_seconds()
+    );
+}
+
+#[tokio::test]
+async fn a_full_queue_skips_interims_and_fails_the_final_without_ending_the_session() {
+    let backend = ScriptedBackend::english();
+    let config = EngineConfig {
+        max_batch: 1,
+        max_queued: 1,
+        ..EngineConfig::default()
+    };
+    let engine = engine(&backend, config);
+    let paused = backend.pause();
+    // One job runs (stuck in its step), one waits: the queue is full.
+    let running = engine
+        .submit(say(&["one"]).into(), &JobOptions::default())
+        .unwrap();
+    backend.wait_for_batches(1, TIMEOUT);
+    let waiting = engine
+        .submit(say(&["one"]).into(), &JobOptions::default())
+        .unwrap();
+    let mut driver = driver(&engine, 30.0);
+    let mut audio = say(&["seven", "seven"]);
+    audio.extend(silence(1.5));
+    let mut events = Vec::new();
+    for frame in audio.chunks(1_600) {
+        driver.push_audio(frame);
+        events.extend(poll_all(&mut driver).expect("a full queue is not fatal"));
+        assert!(!driver.has_job(), "no job was queued");
+    }
+    assert_eq!(finals(&events), [""], "the final is given up: {events:?}");
+    assert!(driver.is_done());
+    drop(paused);
+    drop((running, waiting));
+}
+
+#[tokio::test]
+async fn a_failed_batch_costs_one_update_and_the_session_goes_on() {
+    let backend = ScriptedBackend::english();
+    let engine = engine(&backend, EngineConfig::default());
+    let mut driver = driver(&engine, 30.0);
+    backend.fail_next(1);
+    let mut audio = say(&["six", "six", "eight"]);
+    audio.extend(silence(1.5));
+    let events = stream(&mut driver, &audio).await;
+    assert_eq!(finals(&events), ["six six eight"], "{events:?}");
+    assert!(
+        backend.batches().len() >= 2,
+        "the failed interim, then more"
+    );
+}
+
+#[tokio::test]
+async fn a_closed_engine_ends_the_session() {
+    let backend = ScriptedBackend::english();
+    let engine = engine(&backend, EngineConfig::default());
+    let mut driver = driver(&engine, 30.0);
+    engine.close();
+    driver.push_audio(&say(&["two", "two"]));
+    let error = poll_all(&mut driver).unwrap_err();
+    assert!(
+        matches!(error, DriverError::Engine(EngineError::ShuttingDown)),
+        "{error:?}"
+    );
+}

@@ -125,7 +125,7 @@ fn plan(state: &GatewayState, form: &AudioForm, endpoint: Endpoint) -> Result<Pl
 
 /// English-only models have no translate task; say so before any audio is decoded.
 fn check_can_translate(state: &GatewayState) -> Result<(), HttpError> {
-    if state.engine().model().multilingual {
+    if state.service.model_info().multilingual {
         return Ok(());
     }
     Err(HttpError::InvalidField {

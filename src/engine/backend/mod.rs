@@ -12,7 +12,9 @@ mod whisper;
 
 use std::sync::Arc;
 
-use crate::model::whisper::decode::{DecodeError, DecodeOptions, Segment, Transcript};
+use crate::model::whisper::decode::{
+    DecodeError, DecodeOptions, Segment, Transcript, check_language,
+};
 
 pub use scripted::ScriptedBackend;
 pub use whisper::WhisperBackend;
@@ -75,29 +77,10 @@ pub trait JobStream: Send + 'static {
 }
 
 impl ModelInfo {
-    /// Checks a job's language and task against the model; returns the fixed language code
-    /// (`None`: detect it). The rules every backend shares: English-only models take `en`
-    /// (or nothing) and cannot translate; a language is named by code or English name.
+    /// Checks a job's language and task against the model by Whisper's rules
+    /// ([`check_language`]); returns the fixed language code (`None`: detect it).
     pub fn check(&self, options: &DecodeOptions) -> Result<Option<String>, DecodeError> {
-        use crate::model::whisper::tokens::{Task, language_name};
-        if options.task == Task::Translate && !self.multilingual {
-            return Err(DecodeError::TranslateNeedsMultilingual);
-        }
-        let requested = options
-            .language
-            .as_deref()
-            .map(|l| l.trim().to_ascii_lowercase())
-            .filter(|l| !l.is_empty());
-        let Some(requested) = requested else {
-            return Ok((!self.multilingual).then(|| "en".to_string()));
-        };
-        self.languages
-            .iter()
-            .find(|code| **code == requested || language_name(code) == Some(requested.as_str()))
-            .map(|code| Some(code.clone()))
-            .ok_or_else(|| DecodeError::UnsupportedLanguage {
-                requested,
-                supported: self.languages.join(", "),
-            })
+        let codes: Vec<&str> = self.languages.iter().map(String::as_str).collect();
+        check_language(&codes, self.multilingual, options).map(|code| code.map(str::to_string))
     }
 }

@@ -48,6 +48,35 @@ pub enum DecodeError {
     TranslateNeedsMultilingual,
 }
 
+/// Checks a job's task and language against a model's language `codes`; returns the fixed
+/// language code (`None`: detect it). English-only models take `en` (or nothing) and cannot
+/// translate; a language is named by code or by English name. Every backend uses this rule.
+pub fn check_language<'a>(
+    codes: &[&'a str],
+    multilingual: bool,
+    opts: &DecodeOptions,
+) -> Result<Option<&'a str>, DecodeError> {
+    if opts.task == Task::Translate && !multilingual {
+        return Err(DecodeError::TranslateNeedsMultilingual);
+    }
+    let requested = opts
+        .language
+        .as_deref()
+        .map(|l| l.trim().to_ascii_lowercase())
+        .filter(|l| !l.is_empty());
+    let Some(requested) = requested else {
+        return Ok((!multilingual).then_some("en"));
+    };
+    codes
+        .iter()
+        .find(|c| **c == requested || super::tokens::language_name(c) == Some(requested.as_str()))
+        .map(|c| Some(*c))
+        .ok_or_else(|| DecodeError::UnsupportedLanguage {
+            requested,
+            supported: codes.join(", "),
+        })
+}
+
 /// How to decode: Whisper's transcribe options, with faster-whisper's defaults.
 #[derive(Debug, Clone)]
 pub struct DecodeOptions {

@@ -11,7 +11,7 @@ use super::language::detect_languages;
 use super::rules::LogitRules;
 use super::segments::split_window;
 use super::words::{Word, WordWindow, align_windows};
-use super::{DecodeError, DecodeOptions};
+use super::{DecodeError, DecodeOptions, check_language};
 use crate::model::whisper::mel::{CHUNK_FRAMES, CHUNK_SAMPLES, HOP_LENGTH, MelFrontend};
 use crate::model::whisper::model::Whisper;
 use crate::model::whisper::tokens::{Task, WhisperTokenizer};
@@ -358,28 +358,8 @@ impl<'a> Transcriber<'a> {
 
     /// Validates language and task; returns the fixed language code, if any.
     fn check_options(&self, opts: &DecodeOptions) -> Result<Option<&'static str>, DecodeError> {
-        if opts.task == Task::Translate && !self.tokenizer.is_multilingual() {
-            return Err(DecodeError::TranslateNeedsMultilingual);
-        }
-        let supported = self.tokenizer.language_codes();
-        match opts
-            .language
-            .as_deref()
-            .map(|l| l.trim().to_ascii_lowercase())
-        {
-            None => Ok((!self.tokenizer.is_multilingual()).then_some("en")),
-            Some(l) if l.is_empty() => Ok((!self.tokenizer.is_multilingual()).then_some("en")),
-            Some(l) => supported
-                .iter()
-                .find(|c| {
-                    **c == l || crate::model::whisper::tokens::language_name(c) == Some(l.as_str())
-                })
-                .map(|c| Some(*c))
-                .ok_or_else(|| DecodeError::UnsupportedLanguage {
-                    requested: l,
-                    supported: supported.join(", "),
-                }),
-        }
+        let codes = self.tokenizer.language_codes();
+        check_language(&codes, self.tokenizer.is_multilingual(), opts)
     }
 
     fn rules(&self, opts: &DecodeOptions) -> LogitRules {

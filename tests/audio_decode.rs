@@ -9,7 +9,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hearken::audio::{self, AudioError, WHISPER_SAMPLE_RATE};
+use hearken::audio::{self, AudioError, DecodeLimits, WHISPER_SAMPLE_RATE};
+
+const NO_LIMIT: DecodeLimits = DecodeLimits::NONE;
 
 const JFK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/en/jfk.wav");
 /// 11.0 s at 16 kHz.
@@ -74,10 +76,10 @@ fn best_lag(a: &[f32], b: &[f32], max_lag: usize) -> isize {
 /// Decodes `path`, checks length and similarity to the original, and returns the lag found.
 fn assert_matches_reference(path: &Path, format: &str, channels: usize, min_ncc: f64) -> isize {
     let bytes = std::fs::read(path).unwrap();
-    let decoded = audio::decode_bytes(bytes, None).unwrap();
+    let decoded = audio::decode_bytes(bytes, None, &NO_LIMIT).unwrap();
     assert_eq!(decoded.format, format);
     assert_eq!(decoded.channels, channels, "{format}");
-    let samples = decoded.into_whisper_input().unwrap();
+    let samples = decoded.samples;
     let seconds = samples.len() as f64 / f64::from(WHISPER_SAMPLE_RATE);
     assert!(
         (seconds - 11.0).abs() < 0.1,
@@ -99,7 +101,7 @@ fn corpus_wav_is_eleven_seconds_at_16k() {
     let decoded = audio::decode_file(Path::new(JFK)).unwrap();
     assert_eq!(
         (
-            decoded.sample_rate,
+            decoded.source_rate,
             decoded.channels,
             decoded.format.as_str()
         ),
@@ -178,7 +180,8 @@ fn m4a_aac_decodes() {
 #[test]
 fn extension_hint_is_not_trusted() {
     let (_dir, path) = convert("ffmpeg", &["-c:a", "libmp3lame"], "jfk.mp3");
-    let decoded = audio::decode_bytes(std::fs::read(path).unwrap(), Some("wav")).unwrap();
+    let decoded =
+        audio::decode_bytes(std::fs::read(path).unwrap(), Some("wav"), &NO_LIMIT).unwrap();
     assert_eq!(decoded.format, "mp3/mp3");
 }
 
@@ -224,7 +227,7 @@ fn random_bytes_are_an_error() {
             state as u8
         })
         .collect();
-    let err = audio::decode_bytes(bytes, Some("wav")).unwrap_err();
+    let err = audio::decode_bytes(bytes, Some("wav"), &NO_LIMIT).unwrap_err();
     println!("random bytes: {err}");
     assert!(!err.to_string().is_empty());
 }
@@ -232,7 +235,7 @@ fn random_bytes_are_an_error() {
 #[test]
 fn text_is_not_a_recognised_format() {
     let bytes = b"this is a transcript, not a recording\n".repeat(100);
-    let err = audio::decode_bytes(bytes, Some("txt")).unwrap_err();
+    let err = audio::decode_bytes(bytes, Some("txt"), &NO_LIMIT).unwrap_err();
     assert!(
         matches!(err, AudioError::UnrecognizedFormat { .. }),
         "{err:?}"
@@ -247,7 +250,7 @@ fn text_is_not_a_recognised_format() {
 #[test]
 fn truncated_wav_header_is_a_malformed_container() {
     let bytes = std::fs::read(JFK).unwrap()[..30].to_vec();
-    let err = audio::decode_bytes(bytes, Some("wav")).unwrap_err();
+    let err = audio::decode_bytes(bytes, Some("wav"), &NO_LIMIT).unwrap_err();
     assert!(
         matches!(
             err,
@@ -265,7 +268,7 @@ fn truncated_wav_header_is_a_malformed_container() {
 fn truncated_wav_data_keeps_what_was_there() {
     // 44-byte header plus 1000 whole samples and half of the next one.
     let bytes = std::fs::read(JFK).unwrap()[..44 + 2_001].to_vec();
-    let decoded = audio::decode_bytes(bytes, None).unwrap();
+    let decoded = audio::decode_bytes(bytes, None, &NO_LIMIT).unwrap();
     assert_eq!(decoded.samples[..], reference()[..decoded.samples.len()]);
     assert!(
         (1_000..=1_001).contains(&decoded.samples.len()),
@@ -280,10 +283,7 @@ fn corrupt_mp3_frames_are_skipped() {
     let mut bytes = std::fs::read(path).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle..middle + 400].fill(0x55);
-    let samples = audio::decode_bytes(bytes, None)
-        .unwrap()
-        .into_whisper_input()
-        .unwrap();
+    let samples = audio::decode_bytes(bytes, None, &NO_LIMIT).unwrap().samples;
     let seconds = samples.len() as f64 / f64::from(WHISPER_SAMPLE_RATE);
     assert!(seconds > 10.0, "kept {seconds:.2} s");
 }
@@ -291,7 +291,7 @@ fn corrupt_mp3_frames_are_skipped() {
 #[test]
 fn empty_input_is_an_error() {
     assert!(matches!(
-        audio::decode_bytes(Vec::new(), None),
+        audio::decode_bytes(Vec::new(), None, &NO_LIMIT),
         Err(AudioError::Empty)
     ));
     let file = tempfile::NamedTempFile::new().unwrap();
@@ -304,4 +304,135 @@ fn empty_input_is_an_error() {
 fn missing_file_names_the_path() {
     let err = audio::load_file(Path::new("/nonexistent/clip.wav")).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/clip.wav"), "{err}");
+}
+
+/// A WAV file: `format` 1 (integer PCM) or 3 (IEEE float), `data` already encoded;
+/// `declared_data` overrides the data chunk's size field (a pipe writes 0xFFFFFFFF).
+fn wav(format: u16, bits: u16, rate: u32, data: &[u8], declared_data: Option<u32>) -> Vec<u8> {
+    let data_len = declared_data.unwrap_or(data.len() as u32);
+    let mut h = Vec::new();
+    h.extend(b"RIFF");
+    h.extend(36u32.wrapping_add(data_len).to_le_bytes());
+    h.extend(b"WAVEfmt ");
+    h.extend(16u32.to_le_bytes());
+    h.extend(format.to_le_bytes());
+    h.extend(1u16.to_le_bytes());
+    h.extend(rate.to_le_bytes());
+    h.extend((rate * u32::from(bits) / 8).to_le_bytes());
+    h.extend((bits / 8).to_le_bytes());
+    h.extend(bits.to_le_bytes());
+    h.extend(b"data");
+    h.extend(data_len.to_le_bytes());
+    h.extend(data);
+    h
+}
+
+#[test]
+fn a_header_claiming_a_rate_outside_8_to_192_khz_is_refused_before_decoding() {
+    for rate in [0u32, 1, 7_999, 192_001, 4_000_000] {
+        // 40 KB of samples: at 1 Hz this once expanded to 2.8 GB before the length check.
+        let bytes = wav(1, 16, rate, &[0u8; 40_000], None);
+        let err =
+            audio::decode_bytes(bytes, Some("wav"), &DecodeLimits::max_seconds(60.0)).unwrap_err();
+        assert!(
+            matches!(err, AudioError::SampleRateOutOfRange { rate: r, .. } if r == rate),
+            "{rate} Hz: {err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains(&format!("sample rate {rate} Hz is out of range")),
+            "{err}"
+        );
+    }
+    let ok = wav(1, 16, 8_000, &[0u8; 16_000], None);
+    let decoded = audio::decode_bytes(ok, None, &NO_LIMIT).unwrap();
+    assert_eq!(
+        decoded.samples.len(),
+        16_000,
+        "1 s at 8 kHz is 1 s at 16 kHz"
+    );
+}
+
+#[test]
+fn a_declared_length_over_the_limit_is_refused_before_decoding() {
+    let limits = DecodeLimits::max_seconds(60.0);
+    let (_dir, path) = sox_synth(&["-r", "16000", "-c", "1"], "silence.flac", "600");
+    let err = audio::decode_bytes(std::fs::read(&path).unwrap(), None, &limits).unwrap_err();
+    assert!(
+        matches!(err, AudioError::TooLong { declared: true, seconds, .. } if seconds == 600.0),
+        "{err:?}"
+    );
+    // A WAV written to a pipe declares 4 GB of data, and a cut-off one more than it holds:
+    // both are decoded up to their real end, not refused.
+    for declared in [u32::MAX, 32_000 * 100] {
+        let piped = wav(1, 16, 16_000, &vec![0u8; 32_000 * 3], Some(declared));
+        let decoded = audio::decode_bytes(piped, None, &limits).unwrap();
+        assert_eq!(decoded.samples.len(), 48_000);
+    }
+}
+
+#[test]
+fn decoding_stops_at_the_limit_when_no_length_is_declared() {
+    // FLAC written to a pipe cannot go back to fill in STREAMINFO's total: no length declared.
+    let output = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-f", "lavfi", "-i"])
+        .args(["anoisesrc=a=0.01:r=16000:d=120", "-f", "flac", "-"])
+        .output()
+        .expect("ffmpeg is installed");
+    assert!(output.status.success());
+    let bytes = output.stdout;
+    let err =
+        audio::decode_bytes(bytes.clone(), None, &DecodeLimits::max_seconds(30.0)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AudioError::TooLong {
+                declared: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "audio is over 30.0 s long; the limit is 30 s"
+    );
+    let whole = audio::decode_bytes(bytes, None, &NO_LIMIT).unwrap();
+    assert!(
+        (whole.duration_secs() - 120.0).abs() < 0.1,
+        "{}",
+        whole.duration_secs()
+    );
+}
+
+#[test]
+fn a_nan_in_a_float_wav_is_refused_with_its_place() {
+    let mut samples = vec![0.1f32; 48_000];
+    samples[40_000] = f32::NAN;
+    let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let err = audio::decode_bytes(wav(3, 32, 16_000, &data, None), None, &NO_LIMIT).unwrap_err();
+    assert!(
+        matches!(err, AudioError::InvalidSample { frame: 40_000, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("wav/pcm_f32le: sample 40000 (at 2.500 s) is NaN"),
+        "{err}"
+    );
+}
+
+/// Makes `seconds` of `sox -n` silence in `name` with `args` (rate, channels).
+fn sox_synth(args: &[&str], name: &str, seconds: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    let status = Command::new("sox")
+        .arg("-n")
+        .args(args)
+        .arg(&path)
+        .args(["trim", "0", seconds])
+        .status()
+        .expect("sox is installed");
+    assert!(status.success());
+    (dir, path)
 }

@@ -12,8 +12,29 @@ use symphonia::core::codecs::{
     CodecType,
 };
 
-/// How many leading bytes [`sniff`] looks at.
-pub(super) const HEAD_LEN: usize = 16;
+/// How many leading bytes [`sniff`] and [`wav_sample_rate`] look at: enough for a WAV's chunk
+/// list to reach `fmt ` past the usual `JUNK`, `bext` or `LIST` chunks.
+pub(super) const HEAD_LEN: usize = 4096;
+
+/// The sample rate in a WAV header's `fmt ` chunk, when it lies within `head`.
+///
+/// Read before symphonia parses the file, because its WAV reader panics on a rate of 0.
+pub(super) fn wav_sample_rate(head: &[u8]) -> Option<u32> {
+    let u32_at = |at: usize| Some(u32::from_le_bytes(head.get(at..at + 4)?.try_into().ok()?));
+    if sniff(head) != Some("wav") {
+        return None;
+    }
+    let mut at = 12usize;
+    loop {
+        let id = head.get(at..at + 4)?;
+        let size = u32_at(at + 4)? as usize;
+        if id == b"fmt " {
+            // WAVEFORMAT: format tag (2), channels (2), samples per second (4).
+            return u32_at(at + 12);
+        }
+        at = at.checked_add(8 + size + (size & 1))?;
+    }
+}
 
 /// Names the container from its signature, or `None` when the stream starts with an ID3 tag or
 /// no known signature (then [`from_codec`] names it once the codec is known).
@@ -36,6 +57,37 @@ pub(super) fn sniff(head: &[u8]) -> Option<&'static str> {
     } else {
         mpeg_frame(head)
     }
+}
+
+/// Makes an in-memory WAV's `data` chunk (and the RIFF size) claim no more than the bytes
+/// present. A WAV written to a pipe says 0xFFFFFFFF, a cut-off upload more than it holds;
+/// symphonia refuses both ("chunk length exceeds parent chunk length"), though every byte
+/// there is good audio. Returns whether anything was changed.
+pub(super) fn clamp_wav_sizes(bytes: &mut [u8]) -> bool {
+    if sniff(bytes) != Some("wav") {
+        return false;
+    }
+    let len = bytes.len();
+    let mut at = 12usize;
+    while let Some(header) = bytes.get(at..at + 8) {
+        let size = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes")) as usize;
+        let body = at + 8;
+        if &header[..4] == b"data" {
+            let present = len - body;
+            if size <= present {
+                return false;
+            }
+            let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+            bytes[at + 4..body].copy_from_slice(&clamp(present));
+            bytes[4..8].copy_from_slice(&clamp(len - 8));
+            return true;
+        }
+        match body.checked_add(size + (size & 1)) {
+            Some(next) => at = next,
+            None => return false,
+        }
+    }
+    false
 }
 
 /// Names a stream that starts directly with an MPEG audio or ADTS frame header.

@@ -16,9 +16,10 @@ pub mod pcm;
 mod resample;
 pub mod stream;
 
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
-pub use decode::{DecodedAudio, decode_bytes, decode_file, load_file};
+pub use decode::{DecodeLimits, DecodedAudio, decode_bytes, decode_file, load_file};
 pub use pcm::{
     alaw_to_f32, downmix_interleaved, f32_to_pcm16le, f32le_bytes_to_f32, mulaw_to_f32,
     pcm16le_to_f32,
@@ -28,6 +29,38 @@ pub use stream::{MAX_CONTAINER_BYTES, StreamDecoder, StreamEncoding};
 
 /// The sample rate Whisper's mel front end is trained on; everything is converted to it.
 pub const WHISPER_SAMPLE_RATE: u32 = 16_000;
+
+/// The source sample rates accepted on every transport, declared or read from a header:
+/// telephony's 8 kHz up to the 192 kHz of studio recorders. Below 8 kHz nothing of speech is
+/// left that Whisper could use, and the floor bounds what resampling can make of a payload (at
+/// most twice its samples), so a header claiming 1 Hz cannot turn kilobytes into gigabytes.
+pub const ACCEPTED_SAMPLE_RATES: RangeInclusive<u32> = 8_000..=192_000;
+
+/// Largest magnitude a float sample may have: 60 dB over full scale (±1). Float audio a little
+/// over full scale is legitimate; beyond this it is garbage that would overflow the mel
+/// spectrum's power to infinity.
+pub const MAX_SAMPLE_MAGNITUDE: f32 = 1_000.0;
+
+/// Checks a source sample rate against [`ACCEPTED_SAMPLE_RATES`].
+pub fn check_sample_rate(rate: u32) -> Result<(), AudioError> {
+    if ACCEPTED_SAMPLE_RATES.contains(&rate) {
+        Ok(())
+    } else {
+        Err(AudioError::SampleRateOutOfRange {
+            rate,
+            min: *ACCEPTED_SAMPLE_RATES.start(),
+            max: *ACCEPTED_SAMPLE_RATES.end(),
+        })
+    }
+}
+
+/// The first sample that is NaN, infinite or beyond [`MAX_SAMPLE_MAGNITUDE`], with its index.
+pub fn find_invalid_sample(samples: &[f32]) -> Option<(usize, f32)> {
+    samples
+        .iter()
+        .position(|s| !s.is_finite() || s.abs() > MAX_SAMPLE_MAGNITUDE)
+        .map(|i| (i, samples[i]))
+}
 
 /// Why audio could not be turned into samples.
 ///
@@ -112,11 +145,43 @@ pub enum AudioError {
         /// The rate of the offending packet.
         to: u32,
     },
-    /// A sample rate of zero was given or decoded.
+    /// A sample rate of zero was passed to [`resample`] (clients' rates are checked against
+    /// [`ACCEPTED_SAMPLE_RATES`] instead, which reports [`Self::SampleRateOutOfRange`]).
     #[error("invalid sample rate {rate} Hz")]
     InvalidSampleRate {
         /// The offending rate.
         rate: u32,
+    },
+    /// A sample was NaN, infinite or absurdly large: one such value would silently wipe out
+    /// the transcription around it, so the audio is refused and the place named.
+    #[error(
+        "{format}: sample {frame} (at {seconds:.3} s) is {value}; samples must be finite and \
+         within ±{MAX_SAMPLE_MAGNITUDE} (full scale is ±1)"
+    )]
+    InvalidSample {
+        /// The encoding or `container/codec`.
+        format: String,
+        /// Index of the offending frame (sample per channel) from the start of the audio.
+        frame: u64,
+        /// Its time from the start of the audio.
+        seconds: f64,
+        /// The value.
+        value: f32,
+    },
+    /// The audio is longer than the caller's limit: its header says so, or decoding ran past
+    /// the limit (then it stopped there, so `seconds` is a lower bound).
+    #[error(
+        "audio is {}{seconds:.1} s long{}; the limit is {limit_seconds:.0} s",
+        if *declared { "" } else { "over " },
+        if *declared { " (from its header)" } else { "" }
+    )]
+    TooLong {
+        /// The declared length, or how far decoding got.
+        seconds: f64,
+        /// The limit in force.
+        limit_seconds: f64,
+        /// Whether `seconds` is the header's declared length (else decoding reached the limit).
+        declared: bool,
     },
     /// Raw PCM whose byte length is not a whole number of samples.
     #[error("{encoding} input has {len} bytes, not a multiple of the {width}-byte sample size")]
@@ -128,11 +193,13 @@ pub enum AudioError {
         /// Bytes per sample.
         width: usize,
     },
-    /// A stream was opened with a sample rate outside what the resampler accepts.
-    #[error("stream sample rate {rate} Hz is out of range (1 to {max} Hz)")]
+    /// A declared or decoded sample rate outside [`ACCEPTED_SAMPLE_RATES`].
+    #[error("sample rate {rate} Hz is out of range: accepted rates are {min} to {max} Hz")]
     SampleRateOutOfRange {
         /// The offending rate.
         rate: u32,
+        /// The lowest rate accepted.
+        min: u32,
         /// The highest rate accepted.
         max: u32,
     },

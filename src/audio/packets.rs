@@ -1,4 +1,10 @@
-//! The packet loop: demux, decode, downmix, and the policy for damaged streams.
+//! The packet loop: demux, decode, check, downmix and resample, and the policy for damaged
+//! streams.
+//!
+//! Samples go through to 16 kHz packet by packet, so the only buffer that grows is the output
+//! Whisper needs anyway, and decoding stops as soon as it passes the caller's length limit:
+//! a small file that expands to hours (FLAC of digital silence, a header claiming a tiny rate)
+//! costs no more memory or CPU than the limit allows.
 //!
 //! Real uploads are often slightly broken (a glitch mid-file, a truncated tail), so once a stream
 //! is established a packet the decoder rejects is skipped with a warning, and a demuxer error
@@ -14,16 +20,25 @@ use symphonia::core::codecs::Decoder;
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::FormatReader;
 
-use super::{AudioError, DecodedAudio, downmix_interleaved};
+use super::resample::StreamResampler;
+use super::{
+    AudioError, DecodeLimits, DecodedAudio, WHISPER_SAMPLE_RATE, check_sample_rate,
+    downmix_interleaved, find_invalid_sample,
+};
 
-/// Decodes every packet of `track_id` into mono samples at the stream's rate.
+/// Input frames per resampler block: large enough to amortise rubato's call overhead, small
+/// enough to stay in cache.
+const RESAMPLE_BLOCK: usize = 1024;
+
+/// Decodes every packet of `track_id` into 16 kHz mono samples, within `limits`.
 pub(super) fn decode_all(
     reader: &mut dyn FormatReader,
     track_id: u32,
     decoder: &mut dyn Decoder,
     format: String,
+    limits: &DecodeLimits,
 ) -> Result<DecodedAudio, AudioError> {
-    let mut sink = Sink::new(format);
+    let mut sink = Sink::new(format, limits);
     loop {
         let packet = match reader.next_packet() {
             Ok(packet) => packet,
@@ -31,7 +46,7 @@ pub(super) fn decode_all(
             Err(SymphoniaError::IoError(e)) if e.kind() == ErrorKind::UnexpectedEof => break,
             // A chained stream (new Ogg link, new track layout): Whisper input is one recording.
             Err(SymphoniaError::ResetRequired) => break,
-            Err(err) if !sink.samples.is_empty() => {
+            Err(err) if sink.frames_in > 0 => {
                 tracing::warn!(
                     format = %sink.format,
                     error = %err,
@@ -70,12 +85,20 @@ pub(super) fn describe(err: &SymphoniaError) -> String {
     }
 }
 
-/// Accumulates mono samples and counts good and bad packets.
+/// Checks, downmixes and resamples decoded packets, and counts good and bad ones.
 struct Sink {
     format: String,
+    /// 16 kHz mono output.
     samples: Vec<f32>,
+    /// The most output samples allowed (from the limit).
+    max_samples: u64,
+    limit_seconds: f64,
     /// Rate and channel count of the first decoded packet.
     spec: Option<(u32, usize)>,
+    /// Built at the first packet, once the rate is known and accepted.
+    resampler: Option<StreamResampler>,
+    /// Source frames decoded so far.
+    frames_in: u64,
     /// Reused across packets: it is sized for the largest packet seen so far.
     interleaved: Option<SampleBuffer<f32>>,
     decoded: usize,
@@ -84,11 +107,15 @@ struct Sink {
 }
 
 impl Sink {
-    fn new(format: String) -> Self {
+    fn new(format: String, limits: &DecodeLimits) -> Self {
         Self {
             format,
             samples: Vec::new(),
+            max_samples: limits.max_samples(),
+            limit_seconds: limits.max_seconds,
             spec: None,
+            resampler: None,
+            frames_in: 0,
             interleaved: None,
             decoded: 0,
             corrupt: 0,
@@ -100,7 +127,15 @@ impl Sink {
         let spec = *buffer.spec();
         let channels = spec.channels.count();
         match self.spec {
-            None => self.spec = Some((spec.rate, channels)),
+            None => {
+                check_sample_rate(spec.rate)?;
+                self.spec = Some((spec.rate, channels));
+                self.resampler = Some(StreamResampler::new(
+                    spec.rate,
+                    WHISPER_SAMPLE_RATE,
+                    RESAMPLE_BLOCK,
+                )?);
+            }
             Some((rate, _)) if rate != spec.rate => {
                 return Err(AudioError::SampleRateChanged {
                     format: self.format.clone(),
@@ -111,7 +146,7 @@ impl Sink {
             Some(_) => {}
         }
         self.decoded += 1;
-        if buffer.frames() == 0 {
+        if buffer.frames() == 0 || channels == 0 {
             return Ok(());
         }
         let needed = buffer.capacity() * channels;
@@ -120,9 +155,37 @@ impl Sink {
             _ => SampleBuffer::new(buffer.capacity() as u64, spec),
         };
         interleaved.copy_interleaved_ref(buffer);
-        self.samples
-            .extend(downmix_interleaved(interleaved.samples(), channels));
+        let result = self.take(interleaved.samples(), spec.rate, channels);
         self.interleaved = Some(interleaved);
+        result
+    }
+
+    /// Checks one packet's interleaved samples and sends them through to 16 kHz mono.
+    fn take(&mut self, interleaved: &[f32], rate: u32, channels: usize) -> Result<(), AudioError> {
+        if let Some((index, value)) = find_invalid_sample(interleaved) {
+            let frame = self.frames_in + (index / channels) as u64;
+            return Err(AudioError::InvalidSample {
+                format: self.format.clone(),
+                frame,
+                seconds: frame as f64 / f64::from(rate),
+                value,
+            });
+        }
+        let mono = downmix_interleaved(interleaved, channels);
+        self.frames_in += mono.len() as u64;
+        let resampler = self.resampler.as_mut().expect("built at the first packet");
+        resampler.push(&mono, &mut self.samples)?;
+        self.check_length()
+    }
+
+    fn check_length(&self) -> Result<(), AudioError> {
+        if self.samples.len() as u64 > self.max_samples {
+            return Err(AudioError::TooLong {
+                seconds: self.limit_seconds,
+                limit_seconds: self.limit_seconds,
+                declared: false,
+            });
+        }
         Ok(())
     }
 
@@ -145,7 +208,7 @@ impl Sink {
         }
     }
 
-    fn finish(self) -> Result<DecodedAudio, AudioError> {
+    fn finish(mut self) -> Result<DecodedAudio, AudioError> {
         let first = self.first_error.as_deref().unwrap_or_default();
         if self.corrupt > 0 && self.corrupt >= self.decoded {
             return Err(AudioError::Decode {
@@ -165,21 +228,25 @@ impl Sink {
                 "skipped undecodable audio packets"
             );
         }
-        match self.spec {
-            Some((sample_rate, channels)) if !self.samples.is_empty() => {
-                if sample_rate == 0 {
-                    return Err(AudioError::InvalidSampleRate { rate: 0 });
-                }
-                Ok(DecodedAudio {
-                    samples: self.samples,
-                    sample_rate,
-                    channels,
-                    format: self.format,
-                })
-            }
-            _ => Err(AudioError::NoSamples {
+        let (Some((source_rate, channels)), Some(mut resampler)) =
+            (self.spec, self.resampler.take())
+        else {
+            return Err(AudioError::NoSamples {
                 format: self.format,
-            }),
+            });
+        };
+        if self.frames_in == 0 {
+            return Err(AudioError::NoSamples {
+                format: self.format,
+            });
         }
+        resampler.finish(&mut self.samples)?;
+        self.check_length()?;
+        Ok(DecodedAudio {
+            samples: self.samples,
+            source_rate,
+            channels,
+            format: self.format,
+        })
     }
 }

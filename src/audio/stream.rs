@@ -13,13 +13,13 @@
 //! [`finish`]: StreamDecoder::finish
 
 use super::resample::StreamResampler;
-use super::{AudioError, WHISPER_SAMPLE_RATE, decode_bytes, pcm};
+use super::{
+    AudioError, DecodeLimits, WHISPER_SAMPLE_RATE, check_sample_rate, decode_bytes,
+    find_invalid_sample, pcm,
+};
 
 /// Default cap on the bytes a [`StreamEncoding::Container`] stream may buffer before `finish`.
 pub const MAX_CONTAINER_BYTES: usize = 64 * 1024 * 1024;
-
-/// The highest raw stream sample rate accepted.
-const MAX_SAMPLE_RATE: u32 = 384_000;
 
 /// The most interleaved channels a raw stream may carry.
 const MAX_CHANNELS: u32 = 8;
@@ -51,6 +51,16 @@ impl StreamEncoding {
         }
     }
 
+    /// Seconds of audio in `len` bytes of this raw encoding at `sample_rate` with `channels`;
+    /// `None` for containers (their length is in their header) or a zero rate or channel count.
+    pub fn seconds_in(self, len: usize, sample_rate: u32, channels: u32) -> Option<f64> {
+        if self == Self::Container || sample_rate == 0 || channels == 0 {
+            return None;
+        }
+        let frames = len / (self.width() * channels as usize);
+        Some(frames as f64 / f64::from(sample_rate))
+    }
+
     /// Bytes per sample of a raw encoding.
     fn width(self) -> usize {
         match self {
@@ -64,6 +74,7 @@ impl StreamEncoding {
 /// Turns a client's audio chunks into Whisper's 16 kHz mono samples as they arrive.
 pub struct StreamDecoder {
     encoding: StreamEncoding,
+    sample_rate: u32,
     state: State,
     bytes_in: u64,
     samples_out: u64,
@@ -81,14 +92,16 @@ enum State {
     Container {
         bytes: Vec<u8>,
         limit: usize,
+        decode: DecodeLimits,
     },
 }
 
 impl StreamDecoder {
     /// A decoder for `encoding` at `sample_rate_hz` with `channels` interleaved channels.
     ///
-    /// Raw encodings need a rate in `1..=384000` and `1..=8` channels (G.711's customary 8000 Hz
-    /// is for the caller to fill in); a container carries its own format, so both are ignored.
+    /// Raw encodings need a rate in [`ACCEPTED_SAMPLE_RATES`](super::ACCEPTED_SAMPLE_RATES) and
+    /// `1..=8` channels (G.711's customary 8000 Hz is for the caller to fill in); a container
+    /// carries its own format, so both are ignored.
     pub fn new(
         encoding: StreamEncoding,
         sample_rate_hz: u32,
@@ -98,14 +111,10 @@ impl StreamDecoder {
             State::Container {
                 bytes: Vec::new(),
                 limit: MAX_CONTAINER_BYTES,
+                decode: DecodeLimits::NONE,
             }
         } else {
-            if !(1..=MAX_SAMPLE_RATE).contains(&sample_rate_hz) {
-                return Err(AudioError::SampleRateOutOfRange {
-                    rate: sample_rate_hz,
-                    max: MAX_SAMPLE_RATE,
-                });
-            }
+            check_sample_rate(sample_rate_hz)?;
             if !(1..=MAX_CHANNELS).contains(&channels) {
                 return Err(AudioError::ChannelsOutOfRange {
                     channels,
@@ -126,6 +135,7 @@ impl StreamDecoder {
         };
         Ok(Self {
             encoding,
+            sample_rate: sample_rate_hz,
             state,
             bytes_in: 0,
             samples_out: 0,
@@ -142,6 +152,15 @@ impl StreamDecoder {
         self
     }
 
+    /// Bounds the decode of a container stream at [`finish`](Self::finish) (raw streams are
+    /// live and have no length limit).
+    pub fn with_decode_limits(mut self, limits: DecodeLimits) -> Self {
+        if let State::Container { decode, .. } = &mut self.state {
+            *decode = limits;
+        }
+        self
+    }
+
     /// Accepts the next chunk and returns the 16 kHz mono samples it made available (none for
     /// containers, which decode at [`finish`](Self::finish)).
     ///
@@ -153,7 +172,9 @@ impl StreamDecoder {
         let received = self.bytes_in + bytes.len() as u64;
         let mut out = Vec::new();
         match &mut self.state {
-            State::Container { bytes: buf, limit } => {
+            State::Container {
+                bytes: buf, limit, ..
+            } => {
                 if received > *limit as u64 {
                     return Err(AudioError::StreamTooLarge {
                         limit: *limit,
@@ -168,6 +189,13 @@ impl StreamDecoder {
                 resampler,
             } => {
                 let samples = to_samples(self.encoding, bytes)?;
+                check_samples(
+                    self.encoding,
+                    self.sample_rate,
+                    self.bytes_in,
+                    &samples,
+                    *channels,
+                )?;
                 let mono = downmix_carrying(samples, *channels, carry);
                 resampler.push(&mono, &mut out)?;
             }
@@ -188,8 +216,8 @@ impl StreamDecoder {
         }
         let out = match &mut self.state {
             State::Container { bytes, .. } if bytes.is_empty() => Vec::new(),
-            State::Container { bytes, .. } => {
-                decode_bytes(std::mem::take(bytes), None)?.into_whisper_input()?
+            State::Container { bytes, decode, .. } => {
+                decode_bytes(std::mem::take(bytes), None, decode)?.samples
             }
             State::Raw {
                 channels,
@@ -243,6 +271,31 @@ fn to_samples(encoding: StreamEncoding, bytes: &[u8]) -> Result<Vec<f32>, AudioE
         StreamEncoding::Mulaw => pcm::mulaw_to_f32(bytes),
         StreamEncoding::Alaw => pcm::alaw_to_f32(bytes),
         StreamEncoding::Container => unreachable!("containers are buffered, not decoded per chunk"),
+    })
+}
+
+/// Refuses a float chunk holding NaN, an infinity or a huge value, naming where it is in the
+/// stream (`bytes_before` bytes in); integer encodings cannot hold one.
+fn check_samples(
+    encoding: StreamEncoding,
+    sample_rate: u32,
+    bytes_before: u64,
+    samples: &[f32],
+    channels: usize,
+) -> Result<(), AudioError> {
+    if encoding != StreamEncoding::Float32Le {
+        return Ok(());
+    }
+    let Some((index, value)) = find_invalid_sample(samples) else {
+        return Ok(());
+    };
+    let sample = bytes_before / encoding.width() as u64 + index as u64;
+    let frame = sample / channels as u64;
+    Err(AudioError::InvalidSample {
+        format: encoding.name().to_string(),
+        frame,
+        seconds: frame as f64 / f64::from(sample_rate),
+        value,
     })
 }
 
@@ -545,16 +598,101 @@ mod tests {
     fn formats_are_validated_with_the_bad_value_named() {
         let new = |rate, channels| StreamDecoder::new(StreamEncoding::Linear16, rate, channels);
         for (rate, channels, needle) in [
-            (0, 1, "0 Hz"),
-            (384_001, 1, "384001 Hz"),
+            (
+                0,
+                1,
+                "sample rate 0 Hz is out of range: accepted rates are 8000 to 192000 Hz",
+            ),
+            (1, 1, "sample rate 1 Hz is out of range"),
+            (7_999, 1, "7999 Hz"),
+            (192_001, 1, "192001 Hz"),
             (16_000, 0, "count 0"),
             (16_000, 9, "count 9"),
         ] {
             let err = new(rate, channels).err().expect("invalid format accepted");
             assert!(err.to_string().contains(needle), "{err}");
         }
-        assert!(new(384_000, 8).is_ok() && new(1, 1).is_ok());
+        assert!(new(192_000, 8).is_ok() && new(8_000, 1).is_ok());
         assert!(StreamDecoder::new(StreamEncoding::Mulaw, 0, 1).is_err());
+    }
+
+    #[test]
+    fn non_finite_and_huge_float_samples_are_refused_where_they_are() {
+        for (bad, shown) in [
+            (f32::NAN, "NaN"),
+            (f32::INFINITY, "inf"),
+            (-1e9, "-1000000000"),
+        ] {
+            // Stereo at 8 kHz: frame 20_000 is 2.5 s in; the bad sample is its right channel,
+            // in the third chunk.
+            let mut samples = vec![0.25f32; 2 * 24_000];
+            samples[2 * 20_000 + 1] = bad;
+            let bytes = f32_bytes(&samples);
+            let mut decoder = StreamDecoder::new(StreamEncoding::Float32Le, 8_000, 2).unwrap();
+            let mut chunks = bytes.chunks(64_000);
+            decoder.push(chunks.next().unwrap()).unwrap();
+            decoder.push(chunks.next().unwrap()).unwrap();
+            let err = decoder.push(chunks.next().unwrap()).unwrap_err();
+            let AudioError::InvalidSample { frame, seconds, .. } = err else {
+                panic!("{err:?}");
+            };
+            assert_eq!((frame, seconds), (20_000, 2.5));
+            let message = err.to_string();
+            assert!(
+                message.contains("pcm_f32le: sample 20000 (at 2.500 s)") && message.contains(shown),
+                "{message}"
+            );
+        }
+        // Float audio somewhat over full scale is legitimate.
+        let mut decoder = StreamDecoder::new(StreamEncoding::Float32Le, 16_000, 1).unwrap();
+        assert_eq!(decoder.push(&f32_bytes(&[1.5, -3.0])).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_container_stream_is_decoded_within_its_length_limit() {
+        let wav = |seconds: usize| {
+            let mut out = Vec::new();
+            let spec = wav_header(8_000, seconds * 8_000);
+            out.extend(spec);
+            out.extend(vec![0u8; seconds * 8_000 * 2]);
+            out
+        };
+        let limited = |bytes: &[u8]| {
+            let mut decoder = StreamDecoder::new(StreamEncoding::Container, 0, 0)
+                .unwrap()
+                .with_decode_limits(DecodeLimits::max_seconds(2.0));
+            decoder.push(bytes).unwrap();
+            decoder.finish()
+        };
+        assert_eq!(limited(&wav(2)).unwrap().len(), 32_000);
+        let err = limited(&wav(3)).unwrap_err();
+        assert!(
+            matches!(err, AudioError::TooLong { declared: true, .. }),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "audio is 3.0 s long (from its header); the limit is 2 s"
+        );
+    }
+
+    /// A 44-byte PCM16 mono WAV header for `frames` frames at `rate`.
+    fn wav_header(rate: u32, frames: usize) -> Vec<u8> {
+        let data = (frames * 2) as u32;
+        let mut h = Vec::new();
+        h.extend(b"RIFF");
+        h.extend((36 + data).to_le_bytes());
+        h.extend(b"WAVEfmt ");
+        h.extend(16u32.to_le_bytes());
+        h.extend(1u16.to_le_bytes()); // PCM
+        h.extend(1u16.to_le_bytes()); // mono
+        h.extend(rate.to_le_bytes());
+        h.extend((rate * 2).to_le_bytes());
+        h.extend(2u16.to_le_bytes());
+        h.extend(16u16.to_le_bytes());
+        h.extend(b"data");
+        h.extend(data.to_le_bytes());
+        h
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub(super) struct ServeArgs {
     /// Largest audio file one HTTP upload may carry (bytes; OpenAI's limit is 25 MB).
     #[arg(long, env = "HEARKEN_MAX_UPLOAD_BYTES", default_value_t = 25 << 20)]
     max_upload_bytes: usize,
+    /// Longest audio one whole-file request (Recognize, HTTP transcription) may carry, seconds.
+    #[arg(long, env = "HEARKEN_MAX_AUDIO_SECONDS", default_value_t = 4.0 * 3600.0, value_parser = positive_seconds)]
+    max_audio_seconds: f64,
     /// Most windows in one batched model call.
     #[arg(long, env = "HEARKEN_MAX_BATCH", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
     max_batch: u32,
@@ -41,8 +44,12 @@ pub(super) struct ServeArgs {
     #[arg(long, env = "HEARKEN_MAX_MESSAGE_BYTES", default_value_t = 32 << 20)]
     max_message_bytes: usize,
     /// How far (seconds of audio) a streaming client may run ahead of transcription.
-    #[arg(long, env = "HEARKEN_MAX_LEAD_SECONDS", default_value_t = 30.0)]
+    #[arg(long, env = "HEARKEN_MAX_LEAD_SECONDS", default_value_t = 30.0, value_parser = positive_seconds)]
     max_lead_seconds: f64,
+    /// Seconds a configured stream or Realtime session may send nothing before it is ended
+    /// (KeepAlive resets the clock).
+    #[arg(long, env = "HEARKEN_IDLE_TIMEOUT_SECONDS", default_value_t = 30.0, value_parser = positive_seconds)]
+    idle_timeout_seconds: f64,
     /// Seconds live streams get to receive their finals on shutdown.
     #[arg(long, env = "HEARKEN_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
     shutdown_grace_seconds: u64,
@@ -83,6 +90,8 @@ where
             max_lead_seconds: args.max_lead_seconds,
             max_sessions: args.max_sessions as usize,
             max_upload_bytes: args.max_upload_bytes,
+            max_audio_seconds: args.max_audio_seconds,
+            idle_timeout: Duration::from_secs_f64(args.idle_timeout_seconds),
             ..Limits::default()
         },
         transport: ServerOptions::default(),
@@ -120,6 +129,15 @@ where
         tracing::warn!(error = %e, "telemetry was not fully exported");
     }
     served
+}
+
+/// A duration flag: a finite number of seconds above zero.
+fn positive_seconds(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds.is_finite() => Ok(seconds),
+        Ok(_) => Err(format!("{value} is not a positive number of seconds")),
+        Err(e) => Err(format!("{value}: {e}")),
+    }
 }
 
 /// Where a started server listens.

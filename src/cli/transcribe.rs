@@ -55,6 +55,22 @@ pub(super) fn run(args: TranscribeArgs) -> anyhow::Result<()> {
         },
         ..DecodeOptions::default()
     };
+    if !crate::session::contains_speech(&samples, &crate::session::VadConfig::whole_file()) {
+        // Whisper invents text ("you", "Thank you.") when made to decode silence or noise.
+        eprintln!("hearken: no speech in {}", args.file.display());
+        let seconds = samples.len() as f64 / f64::from(crate::audio::WHISPER_SAMPLE_RATE);
+        let job = crate::engine::JobOptions {
+            language: args.language.clone(),
+            ..Default::default()
+        };
+        let transcript = crate::service::whole_file::no_speech(seconds, &job);
+        let options = RenderOptions {
+            task,
+            ..RenderOptions::default()
+        };
+        std::io::stdout().write_all(render(&transcript, args.format, &options).as_bytes())?;
+        return Ok(());
+    }
     let long = samples.len() > 30 * 16_000;
     let mut report = |p: Progress| {
         if long {

@@ -106,6 +106,30 @@ impl JobHandle {
         Self { id, events, engine }
     }
 
+    /// A job that needed no model because its result is already known (audio with no speech
+    /// in it): the handle reports one window covering the audio, then `transcript`.
+    pub fn completed(transcript: Transcript) -> Self {
+        /// Nothing to cancel: the job never reached an engine.
+        struct Nowhere;
+        impl Cancel for Nowhere {
+            fn cancel(&self, _id: u64) {}
+        }
+        let (tx, events) = mpsc::unbounded_channel();
+        let window = WindowUpdate {
+            segments: transcript.segments.clone(),
+            done_seconds: transcript.duration,
+            total_seconds: transcript.duration,
+            language: transcript.language.clone(),
+        };
+        let _ = tx.send(JobEvent::Window(window));
+        let _ = tx.send(JobEvent::Done(transcript));
+        Self {
+            id: 0,
+            events,
+            engine: Arc::new(Nowhere),
+        }
+    }
+
     /// The next event; `None` once the job is over (or was cancelled by shutdown).
     pub async fn next(&mut self) -> Option<JobEvent> {
         self.events.recv().await

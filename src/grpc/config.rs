@@ -92,9 +92,17 @@ pub(super) fn resolve(
             )));
         }
     };
+    let limit = service.limits().max_lead_seconds;
     let max_lead_seconds = match config.max_lead_seconds {
-        x if x <= 0.0 || !x.is_finite() => service.limits().max_lead_seconds,
-        x => f64::from(x).min(service.limits().max_lead_seconds),
+        // Unset (proto3's zero): the server's limit.
+        0.0 => limit,
+        x if x > 0.0 && x.is_finite() => f64::from(x).min(limit),
+        x => {
+            return Err(invalid(format!(
+                "max_lead_seconds must be a positive number of seconds, or 0 for the server's \
+                 limit ({limit} s); got {x}"
+            )));
+        }
     };
     let language = Some(config.language.trim().to_string()).filter(|l| !l.is_empty());
     let prompt = Some(config.prompt.trim().to_string()).filter(|p| !p.is_empty());

@@ -10,6 +10,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
@@ -48,11 +50,13 @@ pub(super) fn start(
             sequence: 0,
             tx,
         };
-        if let Err(e) = run(&service, inbound, &mut out).await {
+        let ended = run(&service, inbound, &mut out).await;
+        // The slot is free before the client hears the stream is over, so it can reconnect.
+        drop(permit);
+        if let Err(e) = ended {
             tracing::debug!(session = %out.session_id, error = %e, "stream ended with an error");
             let _ = out.tx.send(Err(Status::from(e))).await;
         }
-        drop(permit);
     };
     // In the call's span: the session's jobs link their engine batches to it.
     tokio::spawn(tracing::Instrument::in_current_span(session));
@@ -141,7 +145,7 @@ async fn read_config(
     let first = tokio::time::timeout(timeout, inbound.next())
         .await
         .map_err(|_| {
-            invalid(format!(
+            ServiceError::Timeout(format!(
                 "no config received within {:.1} s of opening the stream",
                 timeout.as_secs_f64()
             ))
@@ -171,6 +175,8 @@ impl Session<'_> {
         let mut input = InputState::Open;
         let service = self.service;
         let mut shutdown = service.shutdown_signal();
+        let idle_timeout = service.limits().idle_timeout;
+        let mut idle_deadline = Instant::now() + idle_timeout;
         loop {
             if !self.drain_policy(out).await? {
                 return Ok(()); // client gone
@@ -182,10 +188,18 @@ impl Session<'_> {
                 return Ok(());
             }
             let reading = input == InputState::Open && self.driver.accepts_audio();
+            if !reading {
+                // Held back by backpressure (or done reading): the client is not idle.
+                idle_deadline = Instant::now() + idle_timeout;
+            }
             let has_job = self.driver.has_job();
             tokio::select! {
                 message = inbound.next(), if reading => {
+                    idle_deadline = Instant::now() + idle_timeout;
                     input = self.on_message(message, out).await?;
+                }
+                () = tokio::time::sleep_until(idle_deadline), if reading => {
+                    return Err(idle(idle_timeout));
                 }
                 result = self.driver.next_result(), if has_job => {
                     self.driver.on_result(result);
@@ -307,6 +321,15 @@ impl Session<'_> {
     fn single_utterance_done(&self) -> bool {
         self.settings.single_utterance && self.finals > 0
     }
+}
+
+/// A configured stream sent nothing for `timeout`: it holds a session slot, so it is ended.
+fn idle(timeout: Duration) -> ServiceError {
+    ServiceError::Timeout(format!(
+        "no audio or control message for {:.1} s (the stream idle timeout, \
+         --idle-timeout-seconds); send KeepAlive while the audio pauses",
+        timeout.as_secs_f64()
+    ))
 }
 
 fn word(w: &TimedWord) -> proto::Word {

@@ -228,11 +228,55 @@ async fn a_stream_without_config_times_out_with_a_clear_error() {
     let server = RunningServer::start(backend, config).await.unwrap();
     let mut stream = Stream::open(&server, None).await;
     let status = stream.next().await.unwrap_err();
-    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(status.code(), Code::DeadlineExceeded);
     assert!(
         status.message().contains("no config received within 0.2 s"),
         "{status:?}"
     );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_stream_is_ended_after_the_idle_timeout_and_keep_alive_resets_it() {
+    let backend = ScriptedBackend::english();
+    let limits = Limits {
+        idle_timeout: Duration::from_millis(400),
+        max_sessions: 1,
+        ..Limits::default()
+    };
+    let config = serve_config(limits, EngineConfig::default(), TIMEOUT);
+    let server = RunningServer::start(backend, config).await.unwrap();
+    let mut stream = Stream::open(&server, Some(RecognitionConfig::default())).await;
+    stream.next().await.unwrap(); // SessionStarted
+    // KeepAlive every 200 ms holds the stream open well past the timeout...
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stream.send(Action::KeepAlive(KeepAlive {})).await;
+    }
+    stream.send_audio(&say(&["one"])).await;
+    stream.send(Action::Finalize(Finalize {})).await;
+    assert_eq!(stream.next_final().await.unwrap().as_deref(), Some("one"));
+    // ...then silence ends it, and frees its slot for the next client.
+    let status = loop {
+        match stream.next().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("no audio or control message for 0.4 s"),
+        "{status:?}"
+    );
+    let mut next = Stream::open(&server, Some(RecognitionConfig::default())).await;
+    assert!(matches!(
+        next.next().await.unwrap(),
+        Some(Event::SessionStarted(_))
+    ));
+    drop(next);
     server.shutdown().await.unwrap();
 }
 
@@ -346,6 +390,94 @@ async fn a_full_queue_is_resource_exhausted_with_a_retry_hint() {
     drop(paused);
     for call in [running, waiting] {
         assert_eq!(call.await.unwrap().unwrap().into_inner().text, "two");
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_stream_configs_and_audio_are_refused_naming_the_problem() {
+    let backend = ScriptedBackend::english();
+    let server = start(&backend).await;
+    let float32 = |config: RecognitionConfig| RecognitionConfig {
+        encoding: AudioEncoding::Float32Le as i32,
+        sample_rate_hertz: 16_000,
+        ..config
+    };
+    let mut nan_audio = say(&["one", "two"]);
+    nan_audio[8_000] = f32::NAN;
+    let cases: Vec<(&str, RecognitionConfig, Option<Vec<f32>>, &str)> = vec![
+        (
+            "a claimed rate of 1 Hz",
+            RecognitionConfig {
+                sample_rate_hertz: 1,
+                ..linear16(config())
+            },
+            None,
+            "sample rate 1 Hz is out of range: accepted rates are 8000 to 192000 Hz",
+        ),
+        (
+            "a claimed rate of 1 MHz",
+            RecognitionConfig {
+                sample_rate_hertz: 1_000_000,
+                ..linear16(config())
+            },
+            None,
+            "sample rate 1000000 Hz is out of range",
+        ),
+        (
+            "negative max_lead_seconds",
+            RecognitionConfig {
+                max_lead_seconds: -1.0,
+                ..linear16(config())
+            },
+            None,
+            "max_lead_seconds must be a positive number",
+        ),
+        (
+            "NaN max_lead_seconds",
+            RecognitionConfig {
+                max_lead_seconds: f32::NAN,
+                ..linear16(config())
+            },
+            None,
+            "got NaN",
+        ),
+        (
+            "a NaN sample in FLOAT32_LE audio",
+            float32(config()),
+            Some(nan_audio),
+            "pcm_f32le: sample 8000 (at 0.500 s) is NaN",
+        ),
+    ];
+    for (name, config, audio, needle) in cases {
+        let (tx, rx) = mpsc::channel(256);
+        tx.send(request(Request::Config(config))).await.unwrap();
+        if let Some(audio) = audio {
+            for frame in audio.chunks(1_600) {
+                let data = frame.iter().flat_map(|s| s.to_le_bytes()).collect();
+                let chunk = AudioChunk { data, sequence: 0 };
+                tx.send(request(Request::Audio(chunk))).await.unwrap();
+            }
+        }
+        let mut responses = client(&server)
+            .await
+            .streaming_recognize(ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        let status = loop {
+            match tokio::time::timeout(TIMEOUT, responses.next())
+                .await
+                .unwrap()
+            {
+                Some(Ok(_)) => continue,
+                Some(Err(status)) => break status,
+                None => panic!("{name}: the stream ended without an error"),
+            }
+        };
+        assert_eq!(status.code(), Code::InvalidArgument, "{name}: {status:?}");
+        assert!(status.message().contains(needle), "{name}: {status:?}");
+        drop(tx);
     }
     server.shutdown().await.unwrap();
 }

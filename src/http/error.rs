@@ -52,6 +52,17 @@ pub enum HttpError {
         /// Request path.
         path: String,
     },
+    /// A plain request on a WebSocket endpoint, or an upgrade missing what RFC 6455 requires.
+    #[error(
+        "{path} is a WebSocket endpoint: connect with a WebSocket client (this request was not \
+         a valid upgrade: {reason})"
+    )]
+    NotAWebSocket {
+        /// The endpoint.
+        path: &'static str,
+        /// What the upgrade lacked.
+        reason: String,
+    },
     /// A refusal or failure of the serving core (admission, audio, limits, engine).
     #[error(transparent)]
     Service(#[from] ServiceError),
@@ -73,9 +84,10 @@ impl HttpError {
     /// The HTTP status: this protocol's mistakes here, the core's from its table.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MissingField(_) | Self::InvalidField { .. } | Self::MalformedForm(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::MissingField(_)
+            | Self::InvalidField { .. }
+            | Self::MalformedForm(_)
+            | Self::NotAWebSocket { .. } => StatusCode::BAD_REQUEST,
             Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Service(e) => e.http_status(),
@@ -118,6 +130,7 @@ impl HttpError {
             Self::MissingField(_) => "missing_required_parameter",
             Self::InvalidField { .. } => "invalid_value",
             Self::MalformedForm(_) => "invalid_request_body",
+            Self::NotAWebSocket { .. } => "websocket_upgrade_required",
             Self::RouteNotFound { .. } | Self::MethodNotAllowed { .. } => return None,
             Self::Service(e) => e.code(),
         })

@@ -9,9 +9,11 @@ use axum::extract::Multipart;
 use axum::extract::multipart::{Field, MultipartError};
 use axum::http::StatusCode;
 
+use std::time::Instant;
+
 use super::error::HttpError;
 use crate::formats::ResponseFormat;
-use crate::service::ServiceError;
+use crate::service::{BodyPace, ServiceError};
 
 /// Which endpoint a form is for: translations take neither `stream` nor timestamp options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,18 +58,28 @@ pub(super) struct AudioForm {
     pub(super) stream: bool,
 }
 
-/// Reads every part of `multipart`; fails on the first bad field.
+/// Reads every part of `multipart`, at no less than `pace`; fails on the first bad field.
 pub(super) async fn read(
     mut multipart: Multipart,
     endpoint: Endpoint,
     max_upload_bytes: usize,
+    pace: BodyPace,
 ) -> Result<AudioForm, HttpError> {
-    let reader = Reader {
+    let now = Instant::now();
+    let mut reader = Reader {
         limit: max_upload_bytes,
+        pace,
+        started: now,
+        received: 0,
+        last_progress: now,
     };
     let mut form = AudioForm::default();
     let mut has_file = false;
-    while let Some(field) = multipart.next_field().await.map_err(|e| reader.error(e))? {
+    while let Some(field) = reader
+        .paced(multipart.next_field())
+        .await?
+        .map_err(|e| reader.error(e))?
+    {
         let name = field.name().unwrap_or_default().to_string();
         match (name.as_str(), endpoint) {
             ("file", _) if has_file => return Err(invalid("file", "send exactly one `file` part")),
@@ -99,20 +111,52 @@ pub(super) async fn read(
     Ok(form)
 }
 
-/// Reads parts under the upload limit.
+/// Reads parts under the upload limit, and no slower than the pace.
 struct Reader {
     limit: usize,
+    pace: BodyPace,
+    started: Instant,
+    /// Body bytes received so far (file and text fields).
+    received: u64,
+    last_progress: Instant,
 }
 
 impl Reader {
+    /// Waits for `read` until the pace's deadline: a stalled or crawling client is cut off
+    /// with a timeout instead of holding its connection and buffer for as long as it likes.
+    async fn paced<T>(&mut self, read: impl Future<Output = T>) -> Result<T, HttpError> {
+        let deadline = self
+            .pace
+            .deadline(self.started, self.received, self.last_progress);
+        tokio::time::timeout_at(deadline.into(), read)
+            .await
+            .map_err(|_| {
+                HttpError::Service(self.pace.give_up(
+                    self.started,
+                    self.received,
+                    self.last_progress,
+                ))
+            })
+    }
+
+    fn progressed(&mut self, bytes: usize) {
+        self.received += bytes as u64;
+        self.last_progress = Instant::now();
+    }
+
     /// Collects the file while counting it; past the limit the rest is read and dropped, so a
     /// client that sent a little too much gets a clean 413 rather than a reset connection (the
     /// router's body limit bounds how much is drained).
-    async fn file(&self, mut field: Field<'_>) -> Result<Upload, HttpError> {
+    async fn file(&mut self, mut field: Field<'_>) -> Result<Upload, HttpError> {
         let filename = field.file_name().map(str::to_string);
         let mut bytes = Vec::new();
         let mut received = 0usize;
-        while let Some(chunk) = field.chunk().await.map_err(|e| self.error(e))? {
+        while let Some(chunk) = self
+            .paced(field.chunk())
+            .await?
+            .map_err(|e| self.error(e))?
+        {
+            self.progressed(chunk.len());
             received = received.saturating_add(chunk.len());
             if received <= self.limit {
                 bytes.extend_from_slice(&chunk);
@@ -129,8 +173,9 @@ impl Reader {
     }
 
     /// A text field, trimmed; empty means absent.
-    async fn text(&self, field: Field<'_>) -> Result<Option<String>, HttpError> {
-        let value = field.text().await.map_err(|e| self.error(e))?;
+    async fn text(&mut self, field: Field<'_>) -> Result<Option<String>, HttpError> {
+        let value = self.paced(field.text()).await?.map_err(|e| self.error(e))?;
+        self.progressed(value.len());
         let value = value.trim();
         Ok((!value.is_empty()).then(|| value.to_string()))
     }

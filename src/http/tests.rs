@@ -177,7 +177,117 @@ async fn refusals_name_the_field_and_the_route() {
             .unwrap()
             .contains("/v1/nothing")
     );
+    let (status, _, body) = call(&service, get("/v1/realtime?intent=transcription")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["error"]["code"], "websocket_upgrade_required",
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/v1/realtime is a WebSocket endpoint"),
+        "{body}"
+    );
     let (status, _, body) = call(&service, get("/v1/models")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["data"][0]["id"], "tiny.en");
+}
+
+/// An upload whose body arrives through the returned sender: the test decides its pace.
+fn trickled_upload() -> (
+    tokio::sync::mpsc::Sender<Result<axum::body::Bytes, std::io::Error>>,
+    Request<Body>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let request = Request::post("/v1/audio/transcriptions")
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(body)
+        .unwrap();
+    (tx, request)
+}
+
+fn file_part_head() -> axum::body::Bytes {
+    axum::body::Bytes::from(format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; \
+         filename=\"speech.wav\"\r\nContent-Type: audio/wav\r\n\r\n"
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_holds_no_slot_and_is_cut_off() {
+    let limits = Limits {
+        max_sessions: 1,
+        body_pace: crate::service::BodyPace {
+            stall: std::time::Duration::from_millis(300),
+            ..Default::default()
+        },
+        ..Limits::default()
+    };
+    let service = service(&ScriptedBackend::english(), limits);
+    let (tx, stalled) = trickled_upload();
+    tx.send(Ok(file_part_head())).await.unwrap();
+    tx.send(Ok(axum::body::Bytes::from(
+        wav(&say(&["one"]))[..1_000].to_vec(),
+    )))
+    .await
+    .unwrap();
+    let stalled = tokio::spawn({
+        let service = Arc::clone(&service);
+        async move { call(&service, stalled).await }
+    });
+    // While it stalls, the only slot is free for another client.
+    let request = upload("/v1/audio/transcriptions", &wav(&say(&["two"])), &[]);
+    let (status, _, body) = call(&service, request).await;
+    assert_eq!(
+        (status, body["text"].as_str()),
+        (StatusCode::OK, Some("two"))
+    );
+    let (status, _, body) = stalled.await.unwrap();
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{body}");
+    assert_eq!(body["error"]["code"], "timeout");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("the request body stalled: no data for 0.3 s"),
+        "{message}"
+    );
+    drop(tx);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crawling_upload_is_cut_off_at_the_minimum_rate() {
+    let limits = Limits {
+        body_pace: crate::service::BodyPace {
+            stall: std::time::Duration::from_secs(5),
+            min_bytes_per_second: 2_000,
+            grace: std::time::Duration::from_millis(300),
+        },
+        ..Limits::default()
+    };
+    let service = service(&ScriptedBackend::english(), limits);
+    let (tx, request) = trickled_upload();
+    let sender = tokio::spawn(async move {
+        tx.send(Ok(file_part_head())).await.unwrap();
+        // 20 bytes every 50 ms: 400 B/s, a fifth of the minimum, but never a stall.
+        while tx
+            .send(Ok(axum::body::Bytes::from(vec![0u8; 20])))
+            .await
+            .is_ok()
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    });
+    let started = std::time::Instant::now();
+    let (status, _, body) = call(&service, request).await;
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("arriving too slowly"), "{message}");
+    assert!(message.contains("the minimum is 2000 bytes/s"), "{message}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    sender.abort();
 }

@@ -3,8 +3,9 @@
 //!
 //! Everything that can be refused cheaply (form, model, options) is checked before the audio
 //! is decoded by the serving core's whole-file pipeline (on the blocking pool).
-//! The request holds a session slot (shared with gRPC) from before its body is read, so the
-//! number of uploads held in memory at once is bounded by `--max-sessions`.
+//! The request takes a session slot (shared with gRPC) only once its body is read and its
+//! options are checked: a slow or stalled upload holds no slot, and its read is cut off by the
+//! body pace (a stall timeout and a minimum average rate).
 
 use std::sync::Arc;
 
@@ -52,10 +53,16 @@ async fn handle(
     endpoint: Endpoint,
 ) -> Result<Response, HttpError> {
     let multipart = multipart.map_err(|e| HttpError::MalformedForm(e.body_text()))?;
-    let permit = state.service.open_session()?;
-    let max_upload_bytes = state.service.limits().max_upload_bytes;
-    let form = form::read(multipart, endpoint, max_upload_bytes).await?;
+    let limits = state.service.limits();
+    let form = form::read(
+        multipart,
+        endpoint,
+        limits.max_upload_bytes,
+        limits.body_pace,
+    )
+    .await?;
     let plan = plan(state, &form, endpoint)?;
+    let permit = state.service.open_session()?;
     let format = AudioFormat::Sniffed {
         extension_hint: form.file.extension().map(str::to_string),
     };

@@ -58,14 +58,22 @@ pub enum ServiceError {
     },
     /// The audio is longer than one request may carry.
     #[error(
-        "audio is {seconds:.0} s long; this server accepts at most {limit_seconds:.0} s per request"
+        "audio is {}{seconds:.0} s long; this server accepts at most {limit_seconds:.0} s per \
+         request (--max-audio-seconds)",
+        if *at_least { "over " } else { "" }
     )]
     AudioTooLong {
-        /// Duration sent.
+        /// Duration sent, or how far decoding got before it stopped.
         seconds: f64,
         /// The limit in force.
         limit_seconds: f64,
+        /// Decoding stopped at the limit, so the real length is unknown and longer.
+        at_least: bool,
     },
+    /// The client went quiet, or sent too slowly, for longer than this server waits: a stream
+    /// with no message within the idle timeout, an upload that stalled or crawled.
+    #[error("{0}")]
+    Timeout(String),
     /// The server shut down before this session finished, and its grace period ran out.
     #[error(
         "the server shut down before this session finished (its shutdown grace period ran \
@@ -100,6 +108,7 @@ impl ServiceError {
             | Self::UploadTooLarge { .. }
             | Self::AudioTooLong { .. }
             | Self::Engine(EngineError::Saturated { .. }) => Code::ResourceExhausted,
+            Self::Timeout(_) => Code::DeadlineExceeded,
             Self::GraceExpired | Self::Engine(EngineError::ShuttingDown) => Code::Unavailable,
             Self::Engine(EngineError::Model(_)) => Code::Internal,
         }
@@ -114,6 +123,7 @@ impl ServiceError {
             | Self::AudioTooLong { .. }
             | Self::Engine(EngineError::Rejected(_)) => StatusCode::BAD_REQUEST,
             Self::UnknownModel { .. } => StatusCode::NOT_FOUND,
+            Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::MessageTooLarge(_) | Self::UploadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManySessions { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::GraceExpired
@@ -140,6 +150,7 @@ impl ServiceError {
             Self::MessageTooLarge(_) => "message_too_large",
             Self::UploadTooLarge { .. } => "file_too_large",
             Self::AudioTooLong { .. } => "audio_too_long",
+            Self::Timeout(_) => "timeout",
             Self::Engine(EngineError::Saturated { .. }) => "server_overloaded",
             Self::GraceExpired | Self::Engine(EngineError::ShuttingDown) => "server_shutting_down",
             Self::Engine(EngineError::Model(_)) => "server_error",

@@ -12,7 +12,7 @@ pub mod whole_file;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
@@ -44,6 +44,10 @@ pub struct Limits {
     pub max_upload_bytes: usize,
     /// How long a new stream has to send its config.
     pub config_timeout: Duration,
+    /// How long a stream may send nothing (no audio, no KeepAlive) once configured.
+    pub idle_timeout: Duration,
+    /// How slowly an HTTP upload's body may arrive.
+    pub body_pace: BodyPace,
 }
 
 impl Default for Limits {
@@ -55,7 +59,78 @@ impl Default for Limits {
             max_audio_seconds: 4.0 * 3600.0,
             max_upload_bytes: 25 << 20,
             config_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            body_pace: BodyPace::default(),
         }
+    }
+}
+
+/// How slowly a client may send a request body before the read is given up: a stall (no
+/// bytes at all) or, past a grace period, an average rate under the minimum. A slow client
+/// holds no session slot while it uploads, but it does hold its buffer and a connection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BodyPace {
+    /// Longest wait for the next bytes.
+    pub stall: Duration,
+    /// Lowest average rate, bytes per second, enforced once `grace` has passed.
+    pub min_bytes_per_second: u64,
+    /// Time before the average rate is enforced (slow starts, small bodies).
+    pub grace: Duration,
+}
+
+impl Default for BodyPace {
+    fn default() -> Self {
+        Self {
+            stall: Duration::from_secs(10),
+            // 64 kbit/s: a weak mobile uplink still clears it; a trickle attack does not.
+            min_bytes_per_second: 8 * 1024,
+            grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl BodyPace {
+    /// When the read must have progressed past `bytes` (received since `started`, the last
+    /// of them at `last_progress`) or be given up: the stall deadline or the moment the
+    /// average falls under the minimum, whichever comes first.
+    pub fn deadline(&self, started: Instant, bytes: u64, last_progress: Instant) -> Instant {
+        let (stall, slow) = self.deadlines(started, bytes, last_progress);
+        stall.min(slow)
+    }
+
+    /// Why a read that reached [`Self::deadline`] is given up.
+    pub fn give_up(&self, started: Instant, bytes: u64, last_progress: Instant) -> ServiceError {
+        let (stall, slow) = self.deadlines(started, bytes, last_progress);
+        let elapsed = slow.saturating_duration_since(started).as_secs_f64();
+        ServiceError::Timeout(if slow < stall {
+            format!(
+                "the request body is arriving too slowly: {bytes} bytes in {elapsed:.1} s; \
+                 the minimum is {} bytes/s",
+                self.min_bytes_per_second
+            )
+        } else {
+            format!(
+                "the request body stalled: no data for {:.1} s after {bytes} bytes",
+                self.stall.as_secs_f64()
+            )
+        })
+    }
+
+    fn deadlines(
+        &self,
+        started: Instant,
+        bytes: u64,
+        last_progress: Instant,
+    ) -> (Instant, Instant) {
+        const NEVER: Duration = Duration::from_secs(86_400 * 365);
+        let paid_for = match self.min_bytes_per_second {
+            0 => NEVER,
+            rate => Duration::from_secs_f64(bytes as f64 / rate as f64).min(NEVER),
+        };
+        (
+            last_progress + self.stall,
+            started + paid_for.max(self.grace),
+        )
     }
 }
 

@@ -1,10 +1,13 @@
 //! The whole-file pipeline both front ends share (gRPC `Recognize`/`RecognizeStream`, HTTP
-//! `/v1/audio/transcriptions` and `/translations`): decode the payload off the async runtime,
-//! check its length against the limit, submit it to the engine.
+//! `/v1/audio/transcriptions` and `/translations`): check the length the payload declares,
+//! decode it off the async runtime within the length limit, skip the model when there is no
+//! speech in it, submit it to the engine.
 
 use crate::audio::stream::{StreamDecoder, StreamEncoding};
-use crate::audio::{AudioError, decode_bytes};
+use crate::audio::{AudioError, DecodeLimits, WHISPER_SAMPLE_RATE, decode_bytes};
 use crate::engine::{JobHandle, JobOptions};
+use crate::model::whisper::decode::Transcript;
+use crate::session::{VadConfig, contains_speech};
 
 use super::{Service, ServiceError};
 
@@ -30,51 +33,96 @@ pub enum AudioFormat {
 
 impl Service {
     /// Decodes `bytes` to 16 kHz mono on the blocking pool (a long MP3 must not stall the
-    /// runtime), refuses audio over `max_audio_seconds`, and queues the job.
+    /// runtime), refuses audio over `max_audio_seconds` (from the declared length before
+    /// decoding when there is one, else as soon as decoding passes it), and queues the job.
+    /// Audio without speech never reaches the model: it gets an empty transcript at once.
     pub async fn submit_file(
         &self,
         bytes: Vec<u8>,
         format: AudioFormat,
         job: &JobOptions,
     ) -> Result<JobHandle, ServiceError> {
-        let samples = decode(bytes, format).await?;
-        let seconds = samples.len() as f64 / f64::from(crate::audio::WHISPER_SAMPLE_RATE);
-        let limit_seconds = self.limits().max_audio_seconds;
-        if seconds > limit_seconds {
-            return Err(ServiceError::AudioTooLong {
-                seconds,
-                limit_seconds,
-            });
+        let limits = DecodeLimits::max_seconds(self.limits().max_audio_seconds);
+        let samples = decode(bytes, format, limits).await?;
+        let seconds = samples.len() as f64 / f64::from(WHISPER_SAMPLE_RATE);
+        if !contains_speech(&samples, &VadConfig::whole_file()) {
+            tracing::debug!(seconds, "no speech in the audio; the model is not run");
+            return Ok(JobHandle::completed(no_speech(seconds, job)));
         }
         Ok(self.engine().submit(samples.into(), job)?)
     }
 }
 
+/// The transcript of audio without speech: no text, no segments. The language is the one
+/// asked for, else English (there is nothing to detect a language from).
+pub(crate) fn no_speech(seconds: f64, job: &JobOptions) -> Transcript {
+    Transcript {
+        text: String::new(),
+        segments: Vec::new(),
+        language: job.language.clone().unwrap_or_else(|| "en".to_string()),
+        language_probability: None,
+        duration: seconds,
+    }
+}
+
 /// Decodes a whole payload to 16 kHz mono off the async runtime. A decoder that panics is
 /// reported as undecodable audio (the input made it panic), never as a server failure.
-async fn decode(bytes: Vec<u8>, format: AudioFormat) -> Result<Vec<f32>, ServiceError> {
+async fn decode(
+    bytes: Vec<u8>,
+    format: AudioFormat,
+    limits: DecodeLimits,
+) -> Result<Vec<f32>, ServiceError> {
     let label = match &format {
         AudioFormat::Sniffed { .. } => "upload".to_string(),
         AudioFormat::Declared { encoding, .. } => format!("{encoding:?}"),
     };
-    let decoded = tokio::task::spawn_blocking(move || match format {
+    let decoded = tokio::task::spawn_blocking(move || decode_now(bytes, format, &limits))
+        .await
+        .map_err(|_| AudioError::DecoderPanic { format: label })?;
+    decoded.map_err(too_long)
+}
+
+fn decode_now(
+    bytes: Vec<u8>,
+    format: AudioFormat,
+    limits: &DecodeLimits,
+) -> Result<Vec<f32>, AudioError> {
+    match format {
         AudioFormat::Sniffed { extension_hint } => {
-            decode_bytes(bytes, extension_hint.as_deref())?.into_whisper_input()
+            Ok(decode_bytes(bytes, extension_hint.as_deref(), limits)?.samples)
         }
         AudioFormat::Declared {
             encoding,
             sample_rate,
             channels,
         } => {
-            let mut decoder = StreamDecoder::new(encoding, sample_rate, channels)?;
+            let mut decoder = StreamDecoder::new(encoding, sample_rate, channels)?
+                .with_max_buffered_bytes(bytes.len())
+                .with_decode_limits(*limits);
+            if let Some(seconds) = encoding.seconds_in(bytes.len(), sample_rate, channels) {
+                limits.check_declared(seconds)?;
+            }
             let mut samples = decoder.push(&bytes)?;
             samples.extend(decoder.finish()?);
             Ok(samples)
         }
-    })
-    .await
-    .map_err(|_| AudioError::DecoderPanic { format: label })?;
-    Ok(decoded?)
+    }
+}
+
+/// Over-long audio is the service's `AudioTooLong`, whichever way it was found.
+fn too_long(error: AudioError) -> ServiceError {
+    match error {
+        AudioError::TooLong {
+            seconds,
+            limit_seconds,
+            declared,
+        } => ServiceError::AudioTooLong {
+            seconds,
+            limit_seconds,
+            at_least: !declared,
+        },
+        other => ServiceError::Audio(other),
+    }
 }
 
 #[cfg(test)]
@@ -88,7 +136,11 @@ mod tests {
     use crate::telemetry::Metrics;
 
     fn service(max_audio_seconds: f64) -> Service {
-        let engine = Engine::start(ScriptedBackend::english(), EngineConfig::default());
+        service_over(ScriptedBackend::english(), max_audio_seconds)
+    }
+
+    fn service_over(backend: ScriptedBackend, max_audio_seconds: f64) -> Service {
+        let engine = Engine::start(backend, EngineConfig::default());
         let limits = Limits {
             max_audio_seconds,
             ..Limits::default()
@@ -145,5 +197,131 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, ServiceError::Audio(_)), "{err:?}");
         assert_eq!(err.grpc_code(), tonic::Code::InvalidArgument);
+    }
+
+    fn declared(encoding: StreamEncoding, sample_rate: u32) -> AudioFormat {
+        AudioFormat::Declared {
+            encoding,
+            sample_rate,
+            channels: 1,
+        }
+    }
+
+    /// Deterministic white noise at `amplitude`.
+    fn noise(seconds: f64, amplitude: f32) -> Vec<f32> {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        (0..(seconds * 16_000.0) as usize)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                amplitude * ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn audio_without_speech_gets_no_text_and_never_reaches_the_model() {
+        let backend = ScriptedBackend::english();
+        let service = service_over(backend.clone(), 3_600.0);
+        let tone: Vec<f32> = (0..160_000)
+            .map(|i| 0.5 * (std::f32::consts::TAU * 1_000.0 * i as f32 / 16_000.0).sin())
+            .collect();
+        let mut click = silence(2.0);
+        click.extend(&say(&["nine"])[..1_600]); // 0.1 s of a word
+        click.extend(silence(2.0));
+        for (name, audio) in [
+            ("10 min of digital silence", silence(600.0)),
+            ("60 s of white noise", noise(60.0, 0.3)),
+            ("a 1 kHz tone", tone),
+            ("0.1 s of a word", click),
+        ] {
+            let seconds = audio.len() as f64 / 16_000.0;
+            let handle = service
+                .submit_file(pcm16(&audio), linear16(), &JobOptions::default())
+                .await
+                .unwrap();
+            let transcript = handle.finish().await.unwrap();
+            assert_eq!(transcript.text, "", "{name}");
+            assert!(transcript.segments.is_empty(), "{name}");
+            assert!((transcript.duration - seconds).abs() < 0.01, "{name}");
+        }
+        assert!(backend.batches().is_empty(), "{:?}", backend.batches());
+        let speech = service
+            .submit_file(pcm16(&say(&["four"])), linear16(), &JobOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(speech.finish().await.unwrap().text, "four");
+        assert_eq!(backend.batches().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_claimed_rate_outside_8_to_192_khz_is_refused_naming_it() {
+        let service = service(3_600.0);
+        // 16 KB claiming 1 Hz once resampled to 1.25 GB before the length check.
+        for rate in [1, 7_999, 192_001] {
+            let err = service
+                .submit_file(
+                    vec![0; 16_000],
+                    declared(StreamEncoding::Linear16, rate),
+                    &JobOptions::default(),
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(err.grpc_code(), tonic::Code::InvalidArgument, "{err}");
+            assert_eq!(err.http_status(), http::StatusCode::BAD_REQUEST);
+            assert!(
+                err.to_string()
+                    .contains(&format!("sample rate {rate} Hz is out of range")),
+                "{err}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_declared_length_over_the_limit_is_refused_before_decoding() {
+        let service = service(60.0);
+        // Two hours of 8 kHz mu-law: refused from its byte count, nothing decoded.
+        let err = service
+            .submit_file(
+                vec![0xFF; 8_000 * 7_200],
+                declared(StreamEncoding::Mulaw, 8_000),
+                &JobOptions::default(),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ServiceError::AudioTooLong { seconds, at_least: false, .. } if seconds == 7_200.0
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "audio is 7200 s long; this server accepts at most 60 s per request \
+             (--max-audio-seconds)"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_non_finite_sample_is_refused_not_silently_transcribed_around() {
+        let service = service(3_600.0);
+        let mut audio = say(&["one", "two", "three"]);
+        audio[20_000] = f32::NAN;
+        let bytes: Vec<u8> = audio.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let err = service
+            .submit_file(
+                bytes,
+                declared(StreamEncoding::Float32Le, 16_000),
+                &JobOptions::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.grpc_code(), tonic::Code::InvalidArgument);
+        assert!(
+            err.to_string().contains("sample 20000 (at 1.250 s) is NaN"),
+            "{err}"
+        );
     }
 }

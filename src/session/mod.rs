@@ -30,7 +30,7 @@ mod vad;
 pub use agreement::{LocalAgreement, TimedWord};
 pub use messages::{Hypothesis, SpeechEvent, TranscriptUpdate, TranscriptionRequest};
 pub use policy::{Output, SessionPolicy};
-pub use vad::{Vad, VadEvent};
+pub use vad::{Vad, VadEvent, contains_speech};
 
 /// Longest audio buffer ever sent to the model: Whisper's 30 s window.
 pub const MAX_BUFFER_SECONDS: f64 = 30.0;
@@ -125,6 +125,19 @@ impl Default for VadConfig {
             min_speech_ms: 150,
             threshold_db: 10.0,
             min_level_dbfs: -50.0,
+        }
+    }
+}
+
+impl VadConfig {
+    /// The speech gate for whole files: speech must last 200 ms (within 400 ms) rather than
+    /// 150, because a whole file has no later audio to correct a false start, and a click or
+    /// a 0.1 s fragment is what Whisper turns into "Thank you."; the shortest words ("no",
+    /// "yes") last over 250 ms.
+    pub fn whole_file() -> Self {
+        Self {
+            min_speech_ms: 200,
+            ..Self::default()
         }
     }
 }

@@ -187,6 +187,19 @@ impl Vad {
     }
 }
 
+/// Whether a whole recording holds any speech by this detector's rules: the gate that keeps
+/// whole-file transcription from inventing text ("you", "Thank you.") on silence, steady noise,
+/// a tone or a click, which Whisper does when it is made to decode them.
+pub fn contains_speech(samples: &[f32], config: &VadConfig) -> bool {
+    let mut vad = Vad::new(config);
+    // Fed in 1 s pieces so a long silent file stops costing memory for events it has none of.
+    samples.chunks(WHISPER_SAMPLE_RATE as usize).any(|piece| {
+        vad.push(piece)
+            .iter()
+            .any(|e| matches!(e, VadEvent::SpeechStarted { .. }))
+    })
+}
+
 fn level_dbfs(frame: &[f32]) -> f32 {
     let power = frame.iter().map(|x| x * x).sum::<f32>() / frame.len() as f32;
     if power > 0.0 {

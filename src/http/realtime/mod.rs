@@ -16,6 +16,9 @@ mod session;
 
 use std::sync::Arc;
 
+use tokio::time::Instant;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -23,7 +26,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::{GatewayState, HttpError};
-use crate::service::{Service, SessionPermit};
+use crate::service::{Service, ServiceError, SessionPermit};
 use error::RealtimeError;
 use session::{RealtimeSession, SessionContext};
 
@@ -43,8 +46,12 @@ pub(super) async fn realtime(
     State(state): State<Arc<GatewayState>>,
     Query(query): Query<RealtimeQuery>,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, HttpError> {
+    let upgrade = upgrade.map_err(|rejection| HttpError::NotAWebSocket {
+        path: "/v1/realtime",
+        reason: rejection.body_text(),
+    })?;
     if let Some(intent) = query.intent.filter(|i| i != "transcription") {
         return Err(HttpError::InvalidField {
             param: "intent",
@@ -115,6 +122,8 @@ async fn run(
 ) -> Option<CloseFrame> {
     let mut shutdown = service.shutdown_signal();
     let mut input = Input::Open;
+    let idle_timeout = service.limits().idle_timeout;
+    let mut idle_deadline = Instant::now() + idle_timeout;
     loop {
         let fatal = session.pump().err();
         if let Some(e) = &fatal {
@@ -130,9 +139,14 @@ async fn run(
             return Some(close(close_code::AWAY, "the server is shutting down"));
         }
         let reading = input == Input::Open && session.accepts_audio();
+        if !reading {
+            // Held back by backpressure (or draining): the client is not idle.
+            idle_deadline = Instant::now() + idle_timeout;
+        }
         let has_job = session.has_job();
         tokio::select! {
             message = socket.recv(), if reading => {
+                idle_deadline = Instant::now() + idle_timeout;
                 match on_message(session, message) {
                     Ok(true) => {}
                     Ok(false) => return None,
@@ -144,6 +158,17 @@ async fn run(
                 }
             }
             result = session.next_result(), if has_job => session.on_result(result),
+            () = tokio::time::sleep_until(idle_deadline), if reading => {
+                let idle = ServiceError::Timeout(format!(
+                    "no event for {:.1} s (the session idle timeout, --idle-timeout-seconds); \
+                     a paused client keeps the session with input_audio_buffer.append of \
+                     silence or WebSocket pings",
+                    idle_timeout.as_secs_f64()
+                ));
+                session.send_error(&RealtimeError::Fatal(idle), None);
+                flush(socket, session).await;
+                return Some(close(close_code::POLICY, "idle timeout"));
+            }
             () = Service::shutting_down(&mut shutdown), if input == Input::Open => {
                 session.end_input();
                 input = Input::Draining;

@@ -14,7 +14,7 @@ use tonic_health::server::HealthReporter;
 use crate::engine::{Backend, Engine, EngineConfig, JobOptions};
 use crate::grpc::{GrpcServer, ServerOptions, set_health};
 use crate::http::GatewayState;
-use crate::service::{Limits, ServedModel, Service};
+use crate::service::{Limits, Origins, ServedModel, Service};
 use crate::telemetry::Metrics;
 
 /// Everything `serve` needs besides the model.
@@ -32,6 +32,8 @@ pub struct ServeConfig {
     pub engine: EngineConfig,
     /// Per-session and per-message limits.
     pub limits: Limits,
+    /// Web origins allowed to call cross-origin (`--cors-origins`).
+    pub origins: Origins,
     /// Transport settings.
     pub transport: ServerOptions,
     /// How long live streams get to deliver their finals on shutdown.
@@ -86,7 +88,10 @@ impl RunningServer {
             id: config.model_id.clone(),
             device: config.device.clone(),
         };
-        let service = Arc::new(Service::new(engine, model, config.limits.clone(), metrics));
+        let service = Arc::new(
+            Service::new(engine, model, config.limits.clone(), metrics)
+                .with_origins(config.origins.clone()),
+        );
         let server = GrpcServer::new(Arc::clone(&service), config.transport.clone()).await;
         let health = server.health();
         let (stop_listener, listener_stopped) = tokio::sync::oneshot::channel::<()>();

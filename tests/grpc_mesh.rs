@@ -26,7 +26,11 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 async fn start() -> RunningServer {
     let model = WhisperModel::load(&support::default_model_dir(), &candle_core::Device::Cpu)
         .expect("load model");
-    let config = support::serve_config(Limits::default(), false);
+    let config = hearken::server::ServeConfig {
+        // The grpc-web calls below come from a page on this origin.
+        origins: hearken::service::Origins::parse("http://example.test").unwrap(),
+        ..support::serve_config(Limits::default(), false)
+    };
     RunningServer::start(WhisperBackend::from(model), config)
         .await
         .expect("server starts")

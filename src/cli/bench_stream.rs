@@ -82,6 +82,7 @@ pub(super) fn stream(args: StreamArgs) -> anyhow::Result<()> {
                 ..EngineConfig::default()
             },
             limits: Limits::default(),
+            origins: Default::default(),
             transport: ServerOptions::default(),
             shutdown_grace: Duration::from_secs(5),
         };

@@ -11,7 +11,7 @@ use crate::engine::EngineConfig;
 use crate::engine::WhisperBackend;
 use crate::grpc::ServerOptions;
 use crate::server::{RunningServer, ServeConfig};
-use crate::service::Limits;
+use crate::service::{Limits, Origins};
 use crate::telemetry::{Telemetry, TelemetryConfig};
 
 /// Arguments of `hearken serve`; every flag also reads a `HEARKEN_*` variable.
@@ -50,6 +50,12 @@ pub(super) struct ServeArgs {
     /// (KeepAlive resets the clock).
     #[arg(long, env = "HEARKEN_IDLE_TIMEOUT_SECONDS", default_value_t = 30.0, value_parser = positive_seconds)]
     idle_timeout_seconds: f64,
+    /// Web origins allowed to call from a browser (grpc-web, the HTTP API, the Realtime
+    /// WebSocket), comma-separated (`https://app.example.com,http://localhost:5173`), or `*`
+    /// for any. Default: none; requests without an `Origin` (every non-browser client) and
+    /// pages from the server's own origin are not affected.
+    #[arg(long, env = "HEARKEN_CORS_ORIGINS", default_value = "", value_parser = Origins::parse)]
+    cors_origins: Origins,
     /// Seconds live streams get to receive their finals on shutdown.
     #[arg(long, env = "HEARKEN_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
     shutdown_grace_seconds: u64,
@@ -94,6 +100,7 @@ where
             idle_timeout: Duration::from_secs_f64(args.idle_timeout_seconds),
             ..Limits::default()
         },
+        origins: args.cors_origins.clone(),
         transport: ServerOptions::default(),
         shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
     };

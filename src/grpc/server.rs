@@ -8,6 +8,7 @@ use std::time::Duration;
 use http::HeaderName;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::HealthServer;
@@ -19,7 +20,7 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use super::proto::FILE_DESCRIPTOR_SET;
 use super::proto::speech_server::SpeechServer;
 use super::service::SpeechService;
-use crate::service::Service;
+use crate::service::{Origins, Service};
 use crate::telemetry::RpcLayer;
 
 /// Transport settings.
@@ -83,6 +84,16 @@ impl GrpcServer {
         let speech = SpeechServer::new(SpeechService::new(Arc::clone(&self.service)))
             .max_decoding_message_size(max_message)
             .max_encoding_message_size(max_message);
+        let guard = Arc::clone(&self.service);
+        let speech = InterceptedService::new(speech, move |request: tonic::Request<()>| {
+            let origin = request
+                .metadata()
+                .get("origin")
+                .map(|v| v.to_str().unwrap_or("?"));
+            // No page is served on this port: any browser caller is cross-origin.
+            guard.check_origin(origin, None)?;
+            Ok(request)
+        });
         let health = HealthServer::new(HealthService::from_health_reporter(self.health.clone()));
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -98,7 +109,7 @@ impl GrpcServer {
             .accept_http1(true)
             .http2_keepalive_interval(Some(self.options.keepalive_interval))
             .http2_keepalive_timeout(Some(self.options.keepalive_timeout))
-            .layer(cors())
+            .layer(cors(self.service.origins().clone()))
             .layer(GrpcWebLayer::new())
             // Inside grpc-web (it sees native gRPC trailers) and outside the status rewrite
             // (it records what the client gets).
@@ -143,13 +154,18 @@ fn oversize_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::R
     response
 }
 
-/// Browsers call from other origins: allow any, and let scripts read gRPC's trailers.
-fn cors() -> CorsLayer {
+/// Browsers on the `--cors-origins` list may call (grpc-web) and read gRPC's trailers; others
+/// get no CORS grant, and the speech service refuses them too (see `check_origin`).
+/// Credentials are never allowed: keys travel in a header.
+fn cors(origins: Origins) -> CorsLayer {
     let exposed =
         ["grpc-status", "grpc-message", "grpc-status-details-bin"].map(HeaderName::from_static);
     CorsLayer::new()
-        .allow_origin(AllowOrigin::mirror_request())
-        .allow_credentials(true)
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origin
+                .to_str()
+                .is_ok_and(|origin| origins.allows_cross_origin(origin))
+        }))
         .allow_methods([http::Method::POST, http::Method::OPTIONS])
         .allow_headers(AllowHeaders::mirror_request())
         .expose_headers(exposed)

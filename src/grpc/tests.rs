@@ -34,6 +34,7 @@ fn serve_config(limits: Limits, engine: EngineConfig, grace: Duration) -> ServeC
         device: "cpu".into(),
         engine,
         limits,
+        origins: Default::default(),
         transport: ServerOptions::default(),
         shutdown_grace: grace,
     }
@@ -478,6 +479,46 @@ async fn bad_stream_configs_and_audio_are_refused_naming_the_problem() {
         assert_eq!(status.code(), Code::InvalidArgument, "{name}: {status:?}");
         assert!(status.message().contains(needle), "{name}: {status:?}");
         drop(tx);
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_calls_from_unlisted_origins_are_permission_denied() {
+    let backend = ScriptedBackend::english();
+    let serve = ServeConfig {
+        origins: crate::service::Origins::parse("https://app.example.com").unwrap(),
+        ..serve_config(Limits::default(), EngineConfig::default(), TIMEOUT)
+    };
+    let server = RunningServer::start(backend.clone(), serve).await.unwrap();
+    let recognize = |origin: Option<&str>| {
+        let mut request = tonic::Request::new(RecognizeRequest {
+            config: Some(linear16(config())),
+            audio: f32_to_pcm16le(&say(&["seven"])),
+        });
+        if let Some(origin) = origin {
+            request
+                .metadata_mut()
+                .insert("origin", origin.parse().unwrap());
+        }
+        request
+    };
+    let mut client = client(&server).await;
+    let warm_batches = backend.batches().len();
+    let status = client
+        .recognize(recognize(Some("https://evil.example")))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("--cors-origins"), "{status:?}");
+    assert_eq!(
+        backend.batches().len(),
+        warm_batches,
+        "nothing was transcribed"
+    );
+    for origin in [Some("https://app.example.com"), None] {
+        let response = client.recognize(recognize(origin)).await.unwrap();
+        assert_eq!(response.into_inner().text.trim(), "seven");
     }
     server.shutdown().await.unwrap();
 }

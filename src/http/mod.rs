@@ -21,14 +21,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::engine::Engine;
-use crate::service::Service;
+use crate::service::{Origins, Service};
 use crate::telemetry::HttpLayer;
 
 pub use error::HttpError;
@@ -92,8 +93,12 @@ pub fn router(state: Arc<GatewayState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            same_origin_or_allowed,
+        ))
         .layer(telemetry)
-        .layer(cors())
+        .layer(cors(state.service.origins().clone()))
         .with_state(state)
 }
 
@@ -143,10 +148,34 @@ async fn method_not_allowed(method: Method, uri: Uri) -> HttpError {
     }
 }
 
-/// Browser apps (OpenAI's JS SDK with `dangerouslyAllowBrowser`) call from other origins.
-fn cors() -> CorsLayer {
+/// Refuses, with OpenAI's envelope, a browser request from an origin that is neither this
+/// server's own nor on `--cors-origins`: a form POST or a WebSocket upgrade has no preflight,
+/// so the browser's CORS check alone would let any page run transcriptions here.
+async fn same_origin_or_allowed(
+    State(state): State<Arc<GatewayState>>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let headers = request.headers();
+    let header = |name| headers.get(name).map(|v| v.to_str().unwrap_or("?"));
+    let checked = state
+        .service
+        .check_origin(header(header::ORIGIN), header(header::HOST));
+    match checked {
+        Ok(()) => next.run(request).await,
+        Err(refused) => HttpError::from(refused).into_response(),
+    }
+}
+
+/// Browser apps on `--cors-origins` (OpenAI's JS SDK with `dangerouslyAllowBrowser`) may call
+/// from their origin; no credentials (keys travel in a header).
+fn cors(origins: Origins) -> CorsLayer {
     CorsLayer::new()
-        .allow_origin(AllowOrigin::mirror_request())
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origin
+                .to_str()
+                .is_ok_and(|origin| origins.allows_cross_origin(origin))
+        }))
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers(AllowHeaders::mirror_request())
         .max_age(Duration::from_secs(24 * 3600))

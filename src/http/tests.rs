@@ -10,16 +10,21 @@ use tower::ServiceExt;
 use super::{GatewayState, router};
 use crate::engine::backend::scripted::say;
 use crate::engine::{Engine, EngineConfig, ScriptedBackend};
-use crate::service::{Limits, ServedModel, Service};
+use crate::service::{Limits, Origins, ServedModel, Service};
 use crate::telemetry::Metrics;
 
 fn service(backend: &ScriptedBackend, limits: Limits) -> Arc<Service> {
+    service_for(backend, limits, Origins::none())
+}
+
+fn service_for(backend: &ScriptedBackend, limits: Limits, origins: Origins) -> Arc<Service> {
     let engine = Engine::start(backend.clone(), EngineConfig::default());
     let model = ServedModel {
         id: "tiny.en".into(),
         device: "cpu".into(),
     };
-    let service = Service::new(Arc::new(engine), model, limits, Metrics::in_memory());
+    let service =
+        Service::new(Arc::new(engine), model, limits, Metrics::in_memory()).with_origins(origins);
     service.set_ready(true);
     Arc::new(service)
 }
@@ -290,4 +295,67 @@ async fn a_crawling_upload_is_cut_off_at_the_minimum_rate() {
     assert!(message.contains("the minimum is 2000 bytes/s"), "{message}");
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
     sender.abort();
+}
+
+fn from_origin(mut request: Request<Body>, origin: &str) -> Request<Body> {
+    let headers = request.headers_mut();
+    headers.insert(header::ORIGIN, origin.parse().unwrap());
+    headers.insert(header::HOST, "hearken.internal:8000".parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn foreign_origins_are_refused_before_any_work_and_listed_ones_get_cors() {
+    let backend = ScriptedBackend::english();
+    let origins = Origins::parse("https://app.example.com").unwrap();
+    let service = service_for(&backend, Limits::default(), origins);
+    let speech = || upload("/v1/audio/transcriptions", &wav(&say(&["five"])), &[]);
+    // A page elsewhere: its form POST (no preflight) and its WebSocket are refused.
+    for request in [
+        from_origin(speech(), "https://evil.example"),
+        from_origin(
+            get("/v1/realtime?intent=transcription"),
+            "https://evil.example",
+        ),
+        from_origin(speech(), "null"),
+    ] {
+        let (status, headers, body) = call(&service, request).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["error"]["code"], "origin_not_allowed");
+        assert!(headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+    }
+    assert!(backend.batches().is_empty(), "nothing was transcribed");
+    // The listed origin, the server's own pages and non-browser clients are served.
+    for request in [
+        from_origin(speech(), "https://app.example.com"),
+        from_origin(speech(), "http://hearken.internal:8000"),
+        speech(),
+    ] {
+        let (status, headers, body) = call(&service, request).await;
+        assert_eq!(
+            (status, body["text"].as_str()),
+            (StatusCode::OK, Some("five"))
+        );
+        assert!(
+            headers
+                .get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS)
+                .is_none()
+        );
+    }
+    // Preflights: a grant for the listed origin only.
+    let preflight = |origin: &str| {
+        Request::options("/v1/audio/transcriptions")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "authorization")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (_, headers, _) = call(&service, preflight("https://app.example.com")).await;
+    assert_eq!(
+        headers[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://app.example.com"
+    );
+    let (_, headers, _) = call(&service, preflight("https://evil.example")).await;
+    assert!(headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
 }

@@ -70,6 +70,15 @@ pub enum ServiceError {
         /// Decoding stopped at the limit, so the real length is unknown and longer.
         at_least: bool,
     },
+    /// A browser page from an origin that is not allowed to call this server.
+    #[error(
+        "requests from origin `{origin}` are not allowed; the server's operator can allow it \
+         with --cors-origins"
+    )]
+    OriginNotAllowed {
+        /// The request's `Origin` header.
+        origin: String,
+    },
     /// The client went quiet, or sent too slowly, for longer than this server waits: a stream
     /// with no message within the idle timeout, an upload that stalled or crawled.
     #[error("{0}")]
@@ -109,6 +118,7 @@ impl ServiceError {
             | Self::AudioTooLong { .. }
             | Self::Engine(EngineError::Saturated { .. }) => Code::ResourceExhausted,
             Self::Timeout(_) => Code::DeadlineExceeded,
+            Self::OriginNotAllowed { .. } => Code::PermissionDenied,
             Self::GraceExpired | Self::Engine(EngineError::ShuttingDown) => Code::Unavailable,
             Self::Engine(EngineError::Model(_)) => Code::Internal,
         }
@@ -124,6 +134,7 @@ impl ServiceError {
             | Self::Engine(EngineError::Rejected(_)) => StatusCode::BAD_REQUEST,
             Self::UnknownModel { .. } => StatusCode::NOT_FOUND,
             Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::OriginNotAllowed { .. } => StatusCode::FORBIDDEN,
             Self::MessageTooLarge(_) | Self::UploadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManySessions { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::GraceExpired
@@ -151,6 +162,7 @@ impl ServiceError {
             Self::UploadTooLarge { .. } => "file_too_large",
             Self::AudioTooLong { .. } => "audio_too_long",
             Self::Timeout(_) => "timeout",
+            Self::OriginNotAllowed { .. } => "origin_not_allowed",
             Self::Engine(EngineError::Saturated { .. }) => "server_overloaded",
             Self::GraceExpired | Self::Engine(EngineError::ShuttingDown) => "server_shutting_down",
             Self::Engine(EngineError::Model(_)) => "server_error",

@@ -7,6 +7,7 @@
 //! life: the permit is both its slot under `--max-sessions` and its entry in the task tracker
 //! that graceful shutdown waits on.
 
+pub mod access;
 mod error;
 pub mod whole_file;
 
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
+pub use access::Origins;
 pub use error::{ServiceError, openai_type};
 pub use whole_file::AudioFormat;
 
@@ -155,6 +157,7 @@ pub struct Service {
     shutdown: watch::Sender<bool>,
     grace_expired: CancellationToken,
     metrics: Metrics,
+    origins: Origins,
 }
 
 /// A session's place on the server: its slot and its entry in the shutdown tracker. Dropping
@@ -185,7 +188,33 @@ impl Service {
             shutdown: watch::Sender::new(false),
             grace_expired: CancellationToken::new(),
             metrics,
+            origins: Origins::none(),
         }
+    }
+
+    /// Allows cross-origin browser calls from `origins` (none by default).
+    pub fn with_origins(mut self, origins: Origins) -> Self {
+        self.origins = origins;
+        self
+    }
+
+    /// The web origins allowed to call cross-origin.
+    pub fn origins(&self) -> &Origins {
+        &self.origins
+    }
+
+    /// Refuses a browser request from an origin that is neither this server's nor allowed.
+    pub fn check_origin(
+        &self,
+        origin: Option<&str>,
+        host: Option<&str>,
+    ) -> Result<(), ServiceError> {
+        if self.origins.permits(origin, host) {
+            return Ok(());
+        }
+        Err(ServiceError::OriginNotAllowed {
+            origin: origin.unwrap_or_default().chars().take(200).collect(),
+        })
     }
 
     /// The engine every session submits to.

@@ -52,6 +52,7 @@ pub fn serve_config(limits: Limits, http: bool) -> ServeConfig {
         device: "cpu".into(),
         engine: EngineConfig::default(),
         limits,
+        origins: Default::default(),
         transport: ServerOptions::default(),
         shutdown_grace: Duration::from_secs(30),
     }

@@ -50,6 +50,7 @@ pub struct RunningServer {
     pub service: Arc<Service>,
     health: HealthReporter,
     stop_listener: Option<tokio::sync::oneshot::Sender<()>>,
+    stop_http: Option<tokio::sync::oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
     http_task: Option<JoinHandle<std::io::Result<()>>>,
     grace: Duration,
@@ -98,11 +99,13 @@ impl RunningServer {
         let task = tokio::spawn(server.serve(listener, async {
             let _ = listener_stopped.await;
         }));
+        // The HTTP listener outlives the drain: load balancers polling /healthz get 503
+        // (not a refused connection) until the last session has ended.
+        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let http_task = http_listener.map(|listener| {
             let gateway = Arc::new(GatewayState::new(Arc::clone(&service)));
-            let mut stopping = service.shutdown_signal();
             tokio::spawn(crate::http::serve(listener, gateway, async move {
-                let _ = stopping.wait_for(|stop| *stop).await;
+                let _ = http_stopped.await;
             }))
         });
         warm_up(service.engine()).await?;
@@ -115,6 +118,7 @@ impl RunningServer {
             service,
             health,
             stop_listener: Some(stop_listener),
+            stop_http: Some(stop_http),
             task,
             http_task,
             grace: config.shutdown_grace,
@@ -146,6 +150,9 @@ impl RunningServer {
             // Each session sends its error in its own protocol, then ends.
             self.service.drain(GRACE_EXPIRY_WRITE).await;
         }
+        if let Some(stop) = self.stop_http.take() {
+            let _ = stop.send(());
+        }
         let deadline = tokio::time::Instant::now() + GRACE_EXPIRY_WRITE;
         match tokio::time::timeout_at(deadline, &mut self.task).await {
             Ok(joined) => joined??,
@@ -171,4 +178,44 @@ async fn warm_up(engine: &Engine) -> anyhow::Result<()> {
     let handle = engine.submit(silence, &JobOptions::default())?;
     handle.finish().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ScriptedBackend;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn healthz_answers_503_while_sessions_drain_then_the_listener_closes() {
+        let config = ServeConfig {
+            grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            http_addr: Some("127.0.0.1:0".parse().unwrap()),
+            model_id: "scripted".into(),
+            device: "cpu".into(),
+            engine: EngineConfig::default(),
+            limits: Limits::default(),
+            origins: Origins::none(),
+            transport: ServerOptions::default(),
+            shutdown_grace: Duration::from_secs(10),
+        };
+        let server = RunningServer::start(ScriptedBackend::english(), config)
+            .await
+            .unwrap();
+        let url = format!("http://{}/healthz", server.http_addr.unwrap());
+        let health = || async { reqwest::get(&url).await.map(|r| r.status().as_u16()) };
+        assert_eq!(health().await.unwrap(), 200);
+        let held = server.service.open_session().unwrap();
+        let service = Arc::clone(&server.service);
+        let shutdown = tokio::spawn(server.shutdown());
+        while !service.is_shutting_down() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Draining: the listener is up and says so.
+        assert_eq!(health().await.unwrap(), 503);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(health().await.unwrap(), 503);
+        drop(held);
+        shutdown.await.unwrap().unwrap();
+        assert!(health().await.is_err(), "closed once drained");
+    }
 }

@@ -367,7 +367,7 @@ async fn recognize_returns_the_whole_transcript_and_cancel_empties_the_queue() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(server.engine().queued(), 0, "cancelled jobs stayed queued");
-    assert!(server.engine().stats().jobs_cancelled > 0);
+    assert!(server.engine().stats().jobs_cancelled() > 0);
     server.shutdown().await.unwrap();
 }
 

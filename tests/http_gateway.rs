@@ -309,13 +309,17 @@ async fn client_disconnect_cancels_queued_and_running_streams() {
     assert_eq!(server.engine().stats().jobs_done, before.jobs_done);
     drop(body);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while server.engine().stats().jobs_cancelled < before.jobs_cancelled + 2
+    while server.engine().stats().jobs_cancelled() < before.jobs_cancelled() + 2
         && Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let after = server.engine().stats();
-    assert_eq!(after.jobs_cancelled, before.jobs_cancelled + 2, "{after:?}");
+    assert_eq!(
+        after.jobs_cancelled(),
+        before.jobs_cancelled() + 2,
+        "{after:?}"
+    );
     assert_eq!(
         after.jobs_done, before.jobs_done,
         "a cancelled job ran to the end"

@@ -147,6 +147,7 @@ impl Engine {
         samples: Arc<[f32]>,
         options: &JobOptions,
     ) -> Result<JobHandle, EngineError> {
+        self.core.stats().record_submitted();
         let options = options.decode_options(&self.config().policy);
         let submitted = self.core.submit(samples, &options);
         if let Err(e) = &submitted {

@@ -123,17 +123,80 @@ async fn dropping_handles_cancels_queued_and_running_jobs() {
     assert_eq!(engine.queued(), 1);
     drop(queued);
     assert_eq!(engine.queued(), 0, "a queued job leaves at once");
-    assert_eq!(engine.stats().jobs_cancelled, 1);
+    assert_eq!(engine.stats().jobs_cancelled(), 1);
     drop(running);
     drop(paused);
     // The running job leaves after its current step; the engine then serves others.
     assert_eq!(text(submit(&engine, &["five"])).await, "five");
     let stats = engine.stats();
     assert_eq!(
-        (stats.jobs_cancelled, stats.jobs_done),
+        (stats.jobs_cancelled(), stats.jobs_done),
         (2, 1),
         "{stats:?} {:?}",
         backend.batches()
+    );
+    assert_eq!(
+        (stats.jobs_cancelled_queued, stats.jobs_cancelled_running),
+        (1, 1)
+    );
+}
+
+#[tokio::test]
+async fn job_counters_reconcile_through_every_fate() {
+    let backend = ScriptedBackend::english().with_window(0.5);
+    let engine = Engine::start(
+        backend.clone(),
+        EngineConfig {
+            max_queued: 2,
+            ..config(1, Duration::ZERO)
+        },
+    );
+    let paused = backend.pause();
+    let running = submit(&engine, &["one", "two", "three"]); // cancelled while running
+    backend.wait_for_batches(1, TIMEOUT);
+    let doomed = submit(&engine, &["four"]); // cancelled while queued
+    let filler = submit(&engine, &["five"]); // done
+    let full = engine.submit(say(&["six"]).into(), &JobOptions::default());
+    assert!(matches!(full, Err(EngineError::Saturated { .. })));
+    let invalid = JobOptions {
+        language: Some("xx".into()),
+        ..JobOptions::default()
+    };
+    assert!(engine.submit(say(&["six"]).into(), &invalid).is_err());
+    let mid = engine.stats();
+    assert_eq!(
+        (mid.queued_or_lost(), mid.running_or_lost()),
+        (2, 1),
+        "{mid:?}"
+    );
+    drop(doomed);
+    drop(running);
+    drop(paused);
+    assert_eq!(text(filler).await, "five");
+    backend.fail_next(1);
+    let failing = submit(&engine, &["seven"]);
+    let failed = tokio::time::timeout(TIMEOUT, failing.finish())
+        .await
+        .unwrap();
+    assert!(failed.is_err());
+    assert_eq!(text(submit(&engine, &["eight"])).await, "eight");
+    let stats = engine.stats();
+    assert_eq!(stats.jobs_submitted, 7, "{stats:?}");
+    assert_eq!(
+        (
+            stats.jobs_rejected,
+            stats.jobs_cancelled_queued,
+            stats.jobs_cancelled_running,
+            stats.jobs_failed,
+            stats.jobs_done
+        ),
+        (2, 1, 1, 1, 2),
+        "{stats:?}"
+    );
+    assert_eq!(
+        (stats.queued_or_lost(), stats.running_or_lost()),
+        (0, 0),
+        "{stats:?}"
     );
 }
 

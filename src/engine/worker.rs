@@ -46,7 +46,7 @@ pub(super) trait Cancel: Send + Sync {
 impl<S: Send + 'static> Cancel for Shared<S> {
     fn cancel(&self, id: u64) {
         if self.lock().remove(id) {
-            self.stats.record_cancelled();
+            self.stats.record_cancelled(false);
         }
     }
 }
@@ -160,7 +160,7 @@ impl<B: Backend> Worker<B> {
         let before = self.running.len();
         self.running.retain(|e| !e.job.is_cancelled());
         for _ in self.running.len()..before {
-            self.shared.stats.record_cancelled();
+            self.shared.stats.record_cancelled(true);
         }
     }
 

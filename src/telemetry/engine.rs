@@ -22,6 +22,7 @@ pub struct EngineMetrics {
     queue_wait: Histogram<f64>,
     model_time: Histogram<f64>,
     audio: Counter<f64>,
+    submitted: Counter<u64>,
     admitted: Counter<u64>,
     completed: Counter<u64>,
     cancelled: Counter<u64>,
@@ -64,6 +65,10 @@ impl EngineMetrics {
                 .with_unit("s")
                 .with_description("Seconds of audio decoded by the model.")
                 .build(),
+            submitted: jobs(
+                "hearken.engine.jobs.submitted",
+                "Jobs handed to the engine: rejected + admitted + cancelled{stage=queued} + queued.",
+            ),
             admitted: jobs(
                 "hearken.engine.jobs.admitted",
                 "Jobs taken from the queue into the running batch.",
@@ -74,7 +79,7 @@ impl EngineMetrics {
             ),
             cancelled: jobs(
                 "hearken.engine.jobs.cancelled",
-                "Jobs dropped by their caller before finishing.",
+                "Jobs dropped by their caller before finishing, by stage (queued, running).",
             ),
             failed: jobs(
                 "hearken.engine.jobs.failed",
@@ -92,12 +97,15 @@ impl EngineMetrics {
     /// rates) before the first event of each kind.
     fn with_zeroes(self) -> Self {
         for counter in [
+            &self.submitted,
             &self.admitted,
             &self.completed,
-            &self.cancelled,
             &self.failed,
         ] {
             counter.add(0, &[]);
+        }
+        for stage in ["queued", "running"] {
+            self.cancelled.add(0, &[KeyValue::new("stage", stage)]);
         }
         for reason in REJECTIONS {
             self.rejected.add(0, &[KeyValue::new("reason", *reason)]);
@@ -130,9 +138,15 @@ impl EngineMetrics {
         self.completed.add(1, &[]);
     }
 
-    /// A job was cancelled by its caller.
-    pub fn cancelled(&self) {
-        self.cancelled.add(1, &[]);
+    /// A job was handed to the engine.
+    pub fn submitted(&self) {
+        self.submitted.add(1, &[]);
+    }
+
+    /// A job was cancelled by its caller, before admission or while running.
+    pub fn cancelled(&self, running: bool) {
+        let stage = if running { "running" } else { "queued" };
+        self.cancelled.add(1, &[KeyValue::new("stage", stage)]);
     }
 
     /// `jobs` jobs failed with their batch.

@@ -69,14 +69,21 @@ pub(super) async fn realtime(
         beta: speaks_beta(&headers),
     };
     let max_message = state.service.limits().max_message_bytes;
+    // Read up to twice the limit, so a message a little over it is refused with an error event
+    // and close 1009 after being read whole; beyond that the socket library cuts it off (and the
+    // unread rest may reset the connection before the close frame arrives).
+    let read_limit = max_message.saturating_mul(2);
     let service = Arc::clone(&state.service);
     let span = tracing::info_span!("realtime_session");
     Ok(upgrade
         .protocols([SUBPROTOCOL])
-        .max_message_size(max_message)
-        .max_frame_size(max_message)
+        .max_message_size(read_limit)
+        .max_frame_size(read_limit)
         .on_upgrade(move |socket| {
-            tracing::Instrument::instrument(serve(socket, context, service, permit), span)
+            tracing::Instrument::instrument(
+                serve(socket, context, service, permit, max_message),
+                span,
+            )
         }))
 }
 
@@ -97,13 +104,29 @@ async fn serve(
     context: SessionContext,
     service: Arc<Service>,
     permit: SessionPermit,
+    max_message: usize,
 ) {
     let mut session = RealtimeSession::new(context);
-    let close = run(&mut socket, &mut session, &service).await;
+    let close = run(&mut socket, &mut session, &service, max_message).await;
+    drop(permit);
     if let Some(frame) = close {
         let _ = socket.send(Message::Close(Some(frame))).await;
+        linger(&mut socket).await;
     }
-    drop(permit);
+}
+
+/// After our close frame, reads (and drops) what the client still sends until it answers the
+/// close or a second passes: closing a TCP socket with unread data resets it, and the reset
+/// can overtake the close frame and error event already sent.
+async fn linger(socket: &mut WebSocket) {
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Whether the socket is still read.
@@ -119,6 +142,7 @@ async fn run(
     socket: &mut WebSocket,
     session: &mut RealtimeSession,
     service: &Service,
+    max_message: usize,
 ) -> Option<CloseFrame> {
     let mut shutdown = service.shutdown_signal();
     let mut input = Input::Open;
@@ -147,13 +171,18 @@ async fn run(
         tokio::select! {
             message = socket.recv(), if reading => {
                 idle_deadline = Instant::now() + idle_timeout;
-                match on_message(session, message) {
+                match on_message(session, message, max_message) {
                     Ok(true) => {}
                     Ok(false) => return None,
                     Err(e) => {
                         session.send_error(&e, None);
                         flush(socket, session).await;
-                        return Some(close(close_code::POLICY, "session ended after an error"));
+                        return Some(match e {
+                            RealtimeError::Fatal(ServiceError::MessageTooLarge(_)) => {
+                                close(close_code::SIZE, "message too large")
+                            }
+                            _ => close(close_code::POLICY, "session ended after an error"),
+                        });
                     }
                 }
             }
@@ -186,7 +215,19 @@ async fn run(
 fn on_message(
     session: &mut RealtimeSession,
     message: Option<Result<Message, axum::Error>>,
+    max_message: usize,
 ) -> Result<bool, RealtimeError> {
+    if let Some(Ok(Message::Text(text))) = &message
+        && text.len() > max_message
+    {
+        return Err(RealtimeError::Fatal(ServiceError::MessageTooLarge(
+            format!(
+                "a {}-byte message is over the {max_message}-byte limit (--max-message-bytes); \
+             send audio in smaller appends",
+                text.len()
+            ),
+        )));
+    }
     match message {
         Some(Ok(Message::Text(text))) => session.on_message(events::parse(text.as_str()))?,
         Some(Ok(Message::Binary(_))) => session.send_error(
@@ -195,12 +236,30 @@ fn on_message(
         ),
         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
         Some(Ok(Message::Close(_))) | None => return Ok(false),
+        Some(Err(e)) if is_oversize(&e) => {
+            return Err(RealtimeError::Fatal(ServiceError::MessageTooLarge(
+                e.to_string(),
+            )));
+        }
         Some(Err(e)) => {
             tracing::debug!(error = %e, "realtime socket failed");
             return Ok(false);
         }
     }
     Ok(true)
+}
+
+/// Whether a socket error is a message over `--max-message-bytes` (the client is still there
+/// and is told why, with close code 1009).
+fn is_oversize(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(err) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = err.downcast_ref() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// Writes the session's pending events; false when the client is gone.
@@ -223,3 +282,6 @@ fn close(code: u16, reason: &'static str) -> CloseFrame {
         reason: reason.into(),
     }
 }
+
+#[cfg(test)]
+mod tests;

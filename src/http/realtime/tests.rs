@@ -1,0 +1,99 @@
+//! The Realtime socket's transport rules on a real listener with the scripted backend: what a
+//! misbehaving client is told, and how the socket closes.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::engine::{EngineConfig, ScriptedBackend};
+use crate::grpc::ServerOptions;
+use crate::server::{RunningServer, ServeConfig};
+use crate::service::{Limits, Origins};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn start(limits: Limits) -> RunningServer {
+    let config = ServeConfig {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: Some("127.0.0.1:0".parse().unwrap()),
+        model_id: "scripted".into(),
+        device: "cpu".into(),
+        engine: EngineConfig::default(),
+        limits,
+        origins: Origins::none(),
+        transport: ServerOptions::default(),
+        shutdown_grace: TIMEOUT,
+    };
+    RunningServer::start(ScriptedBackend::english(), config)
+        .await
+        .unwrap()
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(server: &RunningServer) -> Socket {
+    let url = format!(
+        "ws://{}/v1/realtime?intent=transcription",
+        server.http_addr.unwrap()
+    );
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+/// Reads until the server closes: the `error` events' codes, and the close code.
+async fn until_closed(socket: &mut Socket) -> (Vec<String>, Option<CloseCode>) {
+    let mut errors = Vec::new();
+    loop {
+        let message = tokio::time::timeout(TIMEOUT, socket.next())
+            .await
+            .expect("the server closes in time");
+        match message {
+            Some(Ok(Message::Text(text))) => {
+                let event: Value = serde_json::from_str(&text).unwrap();
+                if event["type"] == "error" {
+                    errors.push(event["error"]["code"].as_str().unwrap_or("").to_string());
+                }
+            }
+            Some(Ok(Message::Close(frame))) => return (errors, frame.map(|f| f.code)),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return (errors, None),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_the_limit_gets_an_error_and_close_1009() {
+    let server = start(Limits {
+        max_message_bytes: 64 * 1024,
+        ..Limits::default()
+    })
+    .await;
+    let mut socket = connect(&server).await;
+    let audio = "A".repeat(100 * 1024);
+    let event = format!(r#"{{"type":"input_audio_buffer.append","audio":"{audio}"}}"#);
+    socket.send(Message::Text(event.into())).await.unwrap();
+    let (errors, code) = until_closed(&mut socket).await;
+    assert_eq!(errors, ["message_too_large"]);
+    assert_eq!(code, Some(CloseCode::Size));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_is_closed_with_a_timeout_error() {
+    let server = start(Limits {
+        idle_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    })
+    .await;
+    let mut socket = connect(&server).await;
+    let started = std::time::Instant::now();
+    let (errors, code) = until_closed(&mut socket).await;
+    assert_eq!(errors, ["timeout"]);
+    assert_eq!(code, Some(CloseCode::Policy));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(server.service.open_sessions(), 0, "the slot is free");
+    server.shutdown().await.unwrap();
+}

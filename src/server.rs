@@ -14,7 +14,7 @@ use tonic_health::server::HealthReporter;
 use crate::engine::{Backend, Engine, EngineConfig, JobOptions};
 use crate::grpc::{GrpcServer, ServerOptions, set_health};
 use crate::http::GatewayState;
-use crate::service::{Limits, Origins, ServedModel, Service};
+use crate::service::{Limits, Origins, ServedModel, Service, Tenants};
 use crate::telemetry::Metrics;
 
 /// Everything `serve` needs besides the model.
@@ -34,6 +34,8 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// Web origins allowed to call cross-origin (`--cors-origins`).
     pub origins: Origins,
+    /// API keys and quotas (`--tenants`); `None` serves anyone.
+    pub tenants: Option<Tenants>,
     /// Transport settings.
     pub transport: ServerOptions,
     /// How long live streams get to deliver their finals on shutdown.
@@ -89,10 +91,12 @@ impl RunningServer {
             id: config.model_id.clone(),
             device: config.device.clone(),
         };
-        let service = Arc::new(
-            Service::new(engine, model, config.limits.clone(), metrics)
-                .with_origins(config.origins.clone()),
-        );
+        let mut service = Service::new(engine, model, config.limits.clone(), metrics)
+            .with_origins(config.origins.clone());
+        if let Some(tenants) = config.tenants.clone() {
+            service = service.with_tenants(tenants);
+        }
+        let service = Arc::new(service);
         let server = GrpcServer::new(Arc::clone(&service), config.transport.clone()).await;
         let health = server.health();
         let (stop_listener, listener_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -184,6 +188,7 @@ async fn warm_up(engine: &Engine) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use crate::engine::ScriptedBackend;
+    use crate::service::Caller;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn healthz_answers_503_while_sessions_drain_then_the_listener_closes() {
@@ -195,6 +200,7 @@ mod tests {
             engine: EngineConfig::default(),
             limits: Limits::default(),
             origins: Origins::none(),
+            tenants: None,
             transport: ServerOptions::default(),
             shutdown_grace: Duration::from_secs(10),
         };
@@ -204,7 +210,7 @@ mod tests {
         let url = format!("http://{}/healthz", server.http_addr.unwrap());
         let health = || async { reqwest::get(&url).await.map(|r| r.status().as_u16()) };
         assert_eq!(health().await.unwrap(), 200);
-        let held = server.service.open_session().unwrap();
+        let held = server.service.open_session(&Caller::anonymous()).unwrap();
         let service = Arc::clone(&server.service);
         let shutdown = tokio::spawn(server.shutdown());
         while !service.is_shutting_down() {

@@ -8,6 +8,7 @@ mod bench_policy;
 mod bench_stream;
 mod corpus_run;
 mod demo;
+mod keys;
 mod load;
 mod models;
 mod serve;
@@ -52,6 +53,9 @@ enum Command {
     Bench(bench::BenchCommand),
     /// Word error rate of the transcripts of the corpus, clip by clip and overall.
     Wer(wer::WerArgs),
+    /// API keys for the tenants file of `serve --tenants`.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 /// Parses the command line and runs it; errors are printed with their causes.
@@ -71,6 +75,7 @@ pub fn run() -> ExitCode {
         Command::Models(args) => models::run(args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Wer(args) => wer::run(args),
+        Command::Keys(cmd) => keys::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

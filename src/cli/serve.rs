@@ -11,7 +11,7 @@ use crate::engine::EngineConfig;
 use crate::engine::WhisperBackend;
 use crate::grpc::ServerOptions;
 use crate::server::{RunningServer, ServeConfig};
-use crate::service::{Limits, Origins};
+use crate::service::{Limits, Origins, Tenants};
 use crate::telemetry::{Telemetry, TelemetryConfig};
 
 /// Arguments of `hearken serve`; every flag also reads a `HEARKEN_*` variable.
@@ -56,6 +56,11 @@ pub(super) struct ServeArgs {
     /// pages from the server's own origin are not affected.
     #[arg(long, env = "HEARKEN_CORS_ORIGINS", default_value = "", value_parser = Origins::parse)]
     cors_origins: Origins,
+    /// Tenants file (TOML): every request then needs `authorization: Bearer KEY` with a key of
+    /// one of its tenants, within that tenant's quotas (`hearken keys new TENANT` makes keys).
+    /// Without it the server is open to anyone who can reach it.
+    #[arg(long, env = "HEARKEN_TENANTS")]
+    tenants: Option<std::path::PathBuf>,
     /// Seconds live streams get to receive their finals on shutdown.
     #[arg(long, env = "HEARKEN_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
     shutdown_grace_seconds: u64,
@@ -78,6 +83,17 @@ where
 {
     let telemetry = Telemetry::init(&TelemetryConfig::from_env(args.otlp_endpoint.clone())?)?;
     crate::telemetry::init_logging(telemetry.tracer());
+    let tenants = args.tenants.as_deref().map(Tenants::load).transpose()?;
+    match &tenants {
+        Some(tenants) => tracing::info!(
+            tenants = tenants.iter().count(),
+            "API keys required (--tenants)"
+        ),
+        None => tracing::warn!(
+            "no --tenants file: the server accepts requests without keys from anyone who can \
+             reach it"
+        ),
+    }
     let model = args.model.load()?;
     let model_id = args.model.id();
     let config = ServeConfig {
@@ -101,6 +117,7 @@ where
             ..Limits::default()
         },
         origins: args.cors_origins.clone(),
+        tenants,
         transport: ServerOptions::default(),
         shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
     };

@@ -17,14 +17,15 @@ use super::proto::{
     RecognitionConfig, RecognizeRequest, RecognizeResponse, StreamingRecognizeResponse,
 };
 use crate::engine::{EngineError, JobEvent, JobHandle};
-use crate::service::{Service, ServiceError, SessionPermit};
+use crate::service::{Caller, Service, ServiceError, SessionPermit};
 
 /// `Recognize`: decodes, transcribes, answers once.
 pub(super) async fn whole(
     service: &Service,
+    caller: &Caller,
     request: RecognizeRequest,
 ) -> Result<RecognizeResponse, ServiceError> {
-    let (settings, handle) = submit(service, request).await?;
+    let (settings, handle) = submit(service, caller, request).await?;
     let transcript = tokio::select! {
         transcript = handle.finish() => transcript?,
         expired = service.grace_expired() => return Err(expired),
@@ -39,10 +40,11 @@ pub(super) async fn whole(
 /// `RecognizeStream`: one `TranscriptUpdate` per segment as windows are decoded.
 pub(super) async fn progressive(
     service: Arc<Service>,
+    caller: Caller,
     request: RecognizeRequest,
     permit: SessionPermit,
 ) -> Result<impl Stream<Item = Result<StreamingRecognizeResponse, Status>>, ServiceError> {
-    let (settings, handle) = submit(&service, request).await?;
+    let (settings, handle) = submit(&service, &caller, request).await?;
     let (tx, rx) = mpsc::channel(16);
     let forward = async move {
         forward_segments(&service, &settings, handle, tx).await;
@@ -55,6 +57,7 @@ pub(super) async fn progressive(
 
 async fn submit(
     service: &Service,
+    caller: &Caller,
     request: RecognizeRequest,
 ) -> Result<(Settings, JobHandle), ServiceError> {
     let config = request.config.unwrap_or_else(|| RecognitionConfig {
@@ -66,7 +69,12 @@ async fn submit(
         return Err(invalid("audio is empty"));
     }
     let handle = service
-        .submit_file(request.audio, settings.audio_format(), &settings.job)
+        .submit_file(
+            caller,
+            request.audio,
+            settings.audio_format(),
+            &settings.job,
+        )
         .await?;
     Ok((settings, handle))
 }

@@ -85,13 +85,15 @@ impl GrpcServer {
             .max_decoding_message_size(max_message)
             .max_encoding_message_size(max_message);
         let guard = Arc::clone(&self.service);
-        let speech = InterceptedService::new(speech, move |request: tonic::Request<()>| {
-            let origin = request
-                .metadata()
-                .get("origin")
-                .map(|v| v.to_str().unwrap_or("?"));
+        // Every speech call: the browser origin rule, then the API key (health and reflection
+        // stay open for the mesh's probes).
+        let speech = InterceptedService::new(speech, move |mut request: tonic::Request<()>| {
+            let metadata = request.metadata();
+            let header = |name| metadata.get(name).map(|v| v.to_str().unwrap_or("?"));
             // No page is served on this port: any browser caller is cross-origin.
-            guard.check_origin(origin, None)?;
+            guard.check_origin(header("origin"), None)?;
+            let caller = guard.authenticate(header("authorization"))?;
+            request.extensions_mut().insert(caller);
             Ok(request)
         });
         let health = HealthServer::new(HealthService::from_health_reporter(self.health.clone()));

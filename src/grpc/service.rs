@@ -13,7 +13,7 @@ use super::proto::{
 };
 use super::{recognize, streaming};
 use crate::model::store::ModelStore;
-use crate::service::Service;
+use crate::service::{Caller, Service};
 
 /// The gRPC service object.
 #[derive(Debug, Clone)]
@@ -40,8 +40,14 @@ impl Speech for SpeechService {
         &self,
         request: Request<Streaming<StreamingRecognizeRequest>>,
     ) -> Result<Response<Self::StreamingRecognizeStream>, Status> {
-        let permit = self.service.open_session()?;
-        let stream = streaming::start(Arc::clone(&self.service), request.into_inner(), permit);
+        let caller = caller(&request)?;
+        let permit = self.service.open_session(&caller)?;
+        let stream = streaming::start(
+            Arc::clone(&self.service),
+            caller,
+            request.into_inner(),
+            permit,
+        );
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -49,8 +55,9 @@ impl Speech for SpeechService {
         &self,
         request: Request<RecognizeRequest>,
     ) -> Result<Response<RecognizeResponse>, Status> {
-        let _permit = self.service.open_session()?;
-        let response = recognize::whole(&self.service, request.into_inner()).await?;
+        let caller = caller(&request)?;
+        let _permit = self.service.open_session(&caller)?;
+        let response = recognize::whole(&self.service, &caller, request.into_inner()).await?;
         Ok(Response::new(response))
     }
 
@@ -58,9 +65,15 @@ impl Speech for SpeechService {
         &self,
         request: Request<RecognizeRequest>,
     ) -> Result<Response<Self::RecognizeStreamStream>, Status> {
-        let permit = self.service.open_session()?;
-        let stream =
-            recognize::progressive(Arc::clone(&self.service), request.into_inner(), permit).await?;
+        let caller = caller(&request)?;
+        let permit = self.service.open_session(&caller)?;
+        let stream = recognize::progressive(
+            Arc::clone(&self.service),
+            caller,
+            request.into_inner(),
+            permit,
+        )
+        .await?;
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -70,6 +83,15 @@ impl Speech for SpeechService {
     ) -> Result<Response<ListModelsResponse>, Status> {
         Ok(Response::new(list_models(&self.service)))
     }
+}
+
+/// Who sent `request`, as the server's interceptor authenticated it.
+fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("the request was not authenticated"))
 }
 
 fn list_models(service: &Service) -> ListModelsResponse {

@@ -25,8 +25,9 @@ use super::proto::speech_event::Kind;
 use super::proto::streaming_recognize_request::Request;
 use super::proto::streaming_recognize_response::Event;
 use super::proto::{self, AudioAck, StreamingRecognizeRequest, StreamingRecognizeResponse};
+use crate::audio::WHISPER_SAMPLE_RATE;
 use crate::audio::stream::StreamDecoder;
-use crate::service::{Service, ServiceError, SessionPermit};
+use crate::service::{Caller, Service, ServiceError, SessionPermit};
 use crate::session::{SessionConfig, SessionPolicy, SpeechEvent, TimedWord, TranscriptUpdate};
 use crate::streaming::{SessionDriver, SessionEvent};
 
@@ -38,6 +39,7 @@ type Outbox = mpsc::Sender<Result<StreamingRecognizeResponse, Status>>;
 /// Starts the session task; its responses are the returned stream.
 pub(super) fn start(
     service: Arc<Service>,
+    caller: Caller,
     inbound: Streaming<StreamingRecognizeRequest>,
     permit: SessionPermit,
 ) -> impl Stream<Item = Result<StreamingRecognizeResponse, Status>> {
@@ -50,7 +52,7 @@ pub(super) fn start(
             sequence: 0,
             tx,
         };
-        let ended = run(&service, inbound, &mut out).await;
+        let ended = run(&service, caller, inbound, &mut out).await;
         // The slot is free before the client hears the stream is over, so it can reconnect.
         drop(permit);
         if let Err(e) = ended {
@@ -92,6 +94,7 @@ enum InputState {
 
 struct Session<'a> {
     service: &'a Service,
+    caller: Caller,
     settings: Settings,
     decoder: StreamDecoder,
     driver: SessionDriver,
@@ -102,6 +105,7 @@ struct Session<'a> {
 
 async fn run(
     service: &Service,
+    caller: Caller,
     mut inbound: Streaming<StreamingRecognizeRequest>,
     out: &mut Responder,
 ) -> Result<(), ServiceError> {
@@ -128,6 +132,7 @@ async fn run(
     );
     let mut session = Session {
         service,
+        caller,
         settings,
         decoder,
         driver,
@@ -230,6 +235,8 @@ impl Session<'_> {
         match request {
             Some(Request::Audio(chunk)) => {
                 let samples = self.decoder.push(&chunk.data)?;
+                let seconds = samples.len() as f64 / f64::from(WHISPER_SAMPLE_RATE);
+                self.service.charge_audio(&self.caller, seconds)?;
                 self.last_sequence = chunk.sequence;
                 self.driver.push_audio(&samples);
                 self.driver.check_overrun()?;
@@ -259,6 +266,8 @@ impl Session<'_> {
     /// other tasks while it runs (the server's runtime is multi-threaded).
     fn end_of_input(&mut self) -> Result<InputState, ServiceError> {
         let tail = tokio::task::block_in_place(|| self.decoder.finish())?;
+        let seconds = tail.len() as f64 / f64::from(WHISPER_SAMPLE_RATE);
+        self.service.charge_audio(&self.caller, seconds)?;
         self.driver.push_audio(&tail);
         self.driver.finalize();
         Ok(InputState::Ended)

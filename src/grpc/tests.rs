@@ -35,6 +35,7 @@ fn serve_config(limits: Limits, engine: EngineConfig, grace: Duration) -> ServeC
         engine,
         limits,
         origins: Default::default(),
+        tenants: None,
         transport: ServerOptions::default(),
         shutdown_grace: grace,
     }
@@ -520,5 +521,135 @@ async fn browser_calls_from_unlisted_origins_are_permission_denied() {
         let response = client.recognize(recognize(origin)).await.unwrap();
         assert_eq!(response.into_inner().text.trim(), "seven");
     }
+    server.shutdown().await.unwrap();
+}
+
+fn tenants() -> crate::service::Tenants {
+    use crate::service::tenants::digest_line;
+    crate::service::Tenants::parse(&format!(
+        "[[tenant]]\nid = \"acme\"\nkeys = [\"{}\"]\nmax_sessions = 1\n\n\
+         [[tenant]]\nid = \"beta\"\nkeys = [\"{}\"]\naudio_seconds_per_minute = 2.0\n",
+        digest_line("hk_acme"),
+        digest_line("hk_beta"),
+    ))
+    .unwrap()
+}
+
+fn with_key<T>(message: T, authorization: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(value) = authorization {
+        request
+            .metadata_mut()
+            .insert("authorization", value.parse().unwrap());
+    }
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_name_the_tenant_and_quotas_hold_per_tenant() {
+    let backend = ScriptedBackend::english();
+    let serve = ServeConfig {
+        tenants: Some(tenants()),
+        ..serve_config(Limits::default(), EngineConfig::default(), TIMEOUT)
+    };
+    let server = RunningServer::start(backend, serve).await.unwrap();
+    let mut client = client(&server).await;
+    let recognize = |words: &[&str], key: Option<&str>| {
+        with_key(
+            RecognizeRequest {
+                config: Some(linear16(config())),
+                audio: f32_to_pcm16le(&say(words)),
+            },
+            key,
+        )
+    };
+    for (key, needle) in [
+        (
+            None,
+            "requires an API key: send `authorization: Bearer KEY`",
+        ),
+        (Some("Bearer hk_guess"), "invalid API key"),
+        (Some("Basic aGs6YWNtZQ=="), "must be `Bearer KEY`"),
+    ] {
+        let status = client
+            .recognize(recognize(&["one"], key))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{key:?}");
+        assert!(status.message().contains(needle), "{status:?}");
+        assert!(
+            !status.message().contains("hk_guess"),
+            "keys are never echoed"
+        );
+    }
+    let ok = client
+        .recognize(recognize(&["two"], Some("Bearer hk_acme")))
+        .await
+        .unwrap();
+    assert_eq!(ok.into_inner().text.trim(), "two");
+
+    // acme may hold one session: a second is refused while its stream is open; beta is not.
+    let (tx, rx) = mpsc::channel(8);
+    tx.send(request(Request::Config(linear16(config()))))
+        .await
+        .unwrap();
+    let mut open = client
+        .streaming_recognize(with_key(ReceiverStream::new(rx), Some("bearer hk_acme")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(open.next().await.unwrap().is_ok(), "SessionStarted");
+    let status = client
+        .recognize(recognize(&["three"], Some("Bearer hk_acme")))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("tenant `acme` is over its quota of 1 concurrent sessions"),
+        "{status:?}"
+    );
+    assert!(status.metadata().get("grpc-retry-pushback-ms").is_some());
+    let other = client
+        .recognize(recognize(&["one"], Some("Bearer hk_beta")))
+        .await
+        .unwrap();
+    assert_eq!(other.into_inner().text.trim(), "one");
+    drop(tx);
+    while open.next().await.is_some() {}
+
+    // beta has 2 s of audio a minute: "one" took 0.65 s, three words more do not fit.
+    let status = client
+        .recognize(recognize(&["one", "two", "three"], Some("Bearer hk_beta")))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("2 s of audio per minute"),
+        "{status:?}"
+    );
+
+    // Health stays open for probes.
+    let channel = Channel::from_shared(format!("http://{}", server.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let check = tonic_health::pb::HealthCheckRequest {
+        service: String::new(),
+    };
+    assert!(health.check(check).await.is_ok());
+
+    let metrics = server.service.metrics().registry().render();
+    assert!(
+        metrics.contains("hearken_tenant_sessions_total{tenant=\"acme\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hearken_tenant_audio_seconds_total{tenant=\"beta\""),
+        "{metrics}"
+    );
     server.shutdown().await.unwrap();
 }

@@ -82,12 +82,20 @@ pub fn router(state: Arc<GatewayState>) -> Router {
         .saturating_mul(2)
         .saturating_add(FORM_OVERHEAD_BYTES);
     let telemetry = HttpLayer::new(state.service.metrics().service().clone());
-    Router::new()
+    // Everything under /v1 needs a key when the server has tenants; health and metrics
+    // stay open for probes and scrapers.
+    let api = Router::new()
         .route("/v1/audio/transcriptions", post(transcribe::transcriptions))
         .route("/v1/audio/translations", post(transcribe::translations))
         .route("/v1/realtime", get(realtime::realtime))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{id}", get(models::get))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            authenticate,
+        ));
+    Router::new()
+        .merge(api)
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -165,6 +173,38 @@ async fn same_origin_or_allowed(
         Ok(()) => next.run(request).await,
         Err(refused) => HttpError::from(refused).into_response(),
     }
+}
+
+/// Authenticates an API request (`Authorization: Bearer KEY`, or on the Realtime socket the
+/// browsers' `openai-insecure-api-key.KEY` subprotocol) and hands its [`Caller`] to the
+/// handler; refused with 401 and OpenAI's envelope (before any upgrade) otherwise.
+async fn authenticate(
+    State(state): State<Arc<GatewayState>>,
+    mut request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let authorization = credential(request.headers());
+    match state.service.authenticate(authorization.as_deref()) {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(refused) => HttpError::from(refused).into_response(),
+    }
+}
+
+/// The `Authorization` value, or `Bearer KEY` from a browser's key subprotocol.
+fn credential(headers: &axum::http::HeaderMap) -> Option<String> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        return Some(value.to_str().unwrap_or("?").to_string());
+    }
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix("openai-insecure-api-key."))
+        .map(|key| format!("Bearer {key}"))
 }
 
 /// Browser apps on `--cors-origins` (OpenAI's JS SDK with `dangerouslyAllowBrowser`) may call

@@ -10,7 +10,7 @@ use tower::ServiceExt;
 use super::{GatewayState, router};
 use crate::engine::backend::scripted::say;
 use crate::engine::{Engine, EngineConfig, ScriptedBackend};
-use crate::service::{Limits, Origins, ServedModel, Service};
+use crate::service::{Caller, Limits, Origins, ServedModel, Service};
 use crate::telemetry::Metrics;
 
 fn service(backend: &ScriptedBackend, limits: Limits) -> Arc<Service> {
@@ -150,7 +150,7 @@ async fn full_slots_are_a_429_with_retry_after() {
         ..Limits::default()
     };
     let service = service(&ScriptedBackend::english(), limits);
-    let _held = service.open_session().unwrap();
+    let _held = service.open_session(&Caller::anonymous()).unwrap();
     let request = upload("/v1/audio/transcriptions", &wav(&say(&["one"])), &[]);
     let (status, headers, body) = call(&service, request).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
@@ -358,4 +358,54 @@ async fn foreign_origins_are_refused_before_any_work_and_listed_ones_get_cors() 
     );
     let (_, headers, _) = call(&service, preflight("https://evil.example")).await;
     assert!(headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+}
+
+#[tokio::test]
+async fn with_tenants_every_api_route_needs_a_key_but_health_and_metrics_do_not() {
+    use crate::service::tenants::digest_line;
+    let tenants = crate::service::Tenants::parse(&format!(
+        "[[tenant]]\nid = \"acme\"\nkeys = [\"{}\"]\n",
+        digest_line("hk_acme")
+    ))
+    .unwrap();
+    let engine = Engine::start(ScriptedBackend::english(), EngineConfig::default());
+    let model = ServedModel {
+        id: "tiny.en".into(),
+        device: "cpu".into(),
+    };
+    let service = Service::new(
+        Arc::new(engine),
+        model,
+        Limits::default(),
+        Metrics::in_memory(),
+    )
+    .with_tenants(tenants);
+    service.set_ready(true);
+    let service = Arc::new(service);
+    let keyed = |mut request: Request<Body>, value: &str| {
+        request
+            .headers_mut()
+            .insert(header::AUTHORIZATION, value.parse().unwrap());
+        request
+    };
+    let speech = || upload("/v1/audio/transcriptions", &wav(&say(&["six"])), &[]);
+    for request in [
+        speech(),
+        keyed(speech(), "Bearer hk_wrong"),
+        get("/v1/models"),
+        get("/v1/realtime?intent=transcription"),
+    ] {
+        let (status, _, body) = call(&service, request).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(body["error"]["code"], "invalid_api_key");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+    }
+    let (status, _, body) = call(&service, keyed(speech(), "Bearer hk_acme")).await;
+    assert_eq!(
+        (status, body["text"].as_str()),
+        (StatusCode::OK, Some("six"))
+    );
+    assert_eq!(call(&service, get("/healthz")).await.0, StatusCode::OK);
+    let (status, _, _) = call(&service, get("/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::http::header;
@@ -21,22 +22,24 @@ use super::{models, sse};
 use crate::engine::JobOptions;
 use crate::formats::{RenderOptions, ResponseFormat, render};
 use crate::model::whisper::tokens::Task;
-use crate::service::AudioFormat;
+use crate::service::{AudioFormat, Caller};
 
 /// `POST /v1/audio/transcriptions`.
 pub(super) async fn transcriptions(
     State(state): State<Arc<GatewayState>>,
+    Extension(caller): Extension<Caller>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, HttpError> {
-    handle(&state, multipart, Endpoint::Transcriptions).await
+    handle(&state, &caller, multipart, Endpoint::Transcriptions).await
 }
 
 /// `POST /v1/audio/translations`: speech in any language the model knows → English text.
 pub(super) async fn translations(
     State(state): State<Arc<GatewayState>>,
+    Extension(caller): Extension<Caller>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, HttpError> {
-    handle(&state, multipart, Endpoint::Translations).await
+    handle(&state, &caller, multipart, Endpoint::Translations).await
 }
 
 /// What a checked form asks for.
@@ -49,6 +52,7 @@ struct Plan {
 
 async fn handle(
     state: &GatewayState,
+    caller: &Caller,
     multipart: Result<Multipart, MultipartRejection>,
     endpoint: Endpoint,
 ) -> Result<Response, HttpError> {
@@ -62,13 +66,13 @@ async fn handle(
     )
     .await?;
     let plan = plan(state, &form, endpoint)?;
-    let permit = state.service.open_session()?;
+    let permit = state.service.open_session(caller)?;
     let format = AudioFormat::Sniffed {
         extension_hint: form.file.extension().map(str::to_string),
     };
     let job = state
         .service
-        .submit_file(form.file.bytes, format, &plan.job)
+        .submit_file(caller, form.file.bytes, format, &plan.job)
         .await?;
     if plan.stream {
         return Ok(sse::respond(Arc::clone(&state.service), job, permit).into_response());

@@ -70,6 +70,19 @@ pub enum ServiceError {
         /// Decoding stopped at the limit, so the real length is unknown and longer.
         at_least: bool,
     },
+    /// No API key, or not one of the tenants' (the message never echoes the key).
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// A tenant is over one of its quotas.
+    #[error("tenant `{tenant}` is over its quota of {quota}; retry in {}s", retry_after.as_secs())]
+    TenantQuota {
+        /// The tenant.
+        tenant: String,
+        /// Which quota, with its value.
+        quota: String,
+        /// When enough of the quota is back.
+        retry_after: Duration,
+    },
     /// A browser page from an origin that is not allowed to call this server.
     #[error(
         "requests from origin `{origin}` are not allowed; the server's operator can allow it \
@@ -112,6 +125,7 @@ impl ServiceError {
             | Self::UnknownModel { .. }
             | Self::Engine(EngineError::Rejected(_)) => Code::InvalidArgument,
             Self::TooManySessions { .. }
+            | Self::TenantQuota { .. }
             | Self::Overrun(_)
             | Self::MessageTooLarge(_)
             | Self::UploadTooLarge { .. }
@@ -119,6 +133,7 @@ impl ServiceError {
             | Self::Engine(EngineError::Saturated { .. }) => Code::ResourceExhausted,
             Self::Timeout(_) => Code::DeadlineExceeded,
             Self::OriginNotAllowed { .. } => Code::PermissionDenied,
+            Self::Unauthenticated(_) => Code::Unauthenticated,
             Self::GraceExpired | Self::Engine(EngineError::ShuttingDown) => Code::Unavailable,
             Self::Engine(EngineError::Model(_)) => Code::Internal,
         }
@@ -136,7 +151,10 @@ impl ServiceError {
             Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::OriginNotAllowed { .. } => StatusCode::FORBIDDEN,
             Self::MessageTooLarge(_) | Self::UploadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::TooManySessions { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManySessions { .. } | Self::TenantQuota { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::GraceExpired
             | Self::Engine(EngineError::Saturated { .. } | EngineError::ShuttingDown) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -163,6 +181,8 @@ impl ServiceError {
             Self::AudioTooLong { .. } => "audio_too_long",
             Self::Timeout(_) => "timeout",
             Self::OriginNotAllowed { .. } => "origin_not_allowed",
+            Self::Unauthenticated(_) => "invalid_api_key",
+            Self::TenantQuota { .. } => "quota_exceeded",
             Self::Engine(EngineError::Saturated { .. }) => "server_overloaded",
             Self::GraceExpired | Self::Engine(EngineError::ShuttingDown) => "server_shutting_down",
             Self::Engine(EngineError::Model(_)) => "server_error",
@@ -174,7 +194,9 @@ impl ServiceError {
     /// `grpc-retry-pushback-ms` and `Retry-After`.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::TooManySessions { retry_after, .. } => Some(*retry_after),
+            Self::TooManySessions { retry_after, .. } | Self::TenantQuota { retry_after, .. } => {
+                Some(*retry_after)
+            }
             Self::Engine(EngineError::Saturated { .. }) => Some(Duration::from_secs(1)),
             Self::GraceExpired | Self::Engine(EngineError::ShuttingDown) => {
                 Some(Duration::from_secs(5))

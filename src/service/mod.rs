@@ -9,6 +9,7 @@
 
 pub mod access;
 mod error;
+pub mod tenants;
 pub mod whole_file;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 
 pub use access::Origins;
 pub use error::{ServiceError, openai_type};
+pub use tenants::{Tenant, Tenants};
 pub use whole_file::AudioFormat;
 
 use crate::engine::{Engine, ModelInfo};
@@ -136,6 +138,17 @@ impl BodyPace {
     }
 }
 
+const MISSING_KEY: &str = "this server requires an API key: send `authorization: Bearer KEY`";
+const NOT_BEARER: &str = "the authorization value must be `Bearer KEY`";
+const UNKNOWN_KEY: &str = "invalid API key";
+
+/// The key of a `Bearer KEY` value (the scheme is case-insensitive, as RFC 6750 says).
+pub fn bearer_key(value: &str) -> Option<&str> {
+    let (scheme, key) = value.trim().split_once(' ')?;
+    let key = key.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then_some(key)
+}
+
 /// The served model: its id, where it runs and what it can do.
 #[derive(Debug, Clone)]
 pub struct ServedModel {
@@ -158,14 +171,36 @@ pub struct Service {
     grace_expired: CancellationToken,
     metrics: Metrics,
     origins: Origins,
+    /// `None`: no tenants file, the server is open.
+    tenants: Option<Tenants>,
 }
 
-/// A session's place on the server: its slot and its entry in the shutdown tracker. Dropping
-/// it ends the session.
+/// A session's place on the server: its slot, its tenant's slot when the tenant has a
+/// session quota, and its entry in the shutdown tracker. Dropping it ends the session.
 #[derive(Debug)]
 pub struct SessionPermit {
     _slot: OwnedSemaphorePermit,
+    _tenant_slot: Option<OwnedSemaphorePermit>,
     _tracked: TaskTrackerToken,
+}
+
+/// Who a request is from: one of the tenants, or anyone when the server runs without a
+/// tenants file. Cheap to clone; handlers receive it from the front end's authentication.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    tenant: Option<Arc<Tenant>>,
+}
+
+impl Caller {
+    /// A caller on a server without tenants.
+    pub fn anonymous() -> Self {
+        Self::default()
+    }
+
+    /// The tenant's id (`anonymous` on an open server), for spans, logs and metrics.
+    pub fn tenant_id(&self) -> &str {
+        self.tenant.as_deref().map_or("anonymous", Tenant::id)
+    }
 }
 
 impl Service {
@@ -189,7 +224,50 @@ impl Service {
             grace_expired: CancellationToken::new(),
             metrics,
             origins: Origins::none(),
+            tenants: None,
         }
+    }
+
+    /// Requires an API key of one of `tenants` on every request but health checks.
+    pub fn with_tenants(mut self, tenants: Tenants) -> Self {
+        self.tenants = Some(tenants);
+        self
+    }
+
+    /// Whether requests need an API key.
+    pub fn requires_keys(&self) -> bool {
+        self.tenants.is_some()
+    }
+
+    /// Who sent a request with this `authorization` value (`Bearer KEY`), or why it is
+    /// refused. Without a tenants file everyone is let in, as [`Caller::anonymous`]. The
+    /// tenant id goes on the current span (the request's), never the key.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, ServiceError> {
+        let Some(tenants) = &self.tenants else {
+            return Ok(Caller::anonymous());
+        };
+        let key = match authorization.map(str::trim) {
+            None | Some("") => return Err(ServiceError::Unauthenticated(MISSING_KEY)),
+            Some(value) => bearer_key(value).ok_or(ServiceError::Unauthenticated(NOT_BEARER))?,
+        };
+        let tenant = tenants
+            .authenticate(key)
+            .ok_or(ServiceError::Unauthenticated(UNKNOWN_KEY))?;
+        tracing::Span::current().record("tenant", tenant.id());
+        Ok(Caller {
+            tenant: Some(tenant),
+        })
+    }
+
+    /// Takes `seconds` of audio from the caller's per-minute allowance and counts it.
+    pub fn charge_audio(&self, caller: &Caller, seconds: f64) -> Result<(), ServiceError> {
+        if let Some(tenant) = &caller.tenant {
+            tenant.charge_audio(seconds, Instant::now())?;
+        }
+        self.metrics
+            .service()
+            .tenant_audio(caller.tenant_id(), seconds);
+        Ok(())
     }
 
     /// Allows cross-origin browser calls from `origins` (none by default).
@@ -249,11 +327,17 @@ impl Service {
 
     /// Takes a session slot (every protocol shares them), or says why not: the server is
     /// shutting down, or every slot is taken.
-    pub fn open_session(&self) -> Result<SessionPermit, ServiceError> {
+    pub fn open_session(&self, caller: &Caller) -> Result<SessionPermit, ServiceError> {
         if self.is_shutting_down() {
             self.metrics.service().session_rejected("shutting_down");
             return Err(crate::engine::EngineError::ShuttingDown.into());
         }
+        let tenant_slot = match &caller.tenant {
+            Some(tenant) => tenant.take_slot().inspect_err(|_| {
+                self.metrics.service().session_rejected("tenant_quota");
+            })?,
+            None => None,
+        };
         let slot = Arc::clone(&self.slots).try_acquire_owned().map_err(|_| {
             self.metrics.service().session_rejected("capacity");
             ServiceError::TooManySessions {
@@ -261,8 +345,10 @@ impl Service {
                 retry_after: SESSION_RETRY_AFTER,
             }
         })?;
+        self.metrics.service().tenant_session(caller.tenant_id());
         Ok(SessionPermit {
             _slot: slot,
+            _tenant_slot: tenant_slot,
             _tracked: self.sessions.token(),
         })
     }
@@ -349,9 +435,9 @@ mod tests {
     #[tokio::test]
     async fn sessions_take_slots_until_none_is_left() {
         let service = service(2);
-        let first = service.open_session().unwrap();
-        let _second = service.open_session().unwrap();
-        let refused = service.open_session().unwrap_err();
+        let first = service.open_session(&Caller::anonymous()).unwrap();
+        let _second = service.open_session(&Caller::anonymous()).unwrap();
+        let refused = service.open_session(&Caller::anonymous()).unwrap_err();
         assert!(
             matches!(refused, ServiceError::TooManySessions { limit: 2, .. }),
             "{refused:?}"
@@ -360,7 +446,7 @@ mod tests {
         assert_eq!(service.open_sessions(), 2);
         drop(first);
         assert_eq!(service.open_sessions(), 1);
-        assert!(service.open_session().is_ok());
+        assert!(service.open_session(&Caller::anonymous()).is_ok());
     }
 
     #[tokio::test]
@@ -368,7 +454,7 @@ mod tests {
         let service = Arc::new(service(4));
         service.set_ready(true);
         assert!(service.is_ready());
-        let permit = service.open_session().unwrap();
+        let permit = service.open_session(&Caller::anonymous()).unwrap();
         let mut signal = service.shutdown_signal();
         service.begin_shutdown();
         assert!(
@@ -376,7 +462,7 @@ mod tests {
             "health turns NOT_SERVING with shutdown"
         );
         assert!(*signal.borrow_and_update());
-        let refused = service.open_session().unwrap_err();
+        let refused = service.open_session(&Caller::anonymous()).unwrap_err();
         assert_eq!(refused.grpc_code(), tonic::Code::Unavailable);
         // The open session ends a little later: drain returns then, not at the grace.
         tokio::spawn(async move {
@@ -391,7 +477,7 @@ mod tests {
     #[tokio::test]
     async fn drain_gives_up_after_the_grace() {
         let service = service(4);
-        let _stuck = service.open_session().unwrap();
+        let _stuck = service.open_session(&Caller::anonymous()).unwrap();
         service.begin_shutdown();
         assert!(!service.drain(Duration::from_millis(50)).await);
         assert_eq!(service.open_sessions(), 1);

@@ -9,7 +9,7 @@ use crate::engine::{JobHandle, JobOptions};
 use crate::model::whisper::decode::Transcript;
 use crate::session::{VadConfig, contains_speech};
 
-use super::{Service, ServiceError};
+use super::{Caller, Service, ServiceError};
 
 /// How a payload's bytes are encoded.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,8 +36,10 @@ impl Service {
     /// runtime), refuses audio over `max_audio_seconds` (from the declared length before
     /// decoding when there is one, else as soon as decoding passes it), and queues the job.
     /// Audio without speech never reaches the model: it gets an empty transcript at once.
+    /// The audio counts against the caller's per-minute allowance.
     pub async fn submit_file(
         &self,
+        caller: &Caller,
         bytes: Vec<u8>,
         format: AudioFormat,
         job: &JobOptions,
@@ -45,6 +47,7 @@ impl Service {
         let limits = DecodeLimits::max_seconds(self.limits().max_audio_seconds);
         let samples = decode(bytes, format, limits).await?;
         let seconds = samples.len() as f64 / f64::from(WHISPER_SAMPLE_RATE);
+        self.charge_audio(caller, seconds)?;
         if !contains_speech(&samples, &VadConfig::whole_file()) {
             tracing::debug!(seconds, "no speech in the audio; the model is not run");
             return Ok(JobHandle::completed(no_speech(seconds, job)));
@@ -169,7 +172,12 @@ mod tests {
         let service = service(60.0);
         let audio = pcm16(&say(&["six", "two"]));
         let handle = service
-            .submit_file(audio, linear16(), &JobOptions::default())
+            .submit_file(
+                &Caller::anonymous(),
+                audio,
+                linear16(),
+                &JobOptions::default(),
+            )
             .await
             .unwrap();
         assert_eq!(handle.finish().await.unwrap().text, "six two");
@@ -180,7 +188,12 @@ mod tests {
         let service = service(2.0);
         let long = pcm16(&silence(2.5));
         let err = service
-            .submit_file(long, linear16(), &JobOptions::default())
+            .submit_file(
+                &Caller::anonymous(),
+                long,
+                linear16(),
+                &JobOptions::default(),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, ServiceError::AudioTooLong { .. }), "{err:?}");
@@ -189,6 +202,7 @@ mod tests {
         };
         let err = service
             .submit_file(
+                &Caller::anonymous(),
                 b"definitely not audio".to_vec(),
                 sniffed,
                 &JobOptions::default(),
@@ -238,7 +252,12 @@ mod tests {
         ] {
             let seconds = audio.len() as f64 / 16_000.0;
             let handle = service
-                .submit_file(pcm16(&audio), linear16(), &JobOptions::default())
+                .submit_file(
+                    &Caller::anonymous(),
+                    pcm16(&audio),
+                    linear16(),
+                    &JobOptions::default(),
+                )
                 .await
                 .unwrap();
             let transcript = handle.finish().await.unwrap();
@@ -248,7 +267,12 @@ mod tests {
         }
         assert!(backend.batches().is_empty(), "{:?}", backend.batches());
         let speech = service
-            .submit_file(pcm16(&say(&["four"])), linear16(), &JobOptions::default())
+            .submit_file(
+                &Caller::anonymous(),
+                pcm16(&say(&["four"])),
+                linear16(),
+                &JobOptions::default(),
+            )
             .await
             .unwrap();
         assert_eq!(speech.finish().await.unwrap().text, "four");
@@ -262,6 +286,7 @@ mod tests {
         for rate in [1, 7_999, 192_001] {
             let err = service
                 .submit_file(
+                    &Caller::anonymous(),
                     vec![0; 16_000],
                     declared(StreamEncoding::Linear16, rate),
                     &JobOptions::default(),
@@ -284,6 +309,7 @@ mod tests {
         // Two hours of 8 kHz mu-law: refused from its byte count, nothing decoded.
         let err = service
             .submit_file(
+                &Caller::anonymous(),
                 vec![0xFF; 8_000 * 7_200],
                 declared(StreamEncoding::Mulaw, 8_000),
                 &JobOptions::default(),
@@ -312,6 +338,7 @@ mod tests {
         let bytes: Vec<u8> = audio.iter().flat_map(|s| s.to_le_bytes()).collect();
         let err = service
             .submit_file(
+                &Caller::anonymous(),
                 bytes,
                 declared(StreamEncoding::Float32Le, 16_000),
                 &JobOptions::default(),

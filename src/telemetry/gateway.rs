@@ -50,6 +50,7 @@ impl Exchange for HttpExchange {
             otel.name = name,
             otel.kind = "server",
             otel.status_code = Empty,
+            tenant = Empty,
             http.request.method = method,
             http.route = route.as_deref(),
             http.response.status_code = Empty,

@@ -50,6 +50,7 @@ impl Exchange for RpcCall {
             otel.name = path,
             otel.kind = "server",
             otel.status_code = Empty,
+            tenant = Empty,
             rpc.system = "grpc",
             rpc.service = service,
             rpc.method = method,

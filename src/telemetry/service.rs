@@ -20,6 +20,8 @@ pub struct ServiceMetrics {
     duration: Histogram<f64>,
     http_duration: Histogram<f64>,
     sessions_rejected: Counter<u64>,
+    tenant_sessions: Counter<u64>,
+    tenant_audio: Counter<f64>,
 }
 
 impl ServiceMetrics {
@@ -47,11 +49,25 @@ impl ServiceMetrics {
             sessions_rejected: meter
                 .u64_counter("hearken.sessions.rejected")
                 .with_unit("{session}")
-                .with_description("Sessions refused, by reason (capacity, shutting_down).")
+                .with_description(
+                    "Sessions refused, by reason (capacity, tenant_quota, shutting_down).",
+                )
+                .build(),
+            tenant_sessions: meter
+                .u64_counter("hearken.tenant.sessions")
+                .with_unit("{session}")
+                .with_description("Sessions opened, by tenant (`anonymous` without keys).")
+                .build(),
+            tenant_audio: meter
+                .f64_counter("hearken.tenant.audio")
+                .with_unit("s")
+                .with_description(
+                    "Seconds of audio accepted, by tenant (`anonymous` without keys).",
+                )
                 .build(),
         };
         // Zero series from the start, so alerts on their rate work before the first refusal.
-        for reason in ["capacity", "shutting_down"] {
+        for reason in ["capacity", "tenant_quota", "shutting_down"] {
             metrics
                 .sessions_rejected
                 .add(0, &[KeyValue::new("reason", reason)]);
@@ -80,6 +96,20 @@ impl ServiceMetrics {
     pub fn session_rejected(&self, reason: &'static str) {
         self.sessions_rejected
             .add(1, &[KeyValue::new("reason", reason)]);
+    }
+
+    /// A session was opened for `tenant`.
+    pub fn tenant_session(&self, tenant: &str) {
+        self.tenant_sessions
+            .add(1, &[KeyValue::new("tenant", tenant.to_string())]);
+    }
+
+    /// `seconds` of audio were accepted from `tenant`.
+    pub fn tenant_audio(&self, tenant: &str, seconds: f64) {
+        if seconds > 0.0 {
+            self.tenant_audio
+                .add(seconds, &[KeyValue::new("tenant", tenant.to_string())]);
+        }
     }
 
     /// Reports open sessions at each collection; `open` returns `None` once the service is

@@ -53,6 +53,7 @@ pub fn serve_config(limits: Limits, http: bool) -> ServeConfig {
         engine: EngineConfig::default(),
         limits,
         origins: Default::default(),
+        tenants: None,
         transport: ServerOptions::default(),
         shutdown_grace: Duration::from_secs(30),
     }

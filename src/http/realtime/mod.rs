@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
+use axum::Extension;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Query, State};
@@ -26,7 +27,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::{GatewayState, HttpError};
-use crate::service::{Service, ServiceError, SessionPermit};
+use crate::service::{Caller, Service, ServiceError, SessionPermit};
 use error::RealtimeError;
 use session::{RealtimeSession, SessionContext};
 
@@ -39,11 +40,11 @@ pub(super) struct RealtimeQuery {
     intent: Option<String>,
 }
 
-/// Upgrades to a transcription session. Authorization (`Authorization: Bearer`, or the
-/// `openai-insecure-api-key.*` subprotocol browsers use) is accepted as is: no key is
-/// configured.
+/// Upgrades to a transcription session for a caller the gateway authenticated
+/// (`Authorization: Bearer`, or the `openai-insecure-api-key.*` subprotocol browsers use).
 pub(super) async fn realtime(
     State(state): State<Arc<GatewayState>>,
+    Extension(caller): Extension<Caller>,
     Query(query): Query<RealtimeQuery>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -61,11 +62,10 @@ pub(super) async fn realtime(
             ),
         });
     }
-    let permit = state.service.open_session()?;
+    let permit = state.service.open_session(&caller)?;
     let context = SessionContext {
-        engine: Arc::clone(state.engine()),
-        served_model: state.model_id().to_string(),
-        max_lead_seconds: state.service.limits().max_lead_seconds,
+        service: Arc::clone(&state.service),
+        caller,
         beta: speaks_beta(&headers),
     };
     let max_message = state.service.limits().max_message_bytes;

@@ -18,8 +18,9 @@ use super::error::RealtimeError;
 use super::events::{ClientEvent, Incoming};
 use crate::audio::WHISPER_SAMPLE_RATE;
 use crate::audio::stream::StreamDecoder;
-use crate::engine::{Engine, EngineError};
+use crate::engine::EngineError;
 use crate::model::whisper::decode::Transcript;
+use crate::service::{Caller, Service};
 use crate::session::{SessionPolicy, SpeechEvent, TranscriptUpdate};
 use crate::streaming::{SessionDriver, SessionEvent};
 
@@ -40,9 +41,10 @@ struct Item {
 
 /// What a session needs from the server.
 pub(super) struct SessionContext {
-    pub(super) engine: Arc<Engine>,
-    pub(super) served_model: String,
-    pub(super) max_lead_seconds: f64,
+    /// The serving core: engine, served model, limits, quotas.
+    pub(super) service: Arc<Service>,
+    /// Who opened the socket; its audio counts against its allowance.
+    pub(super) caller: Caller,
     /// Speak the beta dialect (`transcription_session.*`) from the start.
     pub(super) beta: bool,
 }
@@ -132,9 +134,9 @@ impl RealtimeSession {
     }
 
     fn update(&mut self, next: RealtimeConfig) -> Result<(), RealtimeError> {
-        crate::http::models::resolve(next.model.as_deref(), &self.context.served_model)
+        crate::http::models::resolve(next.model.as_deref(), self.context.service.model_id())
             .map_err(RealtimeError::Refused)?;
-        self.context.engine.validate(&next.job())?;
+        self.context.service.engine().validate(&next.job())?;
         if next != self.config {
             if self.stream.as_ref().is_some_and(|s| !s.driver.is_idle()) {
                 return Err(RealtimeError::UpdateWhileBusy);
@@ -152,9 +154,15 @@ impl RealtimeSession {
             .map_err(|e| RealtimeError::InvalidBase64(e.to_string()))?;
         let stream = self.stream()?;
         let samples = stream.decoder.push(&bytes)?;
+        let seconds = samples.len() as f64 / f64::from(WHISPER_SAMPLE_RATE);
+        self.context
+            .service
+            .charge_audio(&self.context.caller, seconds)
+            .map_err(RealtimeError::Fatal)?;
+        let stream = self.stream()?;
         stream.driver.push_audio(&samples);
         stream.driver.check_overrun()?;
-        self.since_commit_seconds += samples.len() as f64 / f64::from(WHISPER_SAMPLE_RATE);
+        self.since_commit_seconds += seconds;
         Ok(())
     }
 
@@ -312,10 +320,10 @@ impl RealtimeSession {
                 RealtimeError::invalid("session.audio.input.turn_detection", e.to_string())
             })?;
             let driver = SessionDriver::new(
-                Arc::clone(&self.context.engine),
+                Arc::clone(self.context.service.engine()),
                 self.config.job(),
                 policy,
-                self.context.max_lead_seconds,
+                self.context.service.limits().max_lead_seconds,
             );
             self.stream = Some(Stream { decoder, driver });
         }
@@ -370,7 +378,7 @@ impl RealtimeSession {
 
     /// `session.created`/`updated`, in the dialect the client speaks.
     fn announce(&mut self, what: &str) {
-        let served = &self.context.served_model;
+        let served = self.context.service.model_id();
         let (kind, session) = if self.beta {
             (
                 "transcription_session",
@@ -413,15 +421,24 @@ mod tests {
     use super::*;
     use crate::audio::f32_to_pcm16le;
     use crate::engine::backend::scripted::{say, silence};
-    use crate::engine::{EngineConfig, ScriptedBackend};
+    use crate::engine::{Engine, EngineConfig, ScriptedBackend};
     use crate::http::realtime::events;
 
     fn session(backend: &ScriptedBackend, max_lead_seconds: f64) -> RealtimeSession {
         let engine = Engine::start(backend.clone(), EngineConfig::default());
-        let mut session = RealtimeSession::new(SessionContext {
-            engine: Arc::new(engine),
-            served_model: "tiny.en".into(),
+        let model = crate::service::ServedModel {
+            id: "tiny.en".into(),
+            device: "cpu".into(),
+        };
+        let limits = crate::service::Limits {
             max_lead_seconds,
+            ..Default::default()
+        };
+        let metrics = crate::telemetry::Metrics::in_memory();
+        let service = Service::new(Arc::new(engine), model, limits, metrics);
+        let mut session = RealtimeSession::new(SessionContext {
+            service: Arc::new(service),
+            caller: Caller::anonymous(),
             beta: false,
         });
         let update = json!({"type": "session.update", "session": {"type": "transcription",

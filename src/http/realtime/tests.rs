@@ -16,7 +16,13 @@ use crate::service::{Limits, Origins};
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn start(limits: Limits) -> RunningServer {
-    let config = ServeConfig {
+    RunningServer::start(ScriptedBackend::english(), config(limits))
+        .await
+        .unwrap()
+}
+
+fn config(limits: Limits) -> ServeConfig {
+    ServeConfig {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
         http_addr: Some("127.0.0.1:0".parse().unwrap()),
         model_id: "scripted".into(),
@@ -24,12 +30,10 @@ async fn start(limits: Limits) -> RunningServer {
         engine: EngineConfig::default(),
         limits,
         origins: Origins::none(),
+        tenants: None,
         transport: ServerOptions::default(),
         shutdown_grace: TIMEOUT,
-    };
-    RunningServer::start(ScriptedBackend::english(), config)
-        .await
-        .unwrap()
+    }
 }
 
 type Socket =
@@ -95,5 +99,48 @@ async fn an_idle_session_is_closed_with_a_timeout_error() {
     assert_eq!(code, Some(CloseCode::Policy));
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(server.service.open_sessions(), 0, "the slot is free");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_pass_their_key_as_a_subprotocol_and_no_key_is_refused_before_upgrade() {
+    use crate::service::tenants::digest_line;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let tenants = crate::service::Tenants::parse(&format!(
+        "[[tenant]]\nid = \"web\"\nkeys = [\"{}\"]\n",
+        digest_line("hk_web")
+    ))
+    .unwrap();
+    let config = ServeConfig {
+        tenants: Some(tenants),
+        ..config(Limits::default())
+    };
+    let server = RunningServer::start(ScriptedBackend::english(), config)
+        .await
+        .unwrap();
+    let url = format!(
+        "ws://{}/v1/realtime?intent=transcription",
+        server.http_addr.unwrap()
+    );
+    let refused = tokio_tungstenite::connect_async(url.clone())
+        .await
+        .unwrap_err();
+    let tokio_tungstenite::tungstenite::Error::Http(response) = refused else {
+        panic!("{refused:?}");
+    };
+    assert_eq!(response.status(), 401);
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "realtime, openai-insecure-api-key.hk_web".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let first = tokio::time::timeout(TIMEOUT, socket.next()).await.unwrap();
+    let Some(Ok(Message::Text(text))) = first else {
+        panic!("{first:?}");
+    };
+    let event: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(event["type"], "session.created");
+    drop(socket);
     server.shutdown().await.unwrap();
 }

@@ -23,3 +23,4 @@ pub mod service;
 pub mod session;
 pub mod streaming;
 pub mod telemetry;
+pub mod tls;

@@ -16,6 +16,7 @@ use crate::grpc::{GrpcServer, ServerOptions, set_health};
 use crate::http::GatewayState;
 use crate::service::{Limits, Origins, ServedModel, Service, Tenants};
 use crate::telemetry::Metrics;
+use crate::tls::{Incoming, TlsFiles, TlsServer};
 
 /// Everything `serve` needs besides the model.
 #[derive(Debug, Clone)]
@@ -36,6 +37,8 @@ pub struct ServeConfig {
     pub origins: Origins,
     /// API keys and quotas (`--tenants`); `None` serves anyone.
     pub tenants: Option<Tenants>,
+    /// Certificate, key and optional client CA (`--tls-*`); `None` serves cleartext.
+    pub tls: Option<TlsFiles>,
     /// Transport settings.
     pub transport: ServerOptions,
     /// How long live streams get to deliver their finals on shutdown.
@@ -55,6 +58,8 @@ pub struct RunningServer {
     stop_http: Option<tokio::sync::oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
     http_task: Option<JoinHandle<std::io::Result<()>>>,
+    /// Reloads the TLS certificate on SIGHUP and file changes.
+    tls_watch: Option<JoinHandle<()>>,
     grace: Duration,
 }
 
@@ -72,6 +77,7 @@ impl RunningServer {
         config: ServeConfig,
         metrics: Metrics,
     ) -> anyhow::Result<Self> {
+        let tls = config.tls.as_ref().map(TlsServer::load).transpose()?;
         let listener = TcpListener::bind(config.grpc_addr).await?;
         let grpc_addr = listener.local_addr()?;
         let http_listener = match config.http_addr {
@@ -100,18 +106,23 @@ impl RunningServer {
         let server = GrpcServer::new(Arc::clone(&service), config.transport.clone()).await;
         let health = server.health();
         let (stop_listener, listener_stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(server.serve(listener, async {
+        let incoming = Incoming::new(listener, tls.clone())?;
+        let task = tokio::spawn(server.serve(incoming, async {
             let _ = listener_stopped.await;
         }));
         // The HTTP listener outlives the drain: load balancers polling /healthz get 503
         // (not a refused connection) until the last session has ended.
         let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-        let http_task = http_listener.map(|listener| {
+        let http_incoming = http_listener
+            .map(|listener| Incoming::new(listener, tls.clone()))
+            .transpose()?;
+        let http_task = http_incoming.map(|incoming| {
             let gateway = Arc::new(GatewayState::new(Arc::clone(&service)));
-            tokio::spawn(crate::http::serve(listener, gateway, async move {
+            tokio::spawn(crate::http::serve(incoming, gateway, async move {
                 let _ = http_stopped.await;
             }))
         });
+        let tls_watch = tls.as_ref().map(TlsServer::watch);
         warm_up(service.engine()).await?;
         service.set_ready(true);
         set_health(&health, true).await;
@@ -123,6 +134,7 @@ impl RunningServer {
             health,
             stop_listener: Some(stop_listener),
             stop_http: Some(stop_http),
+            tls_watch,
             task,
             http_task,
             grace: config.shutdown_grace,
@@ -168,6 +180,9 @@ impl RunningServer {
                 Err(_) => http.abort(),
             }
         }
+        if let Some(watch) = self.tls_watch.take() {
+            watch.abort();
+        }
         self.service.engine().close();
         Ok(())
     }
@@ -201,6 +216,7 @@ mod tests {
             limits: Limits::default(),
             origins: Origins::none(),
             tenants: None,
+            tls: None,
             transport: ServerOptions::default(),
             shutdown_grace: Duration::from_secs(10),
         };

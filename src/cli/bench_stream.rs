@@ -84,6 +84,7 @@ pub(super) fn stream(args: StreamArgs) -> anyhow::Result<()> {
             limits: Limits::default(),
             origins: Default::default(),
             tenants: None,
+            tls: None,
             transport: ServerOptions::default(),
             shutdown_grace: Duration::from_secs(5),
         };

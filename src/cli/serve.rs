@@ -61,6 +61,16 @@ pub(super) struct ServeArgs {
     /// Without it the server is open to anyone who can reach it.
     #[arg(long, env = "HEARKEN_TENANTS")]
     tenants: Option<std::path::PathBuf>,
+    /// PEM certificate chain: serve TLS on both ports (with `--tls-key`). Reloaded on SIGHUP
+    /// and when the file changes.
+    #[arg(long, env = "HEARKEN_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "HEARKEN_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// PEM CA certificates: require client certificates signed by them (mutual TLS).
+    #[arg(long, env = "HEARKEN_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<std::path::PathBuf>,
     /// Seconds live streams get to receive their finals on shutdown.
     #[arg(long, env = "HEARKEN_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
     shutdown_grace_seconds: u64,
@@ -118,9 +128,18 @@ where
         },
         origins: args.cors_origins.clone(),
         tenants,
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: args.tls_client_ca.clone(),
+            }),
+            _ => None,
+        },
         transport: ServerOptions::default(),
         shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
     };
+    let tls_on = config.tls.is_some();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -130,12 +149,14 @@ where
     let served = runtime.block_on(async move {
         let server =
             RunningServer::start_with_metrics(WhisperBackend::from(model), config, metrics).await?;
+        let scheme = if tls_on { "https" } else { "http" };
         eprintln!(
-            "hearken: serving {model_id} on {} (gRPC + grpc-web)",
-            server.grpc_addr
+            "hearken: serving {model_id} on {} (gRPC + grpc-web{})",
+            server.grpc_addr,
+            if tls_on { ", TLS" } else { "" }
         );
         if let Some(http_addr) = server.http_addr {
-            eprintln!("hearken: OpenAI-compatible API on http://{http_addr}/v1");
+            eprintln!("hearken: OpenAI-compatible API on {scheme}://{http_addr}/v1");
         }
         let ready = ReadyServer {
             grpc_addr: server.grpc_addr,

@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderName;
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
@@ -22,6 +20,7 @@ use super::proto::speech_server::SpeechServer;
 use super::service::SpeechService;
 use crate::service::{Origins, Service};
 use crate::telemetry::RpcLayer;
+use crate::tls::Incoming;
 
 /// Transport settings.
 #[derive(Debug, Clone)]
@@ -74,10 +73,10 @@ impl GrpcServer {
         set_health(&self.health, serving).await;
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then waits for open calls to end.
+    /// Serves the connections of `incoming` (plain or TLS) until `shutdown` resolves, then waits for open calls to end.
     pub async fn serve(
         self,
-        listener: TcpListener,
+        incoming: Incoming,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
         let max_message = self.service.limits().max_message_bytes;
@@ -121,7 +120,7 @@ impl GrpcServer {
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .serve_with_incoming_shutdown(incoming, shutdown)
             .await
     }
 }

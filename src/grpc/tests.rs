@@ -36,6 +36,7 @@ fn serve_config(limits: Limits, engine: EngineConfig, grace: Duration) -> ServeC
         limits,
         origins: Default::default(),
         tenants: None,
+        tls: None,
         transport: ServerOptions::default(),
         shutdown_grace: grace,
     }

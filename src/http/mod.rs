@@ -19,13 +19,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::tls::Incoming;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use tokio::net::TcpListener;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::engine::Engine;
@@ -113,7 +113,7 @@ pub fn router(state: Arc<GatewayState>) -> Router {
 /// Serves the gateway on `listener` until `shutdown` resolves, then lets open requests (and
 /// streams) finish.
 pub async fn serve(
-    listener: TcpListener,
+    listener: Incoming,
     state: Arc<GatewayState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {

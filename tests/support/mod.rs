@@ -54,6 +54,7 @@ pub fn serve_config(limits: Limits, http: bool) -> ServeConfig {
         limits,
         origins: Default::default(),
         tenants: None,
+        tls: None,
         transport: ServerOptions::default(),
         shutdown_grace: Duration::from_secs(30),
     }

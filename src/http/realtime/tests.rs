@@ -31,6 +31,7 @@ fn config(limits: Limits) -> ServeConfig {
         limits,
         origins: Origins::none(),
         tenants: None,
+        tls: None,
         transport: ServerOptions::default(),
         shutdown_grace: TIMEOUT,
     }

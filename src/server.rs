@@ -39,6 +39,8 @@ pub struct ServeConfig {
     pub tenants: Option<Tenants>,
     /// Certificate, key and optional client CA (`--tls-*`); `None` serves cleartext.
     pub tls: Option<TlsFiles>,
+    /// Serve `/metrics` here (cleartext, nothing else) instead of on the HTTP gateway.
+    pub metrics_addr: Option<SocketAddr>,
     /// Transport settings.
     pub transport: ServerOptions,
     /// How long live streams get to deliver their finals on shutdown.
@@ -60,6 +62,9 @@ pub struct RunningServer {
     http_task: Option<JoinHandle<std::io::Result<()>>>,
     /// Reloads the TLS certificate on SIGHUP and file changes.
     tls_watch: Option<JoinHandle<()>>,
+    /// The bound `--metrics-addr`, when it was asked for.
+    pub metrics_addr: Option<SocketAddr>,
+    metrics_task: Option<JoinHandle<()>>,
     grace: Duration,
 }
 
@@ -116,8 +121,29 @@ impl RunningServer {
         let http_incoming = http_listener
             .map(|listener| Incoming::new(listener, tls.clone()))
             .transpose()?;
+        let metrics_listener = match config.metrics_addr {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
+        let metrics_addr = metrics_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
+        let metrics_task = metrics_listener.map(|listener| {
+            let router = crate::http::metrics_router(Arc::clone(&service));
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            })
+        });
+        let separate_metrics = metrics_task.is_some();
         let http_task = http_incoming.map(|incoming| {
-            let gateway = Arc::new(GatewayState::new(Arc::clone(&service)));
+            let mut gateway = GatewayState::new(Arc::clone(&service));
+            if separate_metrics {
+                gateway = gateway.without_metrics_route();
+            }
+            let gateway = Arc::new(gateway);
             tokio::spawn(crate::http::serve(incoming, gateway, async move {
                 let _ = http_stopped.await;
             }))
@@ -135,6 +161,8 @@ impl RunningServer {
             stop_listener: Some(stop_listener),
             stop_http: Some(stop_http),
             tls_watch,
+            metrics_addr,
+            metrics_task,
             task,
             http_task,
             grace: config.shutdown_grace,
@@ -180,8 +208,11 @@ impl RunningServer {
                 Err(_) => http.abort(),
             }
         }
-        if let Some(watch) = self.tls_watch.take() {
-            watch.abort();
+        for task in [self.tls_watch.take(), self.metrics_task.take()]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
         }
         self.service.engine().close();
         Ok(())
@@ -217,6 +248,7 @@ mod tests {
             origins: Origins::none(),
             tenants: None,
             tls: None,
+            metrics_addr: None,
             transport: ServerOptions::default(),
             shutdown_grace: Duration::from_secs(10),
         };
@@ -239,5 +271,64 @@ mod tests {
         drop(held);
         shutdown.await.unwrap().unwrap();
         assert!(health().await.is_err(), "closed once drained");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn private_surfaces_can_be_moved_or_turned_off() {
+        let config = ServeConfig {
+            grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            http_addr: Some("127.0.0.1:0".parse().unwrap()),
+            model_id: "scripted".into(),
+            device: "cpu".into(),
+            engine: EngineConfig::default(),
+            limits: Limits::default(),
+            origins: Origins::none(),
+            tenants: None,
+            tls: None,
+            metrics_addr: Some("127.0.0.1:0".parse().unwrap()),
+            transport: ServerOptions {
+                reflection: false,
+                ..ServerOptions::default()
+            },
+            shutdown_grace: Duration::from_secs(10),
+        };
+        let server = RunningServer::start(ScriptedBackend::english(), config)
+            .await
+            .unwrap();
+        let get = |addr: SocketAddr| async move {
+            let response = reqwest::get(format!("http://{addr}/metrics"))
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        };
+        let (status, _) = get(server.http_addr.unwrap()).await;
+        assert_eq!(status, 404, "not on the public port");
+        let (status, body) = get(server.metrics_addr.unwrap()).await;
+        assert_eq!(status, 200);
+        assert!(
+            body.contains("hearken_engine_jobs_submitted_total"),
+            "{body}"
+        );
+
+        use tonic_reflection::pb::v1::ServerReflectionRequest;
+        use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", server.grpc_addr))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+        let mut reflection = ServerReflectionClient::new(channel);
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let status = reflection
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unimplemented);
+        server.shutdown().await.unwrap();
     }
 }

@@ -85,6 +85,7 @@ pub(super) fn stream(args: StreamArgs) -> anyhow::Result<()> {
             origins: Default::default(),
             tenants: None,
             tls: None,
+            metrics_addr: None,
             transport: ServerOptions::default(),
             shutdown_grace: Duration::from_secs(5),
         };

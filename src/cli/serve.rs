@@ -71,6 +71,13 @@ pub(super) struct ServeArgs {
     /// PEM CA certificates: require client certificates signed by them (mutual TLS).
     #[arg(long, env = "HEARKEN_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<std::path::PathBuf>,
+    /// Serve `/metrics` on this address only (cleartext), not on the HTTP gateway's port, so
+    /// the gateway can be public while scrapers use a private address.
+    #[arg(long, env = "HEARKEN_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
+    /// gRPC server reflection (`on`: grpcurl and Postman work without proto files).
+    #[arg(long, env = "HEARKEN_REFLECTION", default_value = "on", value_parser = on_off)]
+    reflection: bool,
     /// Seconds live streams get to receive their finals on shutdown.
     #[arg(long, env = "HEARKEN_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
     shutdown_grace_seconds: u64,
@@ -136,7 +143,11 @@ where
             }),
             _ => None,
         },
-        transport: ServerOptions::default(),
+        transport: ServerOptions {
+            reflection: args.reflection,
+            ..ServerOptions::default()
+        },
+        metrics_addr: args.metrics_addr,
         shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
     };
     let tls_on = config.tls.is_some();
@@ -174,6 +185,15 @@ where
         tracing::warn!(error = %e, "telemetry was not fully exported");
     }
     served
+}
+
+/// `on` or `off`.
+fn on_off(value: &str) -> Result<bool, String> {
+    match value {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        other => Err(format!("`{other}`: use on or off")),
+    }
 }
 
 /// A duration flag: a finite number of seconds above zero.

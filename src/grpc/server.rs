@@ -29,6 +29,9 @@ pub struct ServerOptions {
     pub keepalive_interval: Duration,
     /// Drop a connection whose PING is not answered within this.
     pub keepalive_timeout: Duration,
+    /// Serve gRPC reflection (v1 and v1alpha), so grpcurl and Postman need no proto files.
+    /// Off keeps the API's shape private (`--reflection off`).
+    pub reflection: bool,
 }
 
 impl Default for ServerOptions {
@@ -36,6 +39,7 @@ impl Default for ServerOptions {
         Self {
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(20),
+            reflection: true,
         }
     }
 }
@@ -96,6 +100,7 @@ impl GrpcServer {
             Ok(request)
         });
         let health = HealthServer::new(HealthService::from_health_reporter(self.health.clone()));
+        let reflection = self.options.reflection;
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -118,8 +123,8 @@ impl GrpcServer {
             .layer(MapResponseLayer::new(oversize_is_resource_exhausted))
             .add_service(speech)
             .add_service(health)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
+            .add_optional_service(reflection.then_some(reflection_v1))
+            .add_optional_service(reflection.then_some(reflection_v1alpha))
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
     }

@@ -37,6 +37,7 @@ fn serve_config(limits: Limits, engine: EngineConfig, grace: Duration) -> ServeC
         origins: Default::default(),
         tenants: None,
         tls: None,
+        metrics_addr: None,
         transport: ServerOptions::default(),
         shutdown_grace: grace,
     }

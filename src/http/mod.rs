@@ -41,6 +41,8 @@ const FORM_OVERHEAD_BYTES: usize = 64 << 10;
 /// What every gateway request shares.
 pub struct GatewayState {
     service: Arc<Service>,
+    /// Serve `/metrics` on this port (off when `--metrics-addr` gives it a port of its own).
+    metrics_route: bool,
     /// Unix seconds when the gateway started: the `created` of the model object.
     created: u64,
 }
@@ -59,7 +61,17 @@ impl GatewayState {
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        Self { service, created }
+        Self {
+            service,
+            metrics_route: true,
+            created,
+        }
+    }
+
+    /// Leaves `/metrics` out of the gateway (it is served on its own address).
+    pub fn without_metrics_route(mut self) -> Self {
+        self.metrics_route = false;
+        self
     }
 
     fn engine(&self) -> &Arc<Engine> {
@@ -73,6 +85,7 @@ impl GatewayState {
 
 /// The gateway's routes over `state`.
 pub fn router(state: Arc<GatewayState>) -> Router {
+    let metrics_route = state.metrics_route;
     // Up to twice the upload limit is read, so a modestly oversized file is answered with a
     // clean 413 after its body is drained; beyond that the connection is cut.
     let body_limit = state
@@ -97,7 +110,11 @@ pub fn router(state: Arc<GatewayState>) -> Router {
     Router::new()
         .merge(api)
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+        .merge(if metrics_route {
+            Router::new().route("/metrics", get(metrics))
+        } else {
+            Router::new()
+        })
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -132,6 +149,16 @@ async fn healthz(State(state): State<Arc<GatewayState>>) -> Response {
         let body = serde_json::json!({"status": "unavailable", "model": state.model_id()});
         (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
     }
+}
+
+/// `/metrics` alone, for `--metrics-addr`: scrapers reach it on a private address while the
+/// gateway's port is public.
+pub fn metrics_router(service: Arc<Service>) -> Router {
+    let state = Arc::new(GatewayState::new(service));
+    Router::new()
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(state)
 }
 
 /// `GET /metrics`: the server's metrics (engine, sessions, RPCs) in the Prometheus text

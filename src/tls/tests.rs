@@ -94,6 +94,7 @@ async fn start(files: TlsFiles) -> RunningServer {
         origins: Origins::none(),
         tenants: None,
         tls: Some(files),
+        metrics_addr: None,
         transport: ServerOptions::default(),
         shutdown_grace: Duration::from_secs(5),
     };

@@ -55,6 +55,7 @@ pub fn serve_config(limits: Limits, http: bool) -> ServeConfig {
         origins: Default::default(),
         tenants: None,
         tls: None,
+        metrics_addr: None,
         transport: ServerOptions::default(),
         shutdown_grace: Duration::from_secs(30),
     }

@@ -32,6 +32,7 @@ fn config(limits: Limits) -> ServeConfig {
         origins: Origins::none(),
         tenants: None,
         tls: None,
+        metrics_addr: None,
         transport: ServerOptions::default(),
         shutdown_grace: TIMEOUT,
     }

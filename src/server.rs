@@ -331,4 +331,167 @@ mod tests {
         assert_eq!(status.code(), tonic::Code::Unimplemented);
         server.shutdown().await.unwrap();
     }
+
+    /// A few hundred clients that vanish (before config, mid-audio, mid-transcription, over
+    /// gRPC and WebSockets) leave nothing behind: no session, no queued job, counters that
+    /// reconcile, and a server that still transcribes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn abandoned_sessions_leave_nothing_behind() {
+        use crate::engine::backend::scripted::{say, silence};
+        use crate::grpc::proto::speech_client::SpeechClient;
+        use crate::grpc::proto::streaming_recognize_request::Request as Msg;
+        use crate::grpc::proto::{
+            AudioChunk, AudioEncoding, RecognitionConfig, RecognizeRequest,
+            StreamingRecognizeRequest,
+        };
+        use futures_util::SinkExt;
+        use tokio_stream::StreamExt;
+
+        let backend = ScriptedBackend::english()
+            .with_cost(Duration::from_millis(2), Duration::from_millis(1));
+        let config = ServeConfig {
+            grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            http_addr: Some("127.0.0.1:0".parse().unwrap()),
+            model_id: "scripted".into(),
+            device: "cpu".into(),
+            engine: EngineConfig::default(),
+            limits: Limits {
+                max_sessions: 512,
+                ..Limits::default()
+            },
+            origins: Origins::none(),
+            tenants: None,
+            tls: None,
+            metrics_addr: None,
+            transport: ServerOptions::default(),
+            shutdown_grace: Duration::from_secs(10),
+        };
+        let server = RunningServer::start(backend, config).await.unwrap();
+        let grpc = format!("http://{}", server.grpc_addr);
+        let ws = format!(
+            "ws://{}/v1/realtime?intent=transcription",
+            server.http_addr.unwrap()
+        );
+        let mut audio = say(&["one", "two"]);
+        audio.extend(silence(1.0));
+        audio.extend(say(&["three"]));
+        let pcm = crate::audio::f32_to_pcm16le(&audio);
+        let linear16 = RecognitionConfig {
+            encoding: AudioEncoding::Linear16 as i32,
+            sample_rate_hertz: 16_000,
+            interim_results: true,
+            ..RecognitionConfig::default()
+        };
+        let mut clients = tokio::task::JoinSet::new();
+        for i in 0..300usize {
+            let (grpc, ws, pcm, config) = (grpc.clone(), ws.clone(), pcm.clone(), linear16.clone());
+            clients.spawn(async move {
+                let cut = (i * 7_919) % pcm.len() & !1; // a different place for each client
+                match i % 4 {
+                    // A stream cut off mid-audio, or before its config.
+                    0 | 1 => {
+                        let mut client = SpeechClient::connect(grpc).await.unwrap();
+                        let (tx, rx) = tokio::sync::mpsc::channel(64);
+                        if i % 4 == 0 {
+                            let first = StreamingRecognizeRequest {
+                                request: Some(Msg::Config(config)),
+                            };
+                            tx.send(first).await.unwrap();
+                            for chunk in pcm[..cut].chunks(3_200) {
+                                let audio = AudioChunk {
+                                    data: chunk.to_vec(),
+                                    sequence: 0,
+                                };
+                                let message = StreamingRecognizeRequest {
+                                    request: Some(Msg::Audio(audio)),
+                                };
+                                tx.send(message).await.unwrap();
+                            }
+                        }
+                        let call = client
+                            .streaming_recognize(tokio_stream::wrappers::ReceiverStream::new(rx));
+                        if let Ok(Ok(response)) =
+                            tokio::time::timeout(Duration::from_millis(50), call).await
+                        {
+                            let mut responses = response.into_inner();
+                            let _ =
+                                tokio::time::timeout(Duration::from_millis(20), responses.next())
+                                    .await;
+                        }
+                    }
+                    // A whole-file request whose client gives up while it is transcribed.
+                    2 => {
+                        let mut client = SpeechClient::connect(grpc).await.unwrap();
+                        let request = RecognizeRequest {
+                            config: Some(config),
+                            audio: pcm,
+                        };
+                        let _ = tokio::time::timeout(
+                            Duration::from_millis((i % 5) as u64),
+                            client.recognize(request),
+                        )
+                        .await;
+                    }
+                    // A Realtime socket dropped mid-audio, without a close frame.
+                    _ => {
+                        let (mut socket, _) = tokio_tungstenite::connect_async(ws).await.unwrap();
+                        let append = serde_json::json!({
+                            "type": "input_audio_buffer.append",
+                            "audio": base64::Engine::encode(
+                                &base64::engine::general_purpose::STANDARD,
+                                &pcm[..cut],
+                            ),
+                        });
+                        let _ = socket
+                            .send(tokio_tungstenite::tungstenite::Message::Text(
+                                append.to_string().into(),
+                            ))
+                            .await;
+                        drop(socket);
+                    }
+                }
+            });
+        }
+        while let Some(joined) = clients.join_next().await {
+            joined.unwrap();
+        }
+        let service = Arc::clone(&server.service);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let stats = service.engine().stats();
+            let settled = service.open_sessions() == 0
+                && service.engine().queued() == 0
+                && stats.queued_or_lost() == 0
+                && stats.running_or_lost() == 0;
+            if settled {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "left behind: {} sessions, {} queued, {stats:?}",
+                service.open_sessions(),
+                service.engine().queued()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let metrics = service.metrics().registry().render();
+        assert!(
+            metrics.contains("hearken_sessions_active{otel_scope_name=\"hearken\"} 0")
+                || metrics.contains("hearken_sessions_active 0"),
+            "{metrics}"
+        );
+        let stats = service.engine().stats();
+        assert!(stats.jobs_cancelled() > 0, "{stats:?}");
+        // And the next client is served as if nothing happened.
+        let mut client = SpeechClient::connect(grpc).await.unwrap();
+        let response = client
+            .recognize(RecognizeRequest {
+                config: Some(linear16),
+                audio: pcm,
+            })
+            .await
+            .unwrap();
+        assert_eq!(response.into_inner().text.trim(), "one two three");
+        server.shutdown().await.unwrap();
+    }
 }

@@ -386,7 +386,7 @@ mod tests {
         for i in 0..300usize {
             let (grpc, ws, pcm, config) = (grpc.clone(), ws.clone(), pcm.clone(), linear16.clone());
             clients.spawn(async move {
-                let cut = (i * 7_919) % pcm.len() & !1; // a different place for each client
+                let cut = ((i * 7_919) % pcm.len()) & !1; // a different place for each client
                 match i % 4 {
                     // A stream cut off mid-audio, or before its config.
                     0 | 1 => {

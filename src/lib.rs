@@ -15,6 +15,8 @@ pub mod cli;
 pub mod engine;
 pub mod eval;
 pub mod formats;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod grpc;
 pub mod http;
 pub mod model;

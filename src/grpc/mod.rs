@@ -9,6 +9,16 @@
 
 pub mod client;
 mod config;
+
+/// Fuzzing entry: `bytes` decoded as a `RecognitionConfig` and checked against `service`, as
+/// a stream's first message is. Must not panic.
+#[doc(hidden)]
+pub fn fuzz_config(service: &crate::service::Service, bytes: &[u8]) {
+    use prost::Message;
+    if let Ok(config) = proto::RecognitionConfig::decode(bytes) {
+        let _ = config::resolve(&config, service);
+    }
+}
 mod convert;
 pub mod proto;
 mod recognize;

@@ -111,6 +111,31 @@ pub(super) async fn read(
     Ok(form)
 }
 
+/// Fuzzing entry: `body` read as a `multipart/form-data` request with boundary `XyZ`, for
+/// transcriptions when its length is even, translations when odd. Must not panic.
+#[doc(hidden)]
+pub fn fuzz_form(body: &[u8]) {
+    use axum::extract::FromRequest;
+    let endpoint = if body.len().is_multiple_of(2) {
+        Endpoint::Transcriptions
+    } else {
+        Endpoint::Translations
+    };
+    let request = axum::http::Request::post("/v1/audio/transcriptions")
+        .header("content-type", "multipart/form-data; boundary=XyZ")
+        .body(axum::body::Body::from(body.to_vec()))
+        .expect("a valid request");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        if let Ok(multipart) = Multipart::from_request(request, &()).await {
+            let _ = read(multipart, endpoint, 1 << 20, BodyPace::default()).await;
+        }
+    });
+}
+
 /// Reads parts under the upload limit, and no slower than the pace.
 struct Reader {
     limit: usize,

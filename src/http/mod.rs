@@ -12,6 +12,11 @@ mod error;
 mod form;
 mod models;
 mod realtime;
+
+#[doc(hidden)]
+pub use form::fuzz_form;
+#[doc(hidden)]
+pub use realtime::fuzz_events;
 mod sse;
 mod transcribe;
 

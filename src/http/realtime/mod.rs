@@ -87,6 +87,22 @@ pub(super) async fn realtime(
         }))
 }
 
+/// Fuzzing entry: one session fed every line of `text` as a client message, its events
+/// drained after each. Whatever the input, this must not panic.
+#[doc(hidden)]
+pub fn fuzz_events(service: &Arc<Service>, text: &str) {
+    let mut session = RealtimeSession::new(SessionContext {
+        service: Arc::clone(service),
+        caller: crate::service::Caller::anonymous(),
+        beta: text.len() % 2 == 1,
+    });
+    for line in text.lines() {
+        let _ = session.on_message(events::parse(line));
+        let _ = session.pump();
+        while session.next_event().is_some() {}
+    }
+}
+
 /// Beta clients say so in a header, or (browsers) in a subprotocol.
 fn speaks_beta(headers: &HeaderMap) -> bool {
     let has = |name: &str, needle: &str| {

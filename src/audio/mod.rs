@@ -41,6 +41,25 @@ pub const ACCEPTED_SAMPLE_RATES: RangeInclusive<u32> = 8_000..=192_000;
 /// spectrum's power to infinity.
 pub const MAX_SAMPLE_MAGNITUDE: f32 = 1_000.0;
 
+/// Checks that `head` (the first bytes of an input) starts like `expected` (`flac`, `ogg`,
+/// `wav`, `mp3`): a client that declares a container is told at once when the bytes are
+/// something else, instead of whatever the prober happens to find in them.
+pub fn check_declared_container(expected: &'static str, head: &[u8]) -> Result<(), AudioError> {
+    let found = container::sniff(head);
+    let id3 = head.starts_with(b"ID3");
+    let matches = match expected {
+        "mp3" => matches!(found, Some("mp3" | "mp2" | "mp1")) || id3,
+        other => found == Some(other),
+    };
+    if matches || head.is_empty() {
+        return Ok(());
+    }
+    Err(AudioError::NotDeclaredContainer {
+        declared: expected,
+        found: found.unwrap_or(if id3 { "id3-tagged" } else { "unrecognised" }),
+    })
+}
+
 /// Checks a source sample rate against [`ACCEPTED_SAMPLE_RATES`].
 pub fn check_sample_rate(rate: u32) -> Result<(), AudioError> {
     if ACCEPTED_SAMPLE_RATES.contains(&rate) {
@@ -192,6 +211,14 @@ pub enum AudioError {
         len: usize,
         /// Bytes per sample.
         width: usize,
+    },
+    /// The client declared one container and sent another (or none).
+    #[error("the audio was declared as {declared} but its bytes are {found} data")]
+    NotDeclaredContainer {
+        /// What the client declared.
+        declared: &'static str,
+        /// What the bytes look like.
+        found: &'static str,
     },
     /// A declared or decoded sample rate outside [`ACCEPTED_SAMPLE_RATES`].
     #[error("sample rate {rate} Hz is out of range: accepted rates are {min} to {max} Hz")]

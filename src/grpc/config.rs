@@ -20,6 +20,9 @@ pub(super) struct Settings {
     /// How the audio bytes are encoded; `None` = sniff the container (Recognize only).
     pub(super) encoding: Option<StreamEncoding>,
     pub(super) sample_rate: u32,
+    /// The container the client declared (`flac`, `ogg`, `wav`, `mp3`), checked against the
+    /// audio's first bytes.
+    pub(super) declared_container: Option<&'static str>,
     pub(super) channels: u32,
     pub(super) job: JobOptions,
     pub(super) interim_results: bool,
@@ -124,7 +127,15 @@ pub(super) fn resolve(
         max_lead_seconds: max_lead_seconds as f32,
         ..config.clone()
     };
+    let declared_container = match encoding_enum {
+        AudioEncoding::Flac => Some("flac"),
+        AudioEncoding::Ogg => Some("ogg"),
+        AudioEncoding::Wav => Some("wav"),
+        AudioEncoding::Mp3 => Some("mp3"),
+        _ => None,
+    };
     Ok(Settings {
+        declared_container,
         encoding,
         sample_rate,
         channels,

@@ -16,6 +16,7 @@ use super::proto::streaming_recognize_response::Event;
 use super::proto::{
     RecognitionConfig, RecognizeRequest, RecognizeResponse, StreamingRecognizeResponse,
 };
+use crate::audio::check_declared_container;
 use crate::engine::{EngineError, JobEvent, JobHandle};
 use crate::service::{Caller, Service, ServiceError, SessionPermit};
 
@@ -67,6 +68,9 @@ async fn submit(
     let settings = config::resolve(&config, service)?;
     if request.audio.is_empty() {
         return Err(invalid("audio is empty"));
+    }
+    if let Some(declared) = settings.declared_container {
+        check_declared_container(declared, &request.audio)?;
     }
     let handle = service
         .submit_file(

@@ -234,6 +234,11 @@ impl Session<'_> {
         };
         match request {
             Some(Request::Audio(chunk)) => {
+                if let Some(declared) = self.settings.declared_container
+                    && self.decoder.bytes_in() == 0
+                {
+                    crate::audio::check_declared_container(declared, &chunk.data)?;
+                }
                 let samples = self.decoder.push(&chunk.data)?;
                 let seconds = samples.len() as f64 / f64::from(WHISPER_SAMPLE_RATE);
                 self.service.charge_audio(&self.caller, seconds)?;

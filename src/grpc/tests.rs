@@ -447,6 +447,15 @@ async fn bad_stream_configs_and_audio_are_refused_naming_the_problem() {
             "got NaN",
         ),
         (
+            "bytes that are not the declared container",
+            RecognitionConfig {
+                encoding: AudioEncoding::Flac as i32,
+                ..config()
+            },
+            Some(say(&["one"])),
+            "the audio was declared as flac but its bytes are unrecognised data",
+        ),
+        (
             "a NaN sample in FLOAT32_LE audio",
             float32(config()),
             Some(nan_audio),

@@ -10,6 +10,16 @@ use crate::engine::{Engine, EngineConfig, ScriptedBackend};
 use crate::service::{Limits, ServedModel, Service};
 use crate::telemetry::Metrics;
 
+/// Lets panics unwind to the server's own `catch_unwind` guards, as they do in production.
+///
+/// libFuzzer's panic hook aborts at the panic itself, before a guard can catch it; but a
+/// decoder that panics on crafted input (symphonia's MKV reader does) is caught and answered
+/// with a 400 by the server. Targets call this once at start-up, so only panics that escape
+/// every guard end the run (libfuzzer-sys aborts on those when they reach its boundary).
+pub fn unwind_to_guards() {
+    std::panic::set_hook(Box::new(|_| {}));
+}
+
 /// A fuzz target: arbitrary bytes in, no panic out.
 pub type Target = fn(&[u8]);
 

@@ -1,3 +1,6 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| hearken::fuzzing::multipart_form(data));
+libfuzzer_sys::fuzz_target!(
+    init: hearken::fuzzing::unwind_to_guards(),
+    |data: &[u8]| hearken::fuzzing::multipart_form(data)
+);

@@ -409,3 +409,269 @@ async fn with_tenants_every_api_route_needs_a_key_but_health_and_metrics_do_not(
     let (status, _, _) = call(&service, get("/metrics")).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// Panics anywhere in this test process since start, counted by a hook that chains to the
+/// default one: a bad input may be refused, never crash a handler.
+fn panics_so_far() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static PANICS: AtomicUsize = AtomicUsize::new(0);
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.fetch_add(1, Ordering::SeqCst);
+            previous(info);
+        }));
+    });
+    PANICS.load(Ordering::SeqCst)
+}
+
+/// A WAV header and data: `format` 1 (PCM) or 3 (float), mono.
+fn wav_with(format: u16, bits: u16, rate: u32, data: &[u8], declared: Option<u32>) -> Vec<u8> {
+    let size = declared.unwrap_or(data.len() as u32);
+    let mut out = Vec::new();
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&36u32.wrapping_add(size).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&format.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * u32::from(bits) / 8).to_le_bytes());
+    out.extend_from_slice(&(bits / 8).to_le_bytes());
+    out.extend_from_slice(&bits.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&size.to_le_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+#[tokio::test]
+async fn bad_http_requests_are_refused_naming_the_problem_and_the_server_stays_healthy() {
+    let panics_before = panics_so_far();
+    let limits = Limits {
+        max_audio_seconds: 60.0,
+        max_upload_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    let service = service(&ScriptedBackend::english(), limits);
+    let speech = wav(&say(&["one"]));
+    let mut nan = say(&["one"]);
+    nan[3_000] = f32::NAN;
+    let nan: Vec<u8> = nan.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let form =
+        |file: &[u8], fields: &[(&str, &str)]| upload("/v1/audio/transcriptions", file, fields);
+    let two_files = {
+        let mut body = Vec::new();
+        for _ in 0..2 {
+            body.extend_from_slice(
+                format!(
+                    "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; \
+                     filename=\"a.wav\"\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(&speech);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        Request::post("/v1/audio/transcriptions")
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let no_file = {
+        let body = format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n\
+             --{BOUNDARY}--\r\n"
+        );
+        Request::post("/v1/audio/transcriptions")
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let json_body = Request::post("/v1/audio/transcriptions")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"file": "speech.wav"}"#))
+        .unwrap();
+    let cases: Vec<(&str, Request<Body>, StatusCode, &str)> = vec![
+        ("no file part", no_file, StatusCode::BAD_REQUEST, "`file`"),
+        (
+            "two file parts",
+            two_files,
+            StatusCode::BAD_REQUEST,
+            "exactly one `file`",
+        ),
+        (
+            "a JSON body",
+            json_body,
+            StatusCode::BAD_REQUEST,
+            "multipart/form-data",
+        ),
+        (
+            "unknown response_format",
+            form(&speech, &[("response_format", "xml")]),
+            StatusCode::BAD_REQUEST,
+            "unsupported response_format `xml`",
+        ),
+        (
+            "temperature over 1",
+            form(&speech, &[("temperature", "1.5")]),
+            StatusCode::BAD_REQUEST,
+            "between 0 and 1",
+        ),
+        (
+            "temperature not a number",
+            form(&speech, &[("temperature", "warm")]),
+            StatusCode::BAD_REQUEST,
+            "`warm`",
+        ),
+        (
+            "unknown granularity",
+            form(&speech, &[("timestamp_granularities[]", "char")]),
+            StatusCode::BAD_REQUEST,
+            "granularity `char`",
+        ),
+        (
+            "stream not a boolean",
+            form(&speech, &[("stream", "yes")]),
+            StatusCode::BAD_REQUEST,
+            "true or false",
+        ),
+        (
+            "stream with srt",
+            form(&speech, &[("stream", "true"), ("response_format", "srt")]),
+            StatusCode::BAD_REQUEST,
+            "json or text only",
+        ),
+        (
+            "another catalog model",
+            form(&speech, &[("model", "base")]),
+            StatusCode::NOT_FOUND,
+            "unknown model `base`",
+        ),
+        (
+            "a language the model lacks",
+            form(&speech, &[("language", "xx")]),
+            StatusCode::BAD_REQUEST,
+            "xx",
+        ),
+        (
+            "translation on an English-only model",
+            upload("/v1/audio/translations", &speech, &[]),
+            StatusCode::BAD_REQUEST,
+            "multilingual",
+        ),
+        (
+            "an empty file",
+            form(b"", &[]),
+            StatusCode::BAD_REQUEST,
+            "empty",
+        ),
+        (
+            "text, not audio",
+            form(b"this is a transcript, not audio\n", &[]),
+            StatusCode::BAD_REQUEST,
+            "not a recognised audio format",
+        ),
+        (
+            "a truncated WAV header",
+            form(&speech[..30], &[]),
+            StatusCode::BAD_REQUEST,
+            "malformed wav",
+        ),
+        (
+            "a WAV claiming 1 Hz",
+            form(&wav_with(1, 16, 1, &[0; 4_000], None), &[]),
+            StatusCode::BAD_REQUEST,
+            "sample rate 1 Hz",
+        ),
+        (
+            "a WAV claiming 0 Hz",
+            form(&wav_with(1, 16, 0, &[0; 4_000], None), &[]),
+            StatusCode::BAD_REQUEST,
+            "sample rate 0 Hz",
+        ),
+        (
+            "a WAV claiming 1 MHz",
+            form(&wav_with(1, 16, 1_000_000, &[0; 4_000], None), &[]),
+            StatusCode::BAD_REQUEST,
+            "1000000 Hz",
+        ),
+        (
+            "a NaN in a float WAV",
+            form(&wav_with(3, 32, 16_000, &nan, None), &[]),
+            StatusCode::BAD_REQUEST,
+            "is NaN",
+        ),
+        (
+            "audio over the length limit",
+            form(&wav_with(1, 8, 8_000, &vec![128; 8_000 * 61], None), &[]),
+            StatusCode::BAD_REQUEST,
+            "at most 60 s",
+        ),
+        (
+            "a file over the upload limit",
+            form(&vec![0; (1 << 20) + 10], &[]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "larger than this server accepts",
+        ),
+        (
+            "a route that does not exist",
+            get("/v1/audio/speech"),
+            StatusCode::NOT_FOUND,
+            "/v1/audio/speech",
+        ),
+        (
+            "GET on an upload route",
+            get("/v1/audio/transcriptions"),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET",
+        ),
+        (
+            "a plain GET on the WebSocket",
+            get("/v1/realtime?intent=transcription"),
+            StatusCode::BAD_REQUEST,
+            "WebSocket endpoint",
+        ),
+        (
+            "a Realtime intent other than transcription",
+            get("/v1/realtime?intent=conversation"),
+            StatusCode::BAD_REQUEST,
+            "conversation",
+        ),
+    ];
+    let count = cases.len();
+    for (name, request, status, needle) in cases {
+        let (got, _, body) = call(&service, request).await;
+        assert_eq!(got, status, "{name}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(needle),
+            "{name}: `{needle}` not in {message}"
+        );
+        assert!(body["error"]["type"].is_string(), "{name}: {body}");
+        assert_eq!(
+            call(&service, get("/healthz")).await.0,
+            StatusCode::OK,
+            "{name}"
+        );
+    }
+    assert!(count >= 25);
+    assert_eq!(
+        service.open_sessions(),
+        0,
+        "every refusal gave its slot back"
+    );
+    assert_eq!(
+        panics_so_far(),
+        panics_before,
+        "a bad input made something panic"
+    );
+}

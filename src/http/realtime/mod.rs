@@ -49,10 +49,6 @@ pub(super) async fn realtime(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, HttpError> {
-    let upgrade = upgrade.map_err(|rejection| HttpError::NotAWebSocket {
-        path: "/v1/realtime",
-        reason: rejection.body_text(),
-    })?;
     if let Some(intent) = query.intent.filter(|i| i != "transcription") {
         return Err(HttpError::InvalidField {
             param: "intent",
@@ -62,6 +58,10 @@ pub(super) async fn realtime(
             ),
         });
     }
+    let upgrade = upgrade.map_err(|rejection| HttpError::NotAWebSocket {
+        path: "/v1/realtime",
+        reason: rejection.body_text(),
+    })?;
     let permit = state.service.open_session(&caller)?;
     let context = SessionContext {
         service: Arc::clone(&state.service),

@@ -231,16 +231,13 @@ async fn warm_up(engine: &Engine) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::ScriptedBackend;
-    use crate::service::Caller;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn healthz_answers_503_while_sessions_drain_then_the_listener_closes() {
-        let config = ServeConfig {
-            grpc_addr: "127.0.0.1:0".parse().unwrap(),
-            http_addr: Some("127.0.0.1:0".parse().unwrap()),
+impl ServeConfig {
+    /// For tests: gRPC and HTTP on free loopback ports, the scripted model's id, defaults
+    /// everywhere else.
+    pub(crate) fn loopback() -> Self {
+        Self {
+            grpc_addr: "127.0.0.1:0".parse().expect("an address"),
+            http_addr: Some("127.0.0.1:0".parse().expect("an address")),
             model_id: "scripted".into(),
             device: "cpu".into(),
             engine: EngineConfig::default(),
@@ -251,7 +248,19 @@ mod tests {
             metrics_addr: None,
             transport: ServerOptions::default(),
             shutdown_grace: Duration::from_secs(10),
-        };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ScriptedBackend;
+    use crate::service::Caller;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn healthz_answers_503_while_sessions_drain_then_the_listener_closes() {
+        let config = ServeConfig::loopback();
         let server = RunningServer::start(ScriptedBackend::english(), config)
             .await
             .unwrap();
@@ -276,21 +285,12 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn private_surfaces_can_be_moved_or_turned_off() {
         let config = ServeConfig {
-            grpc_addr: "127.0.0.1:0".parse().unwrap(),
-            http_addr: Some("127.0.0.1:0".parse().unwrap()),
-            model_id: "scripted".into(),
-            device: "cpu".into(),
-            engine: EngineConfig::default(),
-            limits: Limits::default(),
-            origins: Origins::none(),
-            tenants: None,
-            tls: None,
             metrics_addr: Some("127.0.0.1:0".parse().unwrap()),
             transport: ServerOptions {
                 reflection: false,
                 ..ServerOptions::default()
             },
-            shutdown_grace: Duration::from_secs(10),
+            ..ServeConfig::loopback()
         };
         let server = RunningServer::start(ScriptedBackend::english(), config)
             .await
@@ -350,21 +350,11 @@ mod tests {
         let backend = ScriptedBackend::english()
             .with_cost(Duration::from_millis(2), Duration::from_millis(1));
         let config = ServeConfig {
-            grpc_addr: "127.0.0.1:0".parse().unwrap(),
-            http_addr: Some("127.0.0.1:0".parse().unwrap()),
-            model_id: "scripted".into(),
-            device: "cpu".into(),
-            engine: EngineConfig::default(),
             limits: Limits {
                 max_sessions: 512,
                 ..Limits::default()
             },
-            origins: Origins::none(),
-            tenants: None,
-            tls: None,
-            metrics_addr: None,
-            transport: ServerOptions::default(),
-            shutdown_grace: Duration::from_secs(10),
+            ..ServeConfig::loopback()
         };
         let server = RunningServer::start(backend, config).await.unwrap();
         let grpc = format!("http://{}", server.grpc_addr);

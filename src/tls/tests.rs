@@ -10,12 +10,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::TlsFiles;
-use crate::engine::{EngineConfig, ScriptedBackend};
-use crate::grpc::ServerOptions;
+use crate::engine::ScriptedBackend;
 use crate::grpc::proto::ListModelsRequest;
 use crate::grpc::proto::speech_client::SpeechClient;
 use crate::server::{RunningServer, ServeConfig};
-use crate::service::{Limits, Origins};
 
 /// A CA, and certificates it signed, written as PEM files in a temporary directory.
 struct Pki {
@@ -85,18 +83,8 @@ use rustls::pki_types::pem::PemObject;
 
 async fn start(files: TlsFiles) -> RunningServer {
     let config = ServeConfig {
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: Some("127.0.0.1:0".parse().unwrap()),
-        model_id: "scripted".into(),
-        device: "cpu".into(),
-        engine: EngineConfig::default(),
-        limits: Limits::default(),
-        origins: Origins::none(),
-        tenants: None,
         tls: Some(files),
-        metrics_addr: None,
-        transport: ServerOptions::default(),
-        shutdown_grace: Duration::from_secs(5),
+        ..ServeConfig::loopback()
     };
     RunningServer::start(ScriptedBackend::english(), config)
         .await

@@ -8,10 +8,9 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::engine::{EngineConfig, ScriptedBackend};
-use crate::grpc::ServerOptions;
+use crate::engine::ScriptedBackend;
 use crate::server::{RunningServer, ServeConfig};
-use crate::service::{Limits, Origins};
+use crate::service::Limits;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -23,18 +22,8 @@ async fn start(limits: Limits) -> RunningServer {
 
 fn config(limits: Limits) -> ServeConfig {
     ServeConfig {
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: Some("127.0.0.1:0".parse().unwrap()),
-        model_id: "scripted".into(),
-        device: "cpu".into(),
-        engine: EngineConfig::default(),
         limits,
-        origins: Origins::none(),
-        tenants: None,
-        tls: None,
-        metrics_addr: None,
-        transport: ServerOptions::default(),
-        shutdown_grace: TIMEOUT,
+        ..ServeConfig::loopback()
     }
 }
 

@@ -85,14 +85,9 @@ impl RunningServer {
         let tls = config.tls.as_ref().map(TlsServer::load).transpose()?;
         let listener = TcpListener::bind(config.grpc_addr).await?;
         let grpc_addr = listener.local_addr()?;
-        let http_listener = match config.http_addr {
-            Some(addr) => Some(TcpListener::bind(addr).await?),
-            None => None,
-        };
-        let http_addr = http_listener
-            .as_ref()
-            .map(TcpListener::local_addr)
-            .transpose()?;
+        // Every listener is bound before the engine starts: a taken port fails start-up cleanly.
+        let (http_listener, http_addr) = bind(config.http_addr).await?;
+        let (metrics_listener, metrics_addr) = bind(config.metrics_addr).await?;
         let engine = Arc::new(Engine::start_with_metrics(
             backend,
             config.engine.clone(),
@@ -120,14 +115,6 @@ impl RunningServer {
         let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let http_incoming = http_listener
             .map(|listener| Incoming::new(listener, tls.clone()))
-            .transpose()?;
-        let metrics_listener = match config.metrics_addr {
-            Some(addr) => Some(TcpListener::bind(addr).await?),
-            None => None,
-        };
-        let metrics_addr = metrics_listener
-            .as_ref()
-            .map(TcpListener::local_addr)
             .transpose()?;
         let metrics_task = metrics_listener.map(|listener| {
             let router = crate::http::metrics_router(Arc::clone(&service));
@@ -217,6 +204,18 @@ impl RunningServer {
         self.service.engine().close();
         Ok(())
     }
+}
+
+/// Binds an optional listener; its bound address (port 0 resolved).
+async fn bind(
+    addr: Option<SocketAddr>,
+) -> std::io::Result<(Option<TcpListener>, Option<SocketAddr>)> {
+    let Some(addr) = addr else {
+        return Ok((None, None));
+    };
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    Ok((Some(listener), Some(bound)))
 }
 
 /// After the grace, how long sessions get to tell their clients they are being ended.

@@ -38,7 +38,6 @@ pub(super) struct TranscribeArgs {
 pub(super) fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     let samples = crate::audio::load_file(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))?;
-    let model = args.model.load()?;
     let task = if args.translate {
         Task::Translate
     } else {
@@ -71,6 +70,8 @@ pub(super) fn run(args: TranscribeArgs) -> anyhow::Result<()> {
         std::io::stdout().write_all(render(&transcript, args.format, &options).as_bytes())?;
         return Ok(());
     }
+    // Loaded only once there is speech to transcribe.
+    let model = args.model.load()?;
     let long = samples.len() > 30 * 16_000;
     let mut report = |p: Progress| {
         if long {

@@ -13,7 +13,7 @@ use super::proto::{
 };
 use super::{recognize, streaming};
 use crate::model::store::ModelStore;
-use crate::service::{Caller, Service};
+use crate::service::{Caller, Service, SessionPermit};
 
 /// The gRPC service object.
 #[derive(Debug, Clone)]
@@ -40,8 +40,7 @@ impl Speech for SpeechService {
         &self,
         request: Request<Streaming<StreamingRecognizeRequest>>,
     ) -> Result<Response<Self::StreamingRecognizeStream>, Status> {
-        let caller = caller(&request)?;
-        let permit = self.service.open_session(&caller)?;
+        let (caller, permit) = self.admit(&request)?;
         let stream = streaming::start(
             Arc::clone(&self.service),
             caller,
@@ -55,8 +54,7 @@ impl Speech for SpeechService {
         &self,
         request: Request<RecognizeRequest>,
     ) -> Result<Response<RecognizeResponse>, Status> {
-        let caller = caller(&request)?;
-        let _permit = self.service.open_session(&caller)?;
+        let (caller, _permit) = self.admit(&request)?;
         let response = recognize::whole(&self.service, &caller, request.into_inner()).await?;
         Ok(Response::new(response))
     }
@@ -65,8 +63,7 @@ impl Speech for SpeechService {
         &self,
         request: Request<RecognizeRequest>,
     ) -> Result<Response<Self::RecognizeStreamStream>, Status> {
-        let caller = caller(&request)?;
-        let permit = self.service.open_session(&caller)?;
+        let (caller, permit) = self.admit(&request)?;
         let stream = recognize::progressive(
             Arc::clone(&self.service),
             caller,
@@ -85,13 +82,18 @@ impl Speech for SpeechService {
     }
 }
 
-/// Who sent `request`, as the server's interceptor authenticated it.
-fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
-    request
-        .extensions()
-        .get::<Caller>()
-        .cloned()
-        .ok_or_else(|| Status::unauthenticated("the request was not authenticated"))
+impl SpeechService {
+    /// Who sent `request` (as the server's interceptor authenticated it) and a session slot
+    /// for them.
+    fn admit<T>(&self, request: &Request<T>) -> Result<(Caller, SessionPermit), Status> {
+        let caller = request
+            .extensions()
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| Status::unauthenticated("the request was not authenticated"))?;
+        let permit = self.service.open_session(&caller)?;
+        Ok((caller, permit))
+    }
 }
 
 fn list_models(service: &Service) -> ListModelsResponse {

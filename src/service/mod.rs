@@ -234,11 +234,6 @@ impl Service {
         self
     }
 
-    /// Whether requests need an API key.
-    pub fn requires_keys(&self) -> bool {
-        self.tenants.is_some()
-    }
-
     /// Who sent a request with this `authorization` value (`Bearer KEY`), or why it is
     /// refused. Without a tenants file everyone is let in, as [`Caller::anonymous`]. The
     /// tenant id goes on the current span (the request's), never the key.

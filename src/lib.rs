@@ -25,4 +25,6 @@ pub mod service;
 pub mod session;
 pub mod streaming;
 pub mod telemetry;
+#[cfg(test)]
+mod test_support;
 pub mod tls;

@@ -61,6 +61,21 @@ impl StreamEncoding {
         Some(frames as f64 / f64::from(sample_rate))
     }
 
+    /// Checks that a whole raw upload of `len` bytes holds whole samples (containers always
+    /// pass). Uploads are refused as a whole, not as a stream chunk, so the message says so.
+    pub fn check_whole_samples(self, len: usize) -> Result<(), AudioError> {
+        let width = self.width();
+        if len.is_multiple_of(width) {
+            Ok(())
+        } else {
+            Err(AudioError::PartialSample {
+                encoding: self.name(),
+                len,
+                width,
+            })
+        }
+    }
+
     /// Bytes per sample of a raw encoding.
     fn width(self) -> usize {
         match self {

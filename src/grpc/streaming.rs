@@ -225,7 +225,13 @@ impl Session<'_> {
     ) -> Result<InputState, ServiceError> {
         let request = match message {
             None => return self.end_of_input(),
-            Some(Err(status)) if status.code() == tonic::Code::OutOfRange => {
+            // tonic reports a message over the decoding limit as one or the other.
+            Some(Err(status))
+                if matches!(
+                    status.code(),
+                    tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+                ) =>
+            {
                 return Err(ServiceError::MessageTooLarge(status.message().to_string()));
             }
             // Client reset or transport error: nobody is listening any more.

@@ -410,22 +410,6 @@ async fn with_tenants_every_api_route_needs_a_key_but_health_and_metrics_do_not(
     assert_eq!(status, StatusCode::OK);
 }
 
-/// Panics anywhere in this test process since start, counted by a hook that chains to the
-/// default one: a bad input may be refused, never crash a handler.
-fn panics_so_far() -> usize {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static PANICS: AtomicUsize = AtomicUsize::new(0);
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            PANICS.fetch_add(1, Ordering::SeqCst);
-            previous(info);
-        }));
-    });
-    PANICS.load(Ordering::SeqCst)
-}
-
 /// A WAV header and data: `format` 1 (PCM) or 3 (float), mono.
 fn wav_with(format: u16, bits: u16, rate: u32, data: &[u8], declared: Option<u32>) -> Vec<u8> {
     let size = declared.unwrap_or(data.len() as u32);
@@ -448,7 +432,7 @@ fn wav_with(format: u16, bits: u16, rate: u32, data: &[u8], declared: Option<u32
 
 #[tokio::test]
 async fn bad_http_requests_are_refused_naming_the_problem_and_the_server_stays_healthy() {
-    let panics_before = panics_so_far();
+    let panics_before = crate::test_support::panics_so_far();
     let limits = Limits {
         max_audio_seconds: 60.0,
         max_upload_bytes: 1 << 20,
@@ -670,7 +654,7 @@ async fn bad_http_requests_are_refused_naming_the_problem_and_the_server_stays_h
         "every refusal gave its slot back"
     );
     assert_eq!(
-        panics_so_far(),
+        crate::test_support::panics_so_far(),
         panics_before,
         "a bad input made something panic"
     );

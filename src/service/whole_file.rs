@@ -102,6 +102,7 @@ fn decode_now(
             let mut decoder = StreamDecoder::new(encoding, sample_rate, channels)?
                 .with_max_buffered_bytes(bytes.len())
                 .with_decode_limits(*limits);
+            encoding.check_whole_samples(bytes.len())?;
             if let Some(seconds) = encoding.seconds_in(bytes.len(), sample_rate, channels) {
                 limits.check_declared(seconds)?;
             }

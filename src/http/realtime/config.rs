@@ -23,6 +23,9 @@ const G711_RATE: u32 = 8_000;
 /// default) gives the policy's own 10 dB.
 const DB_PER_THRESHOLD: f32 = 20.0;
 
+/// The `param` of turn-detection refusals that no single field explains.
+const TURN_DETECTION: &str = "session.audio.input.turn_detection";
+
 /// The audio encoding of `input_audio_buffer.append` payloads.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct AudioFormat {
@@ -206,10 +209,39 @@ impl RealtimeConfig {
                 config.vad.threshold_db = vad.threshold * DB_PER_THRESHOLD;
             }
         }
-        config.validate().map_err(|e| {
-            RealtimeError::invalid("session.audio.input.turn_detection", e.to_string())
-        })?;
+        config
+            .validate()
+            .map_err(|e| self.turn_detection_error(&e))?;
         Ok(config)
+    }
+
+    /// A policy refusal in the client's terms: the `turn_detection` field it sent and its
+    /// value, not the policy knob it maps to.
+    fn turn_detection_error(&self, error: &crate::session::ConfigError) -> RealtimeError {
+        let vad = self.vad.unwrap_or_default();
+        let (param, field, rule) = match error.field {
+            "vad.endpoint_ms" => (
+                "session.audio.input.turn_detection.silence_duration_ms",
+                "silence_duration_ms",
+                format!("must be 30 to 10000 ms (got {})", vad.silence_duration_ms),
+            ),
+            "vad.pre_roll_ms" => (
+                "session.audio.input.turn_detection.prefix_padding_ms",
+                "prefix_padding_ms",
+                format!("must be at most 1000 ms (got {})", vad.prefix_padding_ms),
+            ),
+            "vad.threshold_db" => (
+                "session.audio.input.turn_detection.threshold",
+                "threshold",
+                format!(
+                    "must be above 0 and below {} (got {})",
+                    60.0 / DB_PER_THRESHOLD,
+                    vad.threshold
+                ),
+            ),
+            _ => return RealtimeError::invalid(TURN_DETECTION, error.to_string()),
+        };
+        RealtimeError::invalid(param, format!("turn_detection.{field} {rule}"))
     }
 
     /// The engine job options every request of the session starts from.
@@ -294,12 +326,9 @@ fn ga_format(format: &GaFormat) -> Result<AudioFormat, RealtimeError> {
             ));
         }
     };
-    if !(8_000..=96_000).contains(&sample_rate) {
-        return Err(RealtimeError::invalid(
-            "session.audio.input.format.rate",
-            format!("sample rate {sample_rate} Hz is outside 8000..=96000"),
-        ));
-    }
+    // The one rate range every transport accepts.
+    crate::audio::check_sample_rate(sample_rate)
+        .map_err(|e| RealtimeError::invalid("session.audio.input.format.rate", e.to_string()))?;
     Ok(AudioFormat {
         encoding,
         sample_rate,

@@ -236,13 +236,7 @@ fn on_message(
     if let Some(Ok(Message::Text(text))) = &message
         && text.len() > max_message
     {
-        return Err(RealtimeError::Fatal(ServiceError::MessageTooLarge(
-            format!(
-                "a {}-byte message is over the {max_message}-byte limit (--max-message-bytes); \
-             send audio in smaller appends",
-                text.len()
-            ),
-        )));
+        return Err(too_large(&format!("a {}-byte", text.len()), max_message));
     }
     match message {
         Some(Ok(Message::Text(text))) => session.on_message(events::parse(text.as_str()))?,
@@ -252,10 +246,12 @@ fn on_message(
         ),
         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
         Some(Ok(Message::Close(_))) | None => return Ok(false),
+        // The socket stops reading a message at twice the limit (see `upgrade`).
         Some(Err(e)) if is_oversize(&e) => {
-            return Err(RealtimeError::Fatal(ServiceError::MessageTooLarge(
-                e.to_string(),
-            )));
+            return Err(too_large(
+                &format!("a message of more than {}", max_message.saturating_mul(2)),
+                max_message,
+            ));
         }
         Some(Err(e)) => {
             tracing::debug!(error = %e, "realtime socket failed");
@@ -263,6 +259,14 @@ fn on_message(
         }
     }
     Ok(true)
+}
+
+/// The fatal error for a message over `--max-message-bytes`; `size` describes it.
+fn too_large(size: &str, max_message: usize) -> RealtimeError {
+    RealtimeError::Fatal(ServiceError::MessageTooLarge(format!(
+        "{size}-byte message is over the {max_message}-byte limit (--max-message-bytes); \
+         send audio in smaller appends"
+    )))
 }
 
 /// Whether a socket error is a message over `--max-message-bytes` (the client is still there

@@ -12,6 +12,8 @@ use crate::engine::ScriptedBackend;
 use crate::server::{RunningServer, ServeConfig};
 use crate::service::Limits;
 
+mod bad_input;
+
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn start(limits: Limits) -> RunningServer {

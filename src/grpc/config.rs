@@ -8,6 +8,7 @@ use crate::audio::stream::StreamEncoding;
 use crate::engine::JobOptions;
 use crate::model::whisper::tokens::Task;
 use crate::service::{AudioFormat, Service, ServiceError};
+use crate::streaming::Overflow;
 
 /// Default silence that ends an utterance.
 pub(super) const DEFAULT_ENDPOINTING: Duration = Duration::from_millis(800);
@@ -29,6 +30,7 @@ pub(super) struct Settings {
     pub(super) single_utterance: bool,
     pub(super) endpointing: Duration,
     pub(super) max_lead_seconds: f64,
+    pub(super) overflow: Overflow,
     /// The configuration echoed back in `SessionStarted`.
     pub(super) effective: RecognitionConfig,
 }
@@ -107,6 +109,16 @@ pub(super) fn resolve(
             )));
         }
     };
+    let overflow = match proto::Overflow::try_from(config.overflow) {
+        Ok(proto::Overflow::DropOldest) => Overflow::DropOldest,
+        Ok(_) => Overflow::Reject,
+        Err(_) => {
+            return Err(invalid(format!(
+                "unknown overflow value {}; use REJECT or DROP_OLDEST",
+                config.overflow
+            )));
+        }
+    };
     let language = Some(config.language.trim().to_string()).filter(|l| !l.is_empty());
     let prompt = Some(config.prompt.trim().to_string()).filter(|p| !p.is_empty());
     let job = JobOptions {
@@ -144,6 +156,7 @@ pub(super) fn resolve(
         single_utterance: config.single_utterance,
         endpointing,
         max_lead_seconds,
+        overflow,
         effective,
     })
 }

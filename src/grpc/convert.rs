@@ -88,5 +88,6 @@ pub(super) fn final_segment_update(
         start: s.start,
         end: s.end,
         language: language.to_string(),
+        audio_dropped: false,
     }
 }

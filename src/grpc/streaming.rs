@@ -129,7 +129,8 @@ async fn run(
         settings.job.clone(),
         policy,
         settings.max_lead_seconds,
-    );
+    )
+    .with_overflow(settings.overflow);
     let mut session = Session {
         service,
         caller,
@@ -250,7 +251,7 @@ impl Session<'_> {
                 self.service.charge_audio(&self.caller, seconds)?;
                 self.last_sequence = chunk.sequence;
                 self.driver.push_audio(&samples);
-                self.driver.check_overrun()?;
+                self.driver.apply_overflow()?;
                 if self.driver.stream_seconds() - self.acked_at_seconds >= ACK_EVERY_SECONDS {
                     self.send_ack(out).await;
                 }
@@ -290,6 +291,7 @@ impl Session<'_> {
             sequence: self.last_sequence,
             processed_seconds: self.driver.processed_seconds(),
             backlog_seconds: self.driver.backlog_seconds(),
+            dropped_seconds: self.driver.dropped_seconds(),
         };
         out.send(Event::AudioAck(ack)).await;
     }
@@ -335,6 +337,7 @@ impl Session<'_> {
             start: update.start_seconds,
             end: update.end_seconds,
             language: self.driver.language().to_string(),
+            audio_dropped: update.audio_dropped,
         }
     }
 
@@ -362,19 +365,30 @@ fn word(w: &TimedWord) -> proto::Word {
 }
 
 fn speech(event: SpeechEvent) -> proto::SpeechEvent {
-    let (kind, utterance_id, at_seconds) = match event {
+    let (kind, utterance_id, at_seconds, dropped_seconds) = match event {
         SpeechEvent::Started {
             utterance_id,
             at_seconds,
-        } => (Kind::SpeechStarted, utterance_id, at_seconds),
+        } => (Kind::SpeechStarted, utterance_id, at_seconds, 0.0),
         SpeechEvent::Ended {
             utterance_id,
             at_seconds,
-        } => (Kind::EndOfUtterance, utterance_id, at_seconds),
+        } => (Kind::EndOfUtterance, utterance_id, at_seconds, 0.0),
+        SpeechEvent::AudioDropped {
+            utterance_id,
+            from_seconds,
+            to_seconds,
+        } => (
+            Kind::AudioDropped,
+            utterance_id,
+            to_seconds,
+            to_seconds - from_seconds,
+        ),
     };
     proto::SpeechEvent {
         kind: kind as i32,
         time: at_seconds,
         utterance_id,
+        dropped_seconds,
     }
 }

@@ -76,6 +76,9 @@ pub struct TranscriptUpdate {
     pub start_seconds: f64,
     /// End of the audio this hypothesis covers.
     pub end_seconds: f64,
+    /// Audio of this utterance was dropped untranscribed to keep a live stream current (the
+    /// stream's overflow policy is drop-oldest): its text misses what was said then.
+    pub audio_dropped: bool,
 }
 
 impl TranscriptUpdate {
@@ -101,5 +104,15 @@ pub enum SpeechEvent {
         utterance_id: u64,
         /// End of the last speech frame.
         at_seconds: f64,
+    },
+    /// Audio between the two times was dropped untranscribed because transcription fell
+    /// behind a client that cannot slow down (overflow policy drop-oldest).
+    AudioDropped {
+        /// The utterance cut short by the drop (its final update follows), or 0 if none was.
+        utterance_id: u64,
+        /// Start of the dropped audio.
+        from_seconds: f64,
+        /// End of the dropped audio: transcription resumes here.
+        to_seconds: f64,
     },
 }

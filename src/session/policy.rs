@@ -170,6 +170,16 @@ impl SessionPolicy {
     /// Request `request_id` failed. A failed interim request is forgotten (the next one covers
     /// its audio); a failed final one ends its utterance with the last hypothesis committed.
     pub fn fail(&mut self, request_id: u64) {
+        self.give_up(request_id, false);
+    }
+
+    /// Request `request_id` will not be run: its audio is dropped to keep a live stream
+    /// current. As [`fail`](Self::fail), and a final update says audio was dropped.
+    pub fn drop_request(&mut self, request_id: u64) {
+        self.give_up(request_id, true);
+    }
+
+    fn give_up(&mut self, request_id: u64, audio_dropped: bool) {
         if let Some(utterance) = self.open.as_mut() {
             utterance.in_flight.take_if(|f| f.request_id == request_id);
         }
@@ -179,6 +189,7 @@ impl SessionPolicy {
                 .take()
                 .expect("closing utterances await a request");
             utterance.agreement.commit_all();
+            utterance.audio_dropped |= audio_dropped;
             self.finish(utterance, request.end_seconds());
         }
     }
@@ -191,6 +202,46 @@ impl SessionPolicy {
             vad.reset_speech();
         }
         self.close_at(self.total).is_some()
+    }
+
+    /// Drops the audio before `to_seconds` that no result covers yet, for a live stream that
+    /// must stay current when transcription falls behind a client that cannot slow down
+    /// (overflow policy drop-oldest). The caller says where the untranscribed audio starts
+    /// (`from_seconds`, what the session's results cover).
+    ///
+    /// The open utterance ends now with what it has committed (its running request's result
+    /// will be ignored) and its final update says audio was dropped; if speech goes on, a new
+    /// utterance opens (and starts) at `to_seconds`. Returns whether anything was dropped.
+    pub fn drop_audio(&mut self, from_seconds: f64, to_seconds: f64) -> bool {
+        let to = sample_at(to_seconds).clamp(self.audio_start, self.total);
+        if to <= self.audio_start || to_seconds <= from_seconds {
+            return false;
+        }
+        let cut_short = self.open.take().map(|mut utterance| {
+            utterance.in_flight = None;
+            utterance.audio_dropped = true;
+            utterance.agreement.commit_all();
+            utterance
+        });
+        self.emit(Output::Speech(SpeechEvent::AudioDropped {
+            utterance_id: cut_short.as_ref().map_or(0, |u| u.id),
+            from_seconds,
+            to_seconds: seconds(to),
+        }));
+        let speech_goes_on = self.vad.as_ref().is_none_or(Vad::in_speech);
+        if let Some(utterance) = cut_short {
+            self.finish(utterance, from_seconds);
+        }
+        self.audio.drain(..(to - self.audio_start) as usize);
+        self.audio_start = to;
+        if speech_goes_on {
+            let utterance_id = self.open_at(to);
+            self.emit(Output::Speech(SpeechEvent::Started {
+                utterance_id,
+                at_seconds: seconds(to),
+            }));
+        }
+        true
     }
 
     /// Tells the policy whether the model server is keeping up (for example: a result took

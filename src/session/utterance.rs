@@ -37,6 +37,8 @@ pub(crate) struct Utterance {
     revision: u64,
     reported_committed: usize,
     reported_tentative: String,
+    /// Some of its audio was dropped untranscribed (see [`TranscriptUpdate::audio_dropped`]).
+    pub(crate) audio_dropped: bool,
 }
 
 impl Utterance {
@@ -50,6 +52,7 @@ impl Utterance {
             revision: 0,
             reported_committed: 0,
             reported_tentative: String::new(),
+            audio_dropped: false,
         }
     }
 
@@ -131,6 +134,7 @@ impl Utterance {
             end_seconds,
             committed_words: committed_words.len(),
             words,
+            audio_dropped: self.audio_dropped,
         })
     }
 }

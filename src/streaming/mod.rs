@@ -47,6 +47,22 @@ pub enum DriverError {
     Engine(#[from] EngineError),
 }
 
+/// What a live session does when its client sends audio faster than it is transcribed and
+/// cannot slow down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Overflow {
+    /// Backpressure: the transport stops reading at `max_lead_seconds` of backlog, and a
+    /// client that overruns that (twice the lead in one go) is refused. Nothing is lost.
+    #[default]
+    Reject,
+    /// Keep reading and drop the oldest untranscribed audio past `max_lead_seconds`, saying
+    /// so ([`SpeechEvent::AudioDropped`], [`TranscriptUpdate::audio_dropped`]): a live
+    /// caption of telephony or a camera keeps up instead of dying.
+    ///
+    /// [`TranscriptUpdate::audio_dropped`]: crate::session::TranscriptUpdate::audio_dropped
+    DropOldest,
+}
+
 /// What the transport should tell its client, in the order it happened.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SessionEvent {
@@ -69,6 +85,10 @@ pub struct SessionDriver {
     job: JobOptions,
     policy: SessionPolicy,
     max_lead_seconds: f64,
+    overflow: Overflow,
+    /// Stream time before which audio was dropped (drop-oldest); not backlog any more.
+    dropped_until: f64,
+    dropped_seconds: f64,
     pending: VecDeque<TranscriptionRequest>,
     in_flight: Option<InFlight>,
     processed_seconds: f64,
@@ -102,6 +122,9 @@ impl SessionDriver {
             job,
             policy,
             max_lead_seconds,
+            overflow: Overflow::Reject,
+            dropped_until: 0.0,
+            dropped_seconds: 0.0,
             pending: VecDeque::new(),
             in_flight: None,
             processed_seconds: 0.0,
@@ -109,7 +132,13 @@ impl SessionDriver {
         }
     }
 
-    /// Feeds decoded samples. Transports call [`Self::check_overrun`] after audio the client
+    /// This driver with `overflow` as its policy for a client that outruns transcription.
+    pub fn with_overflow(mut self, overflow: Overflow) -> Self {
+        self.overflow = overflow;
+        self
+    }
+
+    /// Feeds decoded samples. Transports call [`Self::apply_overflow`] after audio the client
     /// sent live, and skip it for audio they flush themselves (a container decoded whole at
     /// the end of the stream).
     pub fn push_audio(&mut self, samples: &[f32]) {
@@ -119,8 +148,17 @@ impl SessionDriver {
         self.policy.push_audio(samples);
     }
 
-    /// A client that outruns backpressure (a single message far beyond the lead) is refused.
-    pub fn check_overrun(&self) -> Result<(), DriverError> {
+    /// Applies the overflow policy after live audio: with [`Overflow::Reject`], a client that
+    /// outruns backpressure (a single message far beyond the lead) is refused; with
+    /// [`Overflow::DropOldest`], a backlog past the lead is dropped down to half the lead
+    /// (the margin keeps it from dropping a sliver on every chunk).
+    pub fn apply_overflow(&mut self) -> Result<(), DriverError> {
+        if self.overflow == Overflow::DropOldest {
+            if self.backlog_seconds() > self.max_lead_seconds {
+                self.drop_backlog(self.max_lead_seconds / 2.0);
+            }
+            return Ok(());
+        }
         let backlog = self.backlog_seconds();
         if backlog > 2.0 * self.max_lead_seconds {
             return Err(Overrun {
@@ -196,9 +234,45 @@ impl SessionDriver {
         }
     }
 
-    /// Whether the client may be read: the audio waiting for transcription is under the lead.
+    /// Whether the client may be read: the audio waiting for transcription is under the lead,
+    /// or the session drops old audio rather than hold the client back.
     pub fn accepts_audio(&self) -> bool {
-        self.backlog_seconds() < self.max_lead_seconds
+        self.overflow == Overflow::DropOldest || self.backlog_seconds() < self.max_lead_seconds
+    }
+
+    /// Seconds of audio dropped untranscribed so far (drop-oldest only).
+    pub fn dropped_seconds(&self) -> f64 {
+        self.dropped_seconds
+    }
+
+    /// Drops untranscribed audio until `keep_seconds` of backlog are left: queued requests
+    /// are given up (a final one ends its utterance with what it committed), the open
+    /// utterance is cut short, and the job already running is left to finish.
+    fn drop_backlog(&mut self, keep_seconds: f64) {
+        let stream = self.policy.stream_seconds();
+        let from = self.covered_until();
+        let to = stream - keep_seconds;
+        for request in std::mem::take(&mut self.pending) {
+            self.policy.drop_request(request.request_id);
+        }
+        if self.policy.drop_audio(from, to) {
+            self.dropped_seconds += to - from;
+            self.dropped_until = to;
+            tracing::debug!(
+                from,
+                to,
+                "dropped untranscribed audio (overflow drop_oldest)"
+            );
+        }
+    }
+
+    /// Stream time up to which audio needs no more transcription: results cover it, it was
+    /// silence, or it was dropped.
+    fn covered_until(&self) -> f64 {
+        self.processed_seconds
+            .max(self.idle_until)
+            .max(self.dropped_until)
+            .min(self.policy.stream_seconds())
     }
 
     /// Nothing open, queued or running: all audio so far is handled (or was silence).
@@ -217,8 +291,7 @@ impl SessionDriver {
         if self.is_idle() {
             return 0.0;
         }
-        let stream = self.policy.stream_seconds();
-        stream - self.processed_seconds.max(self.idle_until).min(stream)
+        self.policy.stream_seconds() - self.covered_until()
     }
 
     /// Stream time covered by transcription results.

@@ -49,7 +49,7 @@ async fn stream(driver: &mut SessionDriver, audio: &[f32]) -> Vec<SessionEvent> 
     let mut events = Vec::new();
     for frame in audio.chunks(1_600) {
         driver.push_audio(frame);
-        driver.check_overrun().unwrap();
+        driver.apply_overflow().unwrap();
         events.extend(settle(driver).await);
     }
     events
@@ -105,7 +105,7 @@ async fn backlog_counts_unanswered_speech_and_overrun_is_past_twice_the_lead() {
             "backlog {backlog} after {pushed} s"
         );
         assert_eq!(driver.accepts_audio(), backlog < 2.0, "{backlog}");
-        match driver.check_overrun() {
+        match driver.apply_overflow() {
             Ok(()) => assert!(backlog <= 4.0, "{backlog} s should overrun"),
             Err(DriverError::Overrun(Overrun {
                 backlog_seconds,
@@ -118,7 +118,7 @@ async fn backlog_counts_unanswered_speech_and_overrun_is_past_twice_the_lead() {
             Err(e) => panic!("{e}"),
         }
     }
-    assert!(driver.check_overrun().is_err(), "never overran");
+    assert!(driver.apply_overflow().is_err(), "never overran");
     // Once the model answers, the backlog shrinks to what is still unanswered.
     drop(paused);
     settle(&mut driver).await;
@@ -190,4 +190,63 @@ async fn a_closed_engine_ends_the_session() {
         matches!(error, DriverError::Engine(EngineError::ShuttingDown)),
         "{error:?}"
     );
+}
+
+#[tokio::test]
+async fn drop_oldest_keeps_reading_drops_past_the_lead_and_says_so() {
+    let backend = ScriptedBackend::english();
+    let engine = engine(&backend, EngineConfig::default());
+    let mut driver = driver(&engine, 2.0).with_overflow(Overflow::DropOldest);
+    let paused = backend.pause();
+    // 5.2 s of continuous speech while the model is stuck: reading never stops, and the
+    // backlog never passes the lead for long.
+    let speech: Vec<f32> = (0..8).flat_map(|_| say(&["four"])).collect();
+    let mut events = Vec::new();
+    for frame in speech.chunks(1_600) {
+        driver.push_audio(frame);
+        driver
+            .apply_overflow()
+            .expect("drop_oldest refuses nothing");
+        events.extend(poll_all(&mut driver).unwrap());
+        assert!(driver.accepts_audio());
+        assert!(
+            driver.backlog_seconds() <= 2.0,
+            "backlog {}",
+            driver.backlog_seconds()
+        );
+    }
+    let drops: Vec<(f64, f64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Speech(crate::session::SpeechEvent::AudioDropped {
+                from_seconds,
+                to_seconds,
+                ..
+            }) => Some((*from_seconds, *to_seconds)),
+            _ => None,
+        })
+        .collect();
+    assert!(drops.len() >= 2, "{events:?}");
+    let said: f64 = drops.iter().map(|(from, to)| to - from).sum();
+    assert!((said - driver.dropped_seconds()).abs() < 1e-9);
+    // Every second of speech from the VAD's onset (which takes up to 0.5 s to fire) on is
+    // either dropped or still waiting.
+    let seconds = speech.len() as f64 / 16_000.0;
+    let accounted = driver.dropped_seconds() + driver.backlog_seconds();
+    assert!(
+        accounted <= seconds && accounted > seconds - 0.5,
+        "{accounted} of {seconds}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(e,
+            SessionEvent::Update(u) if u.is_final && u.audio_dropped)),
+        "the cut utterance's final says audio was dropped: {events:?}"
+    );
+    // The model catches up: the newest speech is transcribed.
+    drop(paused);
+    let mut tail = say(&["nine"]);
+    tail.extend(silence(1.5));
+    events = stream(&mut driver, &tail).await;
+    let last = finals(&events).pop().expect("a final");
+    assert!(last.ends_with("nine"), "{events:?}");
 }

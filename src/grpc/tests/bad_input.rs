@@ -225,6 +225,15 @@ fn stream_cases() -> Vec<StreamCase> {
             "unknown task value 7",
         ),
         stream_case(
+            "an unknown overflow value",
+            vec![pcm(RecognitionConfig {
+                overflow: 99,
+                ..config()
+            })],
+            InvalidArgument,
+            "unknown overflow value 99; use REJECT or DROP_OLDEST",
+        ),
+        stream_case(
             "endpointing_ms of a million",
             vec![pcm(RecognitionConfig {
                 endpointing_ms: 1_000_000,

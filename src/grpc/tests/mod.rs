@@ -569,3 +569,85 @@ async fn keys_name_the_tenant_and_quotas_hold_per_tenant() {
     );
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_oldest_keeps_a_stream_that_outruns_the_model_alive_and_says_what_it_dropped() {
+    use super::proto::Overflow;
+    use super::proto::speech_event::Kind;
+    let backend = ScriptedBackend::english();
+    let server = start(&backend).await;
+    let mut speech: Vec<f32> = (0..12).flat_map(|_| say(&["four"])).collect();
+    speech.extend(say(&["nine"]));
+    let config = |overflow: Overflow| RecognitionConfig {
+        max_lead_seconds: 3.0,
+        overflow: overflow as i32,
+        interim_results: true,
+        ..config()
+    };
+
+    // The default refuses a client that runs far ahead of a stuck model.
+    let paused = backend.pause();
+    let rejecting = Stream::open(&server, Some(config(Overflow::Reject))).await;
+    let chunk = AudioChunk {
+        data: f32_to_pcm16le(&speech),
+        sequence: 1,
+    };
+    rejecting
+        .tx
+        .send(request(Request::Audio(chunk)))
+        .await
+        .unwrap();
+    let mut rejecting = rejecting;
+    let status = loop {
+        match rejecting.next().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream ended without an error"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("max_lead_seconds"), "{status:?}");
+
+    // DROP_OLDEST reads on, drops what the model cannot reach, and says so.
+    let mut dropping = Stream::open(&server, Some(config(Overflow::DropOldest))).await;
+    dropping.send_audio(&speech).await;
+    // Acknowledged every second of audio: wait for the one at 8 s, which the stuck model
+    // cannot have reached.
+    let mut events = Vec::new();
+    while !events.iter().any(|e| {
+        matches!(e, Event::AudioAck(ack) if ack.dropped_seconds > 0.0
+            && ack.sequence >= 80)
+    }) {
+        events.push(dropping.next().await.unwrap().expect("still open"));
+    }
+    // The model recovers and the client goes on at real-time pace: the newest speech, which
+    // was never dropped, is transcribed.
+    drop(paused);
+    for frame in silence(1.5).chunks(1_600) {
+        dropping.send_audio(frame).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    dropping.send(Action::EndOfStream(EndOfStream {})).await;
+    while let Some(event) = dropping.next().await.unwrap() {
+        events.push(event);
+    }
+    let dropped: f64 = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Speech(s) if s.kind == Kind::AudioDropped as i32 => Some(s.dropped_seconds),
+            _ => None,
+        })
+        .sum();
+    assert!(dropped > 3.0, "{dropped} s dropped: {events:?}");
+    let finals: Vec<&super::proto::TranscriptUpdate> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Transcript(t) if t.is_final => Some(t),
+            _ => None,
+        })
+        .collect();
+    assert!(finals.iter().any(|t| t.audio_dropped), "{finals:?}");
+    let last = finals.last().expect("a final");
+    assert!(last.committed.ends_with("nine"), "{last:?}");
+    server.shutdown().await.unwrap();
+}

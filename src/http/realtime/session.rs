@@ -161,7 +161,7 @@ impl RealtimeSession {
             .map_err(RealtimeError::Fatal)?;
         let stream = self.stream()?;
         stream.driver.push_audio(&samples);
-        stream.driver.check_overrun()?;
+        stream.driver.apply_overflow()?;
         self.since_commit_seconds += seconds;
         Ok(())
     }
@@ -243,6 +243,9 @@ impl RealtimeSession {
                 self.commit_item(utterance_id);
                 self.since_commit_seconds = 0.0;
             }
+            // Realtime sessions keep the default overflow policy (reject): OpenAI's protocol
+            // has no way to tell the client audio was dropped, so none ever is.
+            SpeechEvent::AudioDropped { .. } => {}
         }
     }
 

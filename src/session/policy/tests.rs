@@ -380,3 +380,46 @@ fn bad_config_is_refused() {
         "min_chunk_seconds"
     );
 }
+
+#[test]
+fn dropping_audio_cuts_the_utterance_short_and_speech_goes_on_in_a_new_one() {
+    let mut p = policy(false);
+    let out = feed(&mut p, &tone(3.0, 0.3));
+    let first = requests(&out)
+        .into_iter()
+        .next()
+        .expect("an interim request");
+    p.submit(first.request_id, scripted(&first));
+    let heard = updates(&drain(&mut p));
+    assert!(!heard.is_empty() && heard.iter().all(|u| !u.audio_dropped));
+    // Transcription fell behind: drop what no result covers, from 1 s to 2.5 s.
+    assert!(p.drop_audio(1.0, 2.5));
+    let out = drain(&mut p);
+    let Some(Output::Speech(SpeechEvent::AudioDropped {
+        utterance_id: 1,
+        from_seconds,
+        to_seconds,
+    })) = out.first()
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!((*from_seconds, *to_seconds), (1.0, 2.5));
+    let cut = only_update(&out);
+    assert!(cut.is_final && cut.audio_dropped, "{cut:?}");
+    assert_eq!(cut.utterance_id, 1);
+    // The result of a request made before the drop is ignored; speech goes on in a new
+    // utterance whose audio starts where the drop ended.
+    assert_eq!(p.open_utterance(), Some(2));
+    assert!(
+        (p.buffered_seconds() - 0.5).abs() < 1e-3,
+        "{}",
+        p.buffered_seconds()
+    );
+    assert!(!p.drop_audio(2.5, 2.5), "nothing left to drop");
+    p.finalize();
+    let last = requests(&drain(&mut p)).pop().expect("a final request");
+    assert!((last.audio_start_seconds - 2.5).abs() < 1e-3);
+    p.submit(last.request_id, scripted(&last));
+    let last = only_update(&drain(&mut p));
+    assert!(last.is_final && !last.audio_dropped, "{last:?}");
+}

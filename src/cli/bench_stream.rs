@@ -1,6 +1,10 @@
 //! `hearken bench stream`: N concurrent gRPC streaming sessions against an in-process server,
 //! each sending corpus clips in 100 ms LINEAR16 frames; prints time to first interim, final
 //! latency after the end of audio (p50/p95), mean batch size and streamed WER, per N.
+//!
+//! With `--background-file`, a whole file is transcribed over and over (`Recognize`) while
+//! the streams run, as a server also taking uploads would; `--live-priority on,off` measures
+//! the scheduler with and without live requests going ahead of such files, in one run.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,6 +54,20 @@ pub(super) struct StreamArgs {
     /// Print each clip's WER, and its reference and streamed transcript when they differ.
     #[arg(long)]
     per_clip: bool,
+    /// An audio file transcribed again and again, as a whole, while the streams run.
+    #[arg(long, value_name = "FILE")]
+    background_file: Option<std::path::PathBuf>,
+    /// Scheduler settings to measure in turn: `on` runs live requests ahead of whole files
+    /// (the server's behaviour), `off` serves every job first come, first served.
+    #[arg(long, value_delimiter = ',', default_value = "on")]
+    live_priority: Vec<Switch>,
+}
+
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 /// What one streamed clip measured.
@@ -64,84 +82,166 @@ struct ClipResult {
 }
 
 pub(super) fn stream(args: StreamArgs) -> anyhow::Result<()> {
-    let model = args.model.load()?;
     let clips = Arc::new(args.corpus.load()?);
     anyhow::ensure!(!clips.is_empty(), "no clips selected");
+    let background = match &args.background_file {
+        Some(path) => Some(Arc::new(
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        )),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
-        let config = ServeConfig {
-            grpc_addr: "127.0.0.1:0".parse()?,
-            http_addr: None,
-            model_id: args.model.id(),
-            device: args.model.device.to_string(),
-            engine: EngineConfig {
-                max_batch: args.max_batch,
-                ..EngineConfig::default()
-            },
-            limits: Limits::default(),
-            origins: Default::default(),
-            tenants: None,
-            tls: None,
-            metrics_addr: None,
-            transport: ServerOptions::default(),
-            shutdown_grace: Duration::from_secs(5),
+    for &priority in &args.live_priority {
+        runtime.block_on(measure(&args, &clips, background.clone(), priority))?;
+    }
+    Ok(())
+}
+
+/// Every session count of `args` against a fresh server with `live_priority`.
+async fn measure(
+    args: &StreamArgs,
+    clips: &Arc<Vec<LoadedClip>>,
+    background: Option<Arc<Vec<u8>>>,
+    live_priority: Switch,
+) -> anyhow::Result<()> {
+    let model = args.model.load()?;
+    let config = ServeConfig {
+        grpc_addr: "127.0.0.1:0".parse()?,
+        http_addr: None,
+        model_id: args.model.id(),
+        device: args.model.device.to_string(),
+        engine: EngineConfig {
+            max_batch: args.max_batch,
+            live_priority: live_priority == Switch::On,
+            ..EngineConfig::default()
+        },
+        limits: Limits::default(),
+        origins: Default::default(),
+        tenants: None,
+        tls: None,
+        metrics_addr: None,
+        transport: ServerOptions::default(),
+        shutdown_grace: Duration::from_secs(5),
+    };
+    let server = RunningServer::start(WhisperBackend::from(model), config).await?;
+    println!(
+        "hearken bench stream: model {}, {} clips, {} pace, max batch {}, live priority {}{}",
+        args.model.model,
+        clips.len(),
+        if args.realtime { "real-time" } else { "fast" },
+        args.max_batch,
+        if live_priority == Switch::On {
+            "on"
+        } else {
+            "off"
+        },
+        match &args.background_file {
+            Some(path) => format!(", background file {}", path.display()),
+            None => String::new(),
+        }
+    );
+    println!(
+        "{:>8} {:>7} {:>14} {:>14} {:>14} {:>10} {:>8} {:>12}",
+        "sessions",
+        "clips",
+        "first int p50",
+        "final p50",
+        "final p95",
+        "mean batch",
+        "WER",
+        "bg file RTF"
+    );
+    let mut sustained = None;
+    for &n in &args.sessions {
+        let before = server.engine().stats();
+        let uploads = background
+            .clone()
+            .map(|file| spawn_background(&server, file));
+        let results = round(&server, clips, n, args.clips_per_session, args.realtime).await?;
+        let background_rtf = match uploads {
+            Some(task) => task.stop().await?,
+            None => None,
         };
-        let server = RunningServer::start(WhisperBackend::from(model), config).await?;
+        let after = server.engine().stats();
+        let batches = after.batches - before.batches;
+        let mean_batch = if batches == 0 {
+            0.0
+        } else {
+            (after.rows - before.rows) as f64 / batches as f64
+        };
+        let mut interims: Vec<Duration> = results.iter().filter_map(|r| r.first_interim).collect();
+        let mut finals: Vec<Duration> = results.iter().map(|r| r.final_latency).collect();
+        let total = results
+            .iter()
+            .fold(WerCounts::default(), |acc, r| acc + r.counts);
+        let p95 = percentile(&mut finals, 0.95);
         println!(
-            "hearken bench stream: model {}, {} clips, {} pace, max batch {}",
-            args.model.model,
-            clips.len(),
-            if args.realtime { "real-time" } else { "fast" },
-            args.max_batch
+            "{:>8} {:>7} {:>14} {:>14} {:>14} {:>10.2} {:>7.2}% {:>12}",
+            n,
+            results.len(),
+            fmt(percentile(&mut interims, 0.5)),
+            fmt(percentile(&mut finals, 0.5)),
+            fmt(p95),
+            mean_batch,
+            100.0 * total.wer(),
+            background_rtf.map_or("-".into(), |rtf| format!("{rtf:.3}"))
         );
-        println!(
-            "{:>8} {:>7} {:>14} {:>14} {:>14} {:>10} {:>8}",
-            "sessions", "clips", "first int p50", "final p50", "final p95", "mean batch", "WER"
-        );
-        let mut sustained = None;
-        for &n in &args.sessions {
-            let before = server.engine().stats();
-            let results = round(&server, &clips, n, args.clips_per_session, args.realtime).await?;
-            let after = server.engine().stats();
-            let batches = after.batches - before.batches;
-            let mean_batch = if batches == 0 {
-                0.0
-            } else {
-                (after.rows - before.rows) as f64 / batches as f64
+        if args.per_clip {
+            print_clips(&results);
+        }
+        if p95.is_some_and(|p| p <= P95_FINAL_GOAL) {
+            sustained = Some(n);
+        }
+    }
+    match sustained {
+        Some(n) => println!("largest N with p95 final latency <= 2 s: {n}"),
+        None => println!("no measured N kept p95 final latency <= 2 s"),
+    }
+    server.shutdown().await
+}
+
+/// A whole file transcribed over and over beside the streams.
+struct Background {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<Option<f64>>>,
+}
+
+impl Background {
+    /// Stops after the transcription under way; the real-time factor of the finished ones
+    /// (wall time over audio time), `None` if none finished.
+    async fn stop(self) -> anyhow::Result<Option<f64>> {
+        let _ = self.stop.send(());
+        self.task.await.context("background task")?
+    }
+}
+
+fn spawn_background(server: &RunningServer, file: Arc<Vec<u8>>) -> Background {
+    let addr = format!("http://{}", server.grpc_addr);
+    let (stop, mut stopped) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut client = SpeechClient::connect(addr)
+            .await?
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20);
+        let (mut wall, mut audio) = (0.0, 0.0);
+        loop {
+            let started = Instant::now();
+            let request = crate::grpc::proto::RecognizeRequest {
+                config: None,
+                audio: file.to_vec(),
             };
-            let mut interims: Vec<Duration> =
-                results.iter().filter_map(|r| r.first_interim).collect();
-            let mut finals: Vec<Duration> = results.iter().map(|r| r.final_latency).collect();
-            let total = results
-                .iter()
-                .fold(WerCounts::default(), |acc, r| acc + r.counts);
-            let p95 = percentile(&mut finals, 0.95);
-            println!(
-                "{:>8} {:>7} {:>14} {:>14} {:>14} {:>10.2} {:>7.2}%",
-                n,
-                results.len(),
-                fmt(percentile(&mut interims, 0.5)),
-                fmt(percentile(&mut finals, 0.5)),
-                fmt(p95),
-                mean_batch,
-                100.0 * total.wer()
-            );
-            if args.per_clip {
-                print_clips(&results);
-            }
-            if p95.is_some_and(|p| p <= P95_FINAL_GOAL) {
-                sustained = Some(n);
+            let response = client.recognize(request).await?.into_inner();
+            wall += started.elapsed().as_secs_f64();
+            audio += response.duration_seconds;
+            if stopped.try_recv().is_ok() {
+                return anyhow::Ok((audio > 0.0).then(|| wall / audio));
             }
         }
-        match sustained {
-            Some(n) => println!("largest N with p95 final latency <= 2 s: {n}"),
-            None => println!("no measured N kept p95 final latency <= 2 s"),
-        }
-        server.shutdown().await
-    })
+    });
+    Background { stop, task }
 }
 
 /// `n` sessions, each streaming `per_session` clips in turn.

@@ -8,7 +8,18 @@
 //!   join its batch; a full batch runs at once;
 //! - a running job stays running window after window until it is done or cancelled, while
 //!   others join and leave between steps (continuous batching at window granularity);
-//! - admission is first come, first served, so no job waits behind jobs queued after it.
+//! - live requests (a stream's interims and finals) are admitted before whole files, and when
+//!   files fill the batch, the newest gives its place back to a waiting live request (it goes
+//!   back to the front of the queue, its progress kept), so a live request never waits for a
+//!   file to end;
+//! - admission is otherwise first come, first served, so no job waits behind jobs of its kind
+//!   queued after it;
+//! - while live and whole-file rows are both running they share the model's time: after a
+//!   step with file rows (a file's window costs many times a live request's), live rows run
+//!   alone for a multiple of its time (the worker's share), so a live request waits for at
+//!   most one file step and a stream's next requests rarely wait behind another, while files
+//!   still progress; once live work is preferred (shutdown: live finals must make the grace
+//!   period), file rows sit out every step while live rows run.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -22,6 +33,8 @@ pub(crate) struct Entry<T> {
     pub(crate) enqueued: Instant,
     /// Whether it has run at least one step; started jobs never wait for a batch again.
     pub(crate) started: bool,
+    /// A live stream's request, run ahead of whole files.
+    pub(crate) live: bool,
     /// The job itself.
     pub(crate) job: T,
 }
@@ -56,8 +69,14 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Queues `job` as of `now`.
-    pub(crate) fn push(&mut self, id: u64, job: T, now: Instant) -> Result<(), Refusal> {
+    /// Queues `job` (`live` for a stream's request) as of `now`.
+    pub(crate) fn push(
+        &mut self,
+        id: u64,
+        job: T,
+        live: bool,
+        now: Instant,
+    ) -> Result<(), Refusal> {
         if self.closed {
             return Err(Refusal::Closed);
         }
@@ -70,16 +89,17 @@ impl<T> Queue<T> {
             id,
             enqueued: now,
             started: false,
+            live,
             job,
         });
         Ok(())
     }
 
-    /// Removes a waiting job; false when it is not waiting (running, done or unknown).
-    pub(crate) fn remove(&mut self, id: u64) -> bool {
-        let before = self.waiting.len();
-        self.waiting.retain(|e| e.id != id);
-        self.waiting.len() < before
+    /// Removes a waiting job: `Some(started)` (whether it had run, then stepped back for a
+    /// live request), `None` when it is not waiting (running, done or unknown).
+    pub(crate) fn remove(&mut self, id: u64) -> Option<bool> {
+        let i = self.waiting.iter().position(|e| e.id == id)?;
+        self.waiting.remove(i).map(|e| e.started)
     }
 
     /// Jobs waiting.
@@ -113,12 +133,15 @@ pub(crate) struct BatchPolicy {
     pub(crate) max_batch: usize,
     /// Longest a job that has not run yet waits for a fuller batch.
     pub(crate) max_wait: Duration,
+    /// Whether live requests go ahead of whole files; off, all are first come, first served.
+    pub(crate) live_priority: bool,
 }
 
 impl BatchPolicy {
-    /// Moves jobs from the front of `queue` into `running` until the batch is full, then
-    /// decides what happens next as of `now`. Returns the decision and how many jobs were
-    /// admitted (they are the last ones in `running`).
+    /// Moves jobs from `queue` into `running` until the batch is full (live requests first,
+    /// a file stepping back for a waiting one), then decides what happens next as of `now`.
+    /// Returns the decision and how many jobs were admitted (they are the last ones in
+    /// `running`; a file readmitted after stepping back is among them, `started`).
     pub(crate) fn admit<T>(
         &self,
         queue: &mut Queue<T>,
@@ -126,14 +149,30 @@ impl BatchPolicy {
         now: Instant,
     ) -> (Next, usize) {
         let max_batch = self.max_batch.max(1);
-        let before = running.len();
-        while running.len() < max_batch {
-            let Some(entry) = queue.waiting.pop_front() else {
+        let mut admitted = 0;
+        loop {
+            let live_waiting = self.live_priority && queue.waiting.iter().any(|e| e.live);
+            if running.len() >= max_batch && live_waiting {
+                // A live request waits and files fill the batch: the newest file steps back.
+                let Some(file) = running.iter().rposition(|e| !e.live) else {
+                    break;
+                };
+                queue.waiting.push_front(running.remove(file));
+            }
+            if running.len() >= max_batch {
+                break;
+            }
+            let live = queue
+                .waiting
+                .iter()
+                .position(|e| e.live)
+                .filter(|_| self.live_priority);
+            let Some(entry) = queue.waiting.remove(live.unwrap_or(0)) else {
                 break;
             };
             running.push(entry);
+            admitted += 1;
         }
-        let admitted = running.len() - before;
         (self.next(queue, running, now), admitted)
     }
 
@@ -153,6 +192,24 @@ impl BatchPolicy {
             Some(deadline) if deadline > now => Next::WaitUntil(deadline),
             _ => Next::Step,
         }
+    }
+
+    /// Whether the whole-file rows sit out the next step, leaving it to the live rows: only
+    /// when both kinds are running, and then while files are `files_ahead` (model time spent
+    /// on steps with file rows minus time on live-only steps, since both kinds began running
+    /// together) or live work is preferred (shutdown).
+    pub(crate) fn files_sit_out<T>(
+        &self,
+        running: &[Entry<T>],
+        files_ahead: Duration,
+        prefer_live: bool,
+    ) -> bool {
+        if !self.live_priority {
+            return false;
+        }
+        let live = running.iter().any(|e| e.live);
+        let files = running.iter().any(|e| !e.live);
+        live && files && (!files_ahead.is_zero() || prefer_live)
     }
 
     /// When a partial batch must run: `max_wait` after the oldest job that has not run yet.
@@ -176,6 +233,7 @@ mod tests {
         BatchPolicy {
             max_batch,
             max_wait: WAIT,
+            live_priority: true,
         }
     }
 
@@ -198,11 +256,11 @@ mod tests {
         let t0 = Instant::now();
         let mut queue = Queue::new(8);
         let mut running = Vec::new();
-        queue.push(1, "a", t0).unwrap();
+        queue.push(1, "a", false, t0).unwrap();
         let (next, admitted) = policy(4).admit(&mut queue, &mut running, ms(t0, 5));
         assert_eq!((next, admitted), (Next::WaitUntil(ms(t0, 20)), 1));
         // A second job joins before the deadline; the deadline stays the oldest's.
-        queue.push(2, "b", ms(t0, 10)).unwrap();
+        queue.push(2, "b", false, ms(t0, 10)).unwrap();
         let (next, admitted) = policy(4).admit(&mut queue, &mut running, ms(t0, 10));
         assert_eq!((next, admitted), (Next::WaitUntil(ms(t0, 20)), 1));
         let (next, _) = policy(4).admit(&mut queue, &mut running, ms(t0, 20));
@@ -216,7 +274,7 @@ mod tests {
         let mut queue = Queue::new(8);
         let mut running = Vec::new();
         for id in 1..=5 {
-            queue.push(id, "x", ms(t0, id)).unwrap();
+            queue.push(id, "x", false, ms(t0, id)).unwrap();
         }
         let (next, admitted) = policy(3).admit(&mut queue, &mut running, ms(t0, 5));
         assert_eq!((next, admitted), (Next::Step, 3));
@@ -233,7 +291,7 @@ mod tests {
         let t0 = Instant::now();
         let mut queue = Queue::new(8);
         let mut running = Vec::new();
-        queue.push(1, "long", t0).unwrap();
+        queue.push(1, "long", false, t0).unwrap();
         assert_eq!(
             policy(4).admit(&mut queue, &mut running, ms(t0, 20)).0,
             Next::Step
@@ -245,7 +303,7 @@ mod tests {
             Next::Step
         );
         // A short job arrives: it joins, and waits its max_wait for others.
-        queue.push(2, "short", ms(t0, 100)).unwrap();
+        queue.push(2, "short", false, ms(t0, 100)).unwrap();
         let (next, admitted) = policy(4).admit(&mut queue, &mut running, ms(t0, 101));
         assert_eq!((next, admitted), (Next::WaitUntil(ms(t0, 120)), 1));
         assert_eq!(
@@ -267,15 +325,15 @@ mod tests {
         let mut queue = Queue::new(8);
         let mut running = Vec::new();
         for id in 1..=3 {
-            queue.push(id, "x", t0).unwrap();
+            queue.push(id, "x", false, t0).unwrap();
         }
-        assert!(queue.remove(2));
-        assert!(!queue.remove(2), "already gone");
+        assert_eq!(queue.remove(2), Some(false));
+        assert_eq!(queue.remove(2), None, "already gone");
         let (next, _) = policy(1).admit(&mut queue, &mut running, t0);
         assert_eq!(next, Next::Step);
         // The running job is cancelled: the worker drops it; job 3 is next.
         running.retain(|e| e.id != 1);
-        assert!(!queue.remove(1), "running jobs are not in the queue");
+        assert_eq!(queue.remove(1), None, "running jobs are not in the queue");
         policy(1).admit(&mut queue, &mut running, t0);
         assert_eq!(ids(&running), [3]);
     }
@@ -284,11 +342,14 @@ mod tests {
     fn the_queue_refuses_past_capacity_and_after_close() {
         let t0 = Instant::now();
         let mut queue = Queue::new(2);
-        queue.push(1, "a", t0).unwrap();
-        queue.push(2, "b", t0).unwrap();
-        assert_eq!(queue.push(3, "c", t0), Err(Refusal::Full { queued: 2 }));
+        queue.push(1, "a", false, t0).unwrap();
+        queue.push(2, "b", false, t0).unwrap();
+        assert_eq!(
+            queue.push(3, "c", false, t0),
+            Err(Refusal::Full { queued: 2 })
+        );
         queue.close();
-        assert_eq!(queue.push(4, "d", t0), Err(Refusal::Closed));
+        assert_eq!(queue.push(4, "d", false, t0), Err(Refusal::Closed));
         // Closed: what waits still runs, without waiting for a fuller batch, then exit.
         let mut running = Vec::new();
         assert_eq!(policy(4).admit(&mut queue, &mut running, t0).0, Next::Step);
@@ -316,7 +377,9 @@ mod tests {
         let sessions = ["a", "b", "c"];
         let mut next_id = 1;
         for (i, session) in sessions.into_iter().enumerate() {
-            queue.push(next_id, session, ms(t0, i as u64)).unwrap();
+            queue
+                .push(next_id, session, false, ms(t0, i as u64))
+                .unwrap();
             next_id += 1;
         }
         let mut served = std::collections::HashMap::new();
@@ -327,12 +390,108 @@ mod tests {
             // Every job is one window; its session resubmits at once.
             for entry in running.drain(..) {
                 *served.entry(entry.job).or_insert(0) += 1;
-                queue.push(next_id, entry.job, now).unwrap();
+                queue.push(next_id, entry.job, false, now).unwrap();
                 next_id += 1;
             }
         }
         for session in sessions {
             assert_eq!(served[session], 20, "{served:?}");
         }
+    }
+
+    fn entries(running: &[Entry<&str>]) -> Vec<(u64, bool)> {
+        running.iter().map(|e| (e.id, e.live)).collect()
+    }
+
+    #[test]
+    fn live_requests_go_first_and_a_file_steps_back_for_one_keeping_its_progress() {
+        let t0 = Instant::now();
+        let mut queue = Queue::new(8);
+        let mut running = Vec::new();
+        for id in 1..=3 {
+            queue.push(id, "file", false, t0).unwrap();
+        }
+        queue.push(4, "live", true, ms(t0, 1)).unwrap();
+        // Queued after the files, the live request is admitted first.
+        let (next, admitted) = policy(2).admit(&mut queue, &mut running, ms(t0, 30));
+        assert_eq!((next, admitted), (Next::Step, 2));
+        assert_eq!(entries(&running), [(4, true), (1, false)]);
+        step(&mut running, &[4]);
+        let (next, admitted) = policy(2).admit(&mut queue, &mut running, ms(t0, 31));
+        assert_eq!((next, admitted), (Next::Step, 1));
+        assert_eq!(entries(&running), [(1, false), (2, false)]);
+        step(&mut running, &[]);
+        // Files fill the batch; a live request arrives: the newest file steps back to the
+        // front of the queue, and comes back, started, once the live request is served.
+        queue.push(5, "live", true, ms(t0, 40)).unwrap();
+        let (next, admitted) = policy(2).admit(&mut queue, &mut running, ms(t0, 40));
+        assert_eq!(
+            (next, admitted),
+            (Next::Step, 1),
+            "a full batch runs at once"
+        );
+        assert_eq!(entries(&running), [(1, false), (5, true)]);
+        assert_eq!(
+            queue.waiting.front().map(|e| (e.id, e.started)),
+            Some((2, true))
+        );
+        step(&mut running, &[5]);
+        policy(2).admit(&mut queue, &mut running, ms(t0, 61));
+        assert_eq!(
+            entries(&running),
+            [(1, false), (2, false)],
+            "file 2 before file 3"
+        );
+        // A file that stepped back and is cancelled in the queue was running.
+        queue.push(6, "live", true, ms(t0, 70)).unwrap();
+        policy(2).admit(&mut queue, &mut running, ms(t0, 70));
+        assert_eq!(queue.remove(2), Some(true));
+    }
+
+    #[test]
+    fn files_sit_out_while_ahead_of_live_rows_and_every_step_when_live_is_preferred() {
+        let t0 = Instant::now();
+        let mut queue = Queue::new(8);
+        let mut running = Vec::new();
+        queue.push(1, "file", false, t0).unwrap();
+        queue.push(2, "live", true, t0).unwrap();
+        policy(4).admit(&mut queue, &mut running, ms(t0, 20));
+        let sits_out = |running: &[Entry<&str>], files_ran_last, prefer_live| {
+            policy(4).files_sit_out(running, files_ran_last, prefer_live)
+        };
+        let ahead = Duration::from_millis(300);
+        assert!(
+            !sits_out(&running, Duration::ZERO, false),
+            "files are not ahead: they run now"
+        );
+        assert!(
+            sits_out(&running, ahead, false),
+            "files are ahead: live rows run alone"
+        );
+        assert!(
+            sits_out(&running, Duration::ZERO, true),
+            "shutdown: live rows always run alone"
+        );
+        running.retain(|e| !e.live);
+        assert!(!sits_out(&running, ahead, true), "files alone always run");
+    }
+
+    #[test]
+    fn without_live_priority_every_job_is_first_come_first_served() {
+        let t0 = Instant::now();
+        let fifo = BatchPolicy {
+            live_priority: false,
+            ..policy(1)
+        };
+        let mut queue = Queue::new(8);
+        let mut running = Vec::new();
+        queue.push(1, "file", false, t0).unwrap();
+        queue.push(2, "live", true, t0).unwrap();
+        fifo.admit(&mut queue, &mut running, t0);
+        step(&mut running, &[]);
+        fifo.admit(&mut queue, &mut running, t0);
+        assert_eq!(entries(&running), [(1, false)], "the live request waits");
+        running.push(queue.waiting.pop_front().unwrap());
+        assert!(!fifo.files_sit_out(&running, Duration::from_secs(1), true));
     }
 }

@@ -27,6 +27,9 @@ pub struct JobOptions {
     /// schedule, which starts greedy and rises only when a window fails the quality checks;
     /// a higher value starts sampling there and falls back through the schedule's higher steps.
     pub temperature: Option<f32>,
+    /// A live stream's request: the scheduler runs it ahead of whole files (see
+    /// [`super::batcher`]), so a long upload never holds up live captions.
+    pub live: bool,
 }
 
 impl JobOptions {

@@ -75,6 +75,9 @@ pub struct EngineConfig {
     pub max_queued: usize,
     /// Decoding policy shared by all jobs (temperatures, thresholds, timestamps rules).
     pub policy: DecodeOptions,
+    /// Run live streams' requests ahead of whole files (see [`batcher`]); off, every job is
+    /// first come, first served (for comparison in `hearken bench stream`).
+    pub live_priority: bool,
 }
 
 impl Default for EngineConfig {
@@ -84,6 +87,7 @@ impl Default for EngineConfig {
             max_wait: Duration::from_millis(20),
             max_queued: 256,
             policy: DecodeOptions::default(),
+            live_priority: true,
         }
     }
 }
@@ -148,8 +152,9 @@ impl Engine {
         options: &JobOptions,
     ) -> Result<JobHandle, EngineError> {
         self.core.stats().record_submitted();
+        let live = options.live;
         let options = options.decode_options(&self.config().policy);
-        let submitted = self.core.submit(samples, &options);
+        let submitted = self.core.submit(samples, &options, live);
         if let Err(e) = &submitted {
             self.core.stats().record_rejected(e);
         }
@@ -181,6 +186,12 @@ impl Engine {
     pub fn close(&self) {
         self.core.close();
     }
+
+    /// From now on, whole-file jobs sit out every step while live requests run: shutdown
+    /// calls this so that live streams' finals make the grace period even behind long files.
+    pub fn prefer_live(&self) {
+        self.core.prefer_live();
+    }
 }
 
 impl Drop for Engine {
@@ -201,11 +212,13 @@ trait Core: Send + Sync {
         &self,
         samples: Arc<[f32]>,
         options: &DecodeOptions,
+        live: bool,
     ) -> Result<JobHandle, EngineError>;
     fn queued(&self) -> usize;
     fn stats(&self) -> &stats::Counters;
     fn config(&self) -> &EngineConfig;
     fn close(&self);
+    fn prefer_live(&self);
 }
 
 struct Scheduler<B: Backend> {
@@ -226,12 +239,13 @@ impl<B: Backend> Core for Scheduler<B> {
         &self,
         samples: Arc<[f32]>,
         options: &DecodeOptions,
+        live: bool,
     ) -> Result<JobHandle, EngineError> {
         let stream = self
             .backend
             .start(samples, options)
             .map_err(EngineError::Rejected)?;
-        self.shared.enqueue(stream)
+        self.shared.enqueue(stream, live)
     }
 
     fn queued(&self) -> usize {
@@ -248,6 +262,10 @@ impl<B: Backend> Core for Scheduler<B> {
 
     fn close(&self) {
         self.shared.close();
+    }
+
+    fn prefer_live(&self) {
+        self.shared.prefer_live();
     }
 }
 

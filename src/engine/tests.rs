@@ -255,3 +255,98 @@ async fn refusals_name_their_reason() {
     );
     drop(paused);
 }
+
+/// A model whose steps cost 50 ms per second of audio decoded, over 10 s windows: a long
+/// file's step takes 500 ms, a live request's 1.3 s buffer 65 ms.
+fn costly_backend() -> ScriptedBackend {
+    ScriptedBackend::english()
+        .with_window(10.0)
+        .with_audio_cost(Duration::from_millis(50))
+}
+
+fn live() -> JobOptions {
+    JobOptions {
+        live: true,
+        ..JobOptions::default()
+    }
+}
+
+fn long_file(engine: &Engine) -> JobHandle {
+    let audio: Vec<f32> = (0..92).flat_map(|_| say(&["six"])).collect();
+    engine.submit(audio.into(), &JobOptions::default()).unwrap()
+}
+
+/// Submits a live request while a file's step is under way; its latency.
+async fn live_latency(engine: &Engine) -> Duration {
+    let started = std::time::Instant::now();
+    let handle = engine
+        .submit(say(&["three", "four"]).into(), &live())
+        .unwrap();
+    assert_eq!(text(handle).await, "three four");
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn a_live_request_waits_for_at_most_one_file_step() {
+    let backend = costly_backend();
+    let engine = Engine::start(backend.clone(), config(8, Duration::ZERO));
+    let file = long_file(&engine);
+    backend.wait_for_batches(2, TIMEOUT);
+    // The step under way (≤ 500 ms), then one for the live row alone (65 ms); sharing the
+    // file's next step instead would take 565 ms more.
+    let latency = live_latency(&engine).await;
+    assert!(latency < Duration::from_millis(800), "{latency:?}");
+    assert!(
+        !backend.batches().contains(&2),
+        "the live row ran alone: {:?}",
+        backend.batches()
+    );
+    drop(file);
+}
+
+#[tokio::test]
+async fn when_live_work_is_preferred_files_wait_until_it_is_done() {
+    let backend = costly_backend();
+    let engine = Engine::start(backend.clone(), config(8, Duration::ZERO));
+    let file = long_file(&engine);
+    backend.wait_for_batches(2, TIMEOUT);
+    engine.prefer_live();
+    let before = backend.batches().len();
+    // 12 s of live audio: two windows, both run alone, back to back.
+    let mut audio: Vec<f32> = (0..18).flat_map(|_| say(&["two"])).collect();
+    audio.extend(say(&["nine"]));
+    let handle = engine.submit(audio.into(), &live()).unwrap();
+    let text = text(handle).await;
+    assert!(text.ends_with("nine"), "{text}");
+    let batches = backend.batches();
+    assert_eq!(
+        batches[before..before + 3],
+        [1, 1, 1],
+        "the file's step under way, then the live windows alone: {batches:?}"
+    );
+    drop(file);
+}
+
+#[tokio::test]
+async fn files_filling_the_batch_step_back_for_a_live_request() {
+    let backend = costly_backend();
+    let engine = Engine::start(backend.clone(), config(2, Duration::ZERO));
+    let files = [long_file(&engine), long_file(&engine)];
+    backend.wait_for_batches(2, TIMEOUT);
+    // Both slots hold files that need seconds more: the live request still runs after the
+    // step under way (two files: ≤ 1 s), alone.
+    let latency = live_latency(&engine).await;
+    assert!(latency < Duration::from_millis(1_300), "{latency:?}");
+    // The file that stepped back is resumed, not restarted: both finish whole, with the
+    // same text.
+    let [first, second] = files;
+    let (first, second) = (text(first).await, text(second).await);
+    assert_eq!(first, second);
+    assert!(first.split_whitespace().count() >= 92, "{first}");
+    let stats = engine.stats();
+    assert_eq!(
+        (stats.jobs_admitted, stats.jobs_done),
+        (3, 3),
+        "a readmitted file is not admitted twice: {stats:?}"
+    );
+}

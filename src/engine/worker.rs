@@ -1,7 +1,7 @@
 //! The worker thread: carries out the [`BatchPolicy`]'s decisions on a [`Backend`] (waits,
 //! admissions, model steps) and reports each job's windows back to its handle.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,11 @@ impl<S> Job<S> {
     }
 }
 
+/// While live and file rows both run, live-only steps get this many times the model time of
+/// the steps with file rows: files keep a quarter of the model, and a live stream's requests
+/// rarely meet a file's window (which costs seconds on a CPU) on their way.
+const LIVE_SHARE: u32 = 3;
+
 /// State shared by the engine handle, job handles and the worker.
 pub(super) struct Shared<S> {
     pub(super) config: EngineConfig,
@@ -35,6 +40,7 @@ pub(super) struct Shared<S> {
     queue: Mutex<Queue<Job<S>>>,
     wake: Condvar,
     next_id: AtomicU64,
+    prefer_live: AtomicBool,
 }
 
 /// What a [`JobHandle`] needs of the engine: taking its job out of the queue.
@@ -45,8 +51,8 @@ pub(super) trait Cancel: Send + Sync {
 
 impl<S: Send + 'static> Cancel for Shared<S> {
     fn cancel(&self, id: u64) {
-        if self.lock().remove(id) {
-            self.stats.record_cancelled(false);
+        if let Some(started) = self.lock().remove(id) {
+            self.stats.record_cancelled(started);
         }
     }
 }
@@ -59,6 +65,7 @@ impl<S: Send + 'static> Shared<S> {
             stats: Counters::new(metrics),
             wake: Condvar::new(),
             next_id: AtomicU64::new(1),
+            prefer_live: AtomicBool::new(false),
         }
     }
 
@@ -71,10 +78,15 @@ impl<S: Send + 'static> Shared<S> {
         BatchPolicy {
             max_batch: self.config.max_batch,
             max_wait: self.config.max_wait,
+            live_priority: self.config.live_priority,
         }
     }
 
-    pub(super) fn enqueue(self: &Arc<Self>, stream: S) -> Result<JobHandle, EngineError> {
+    pub(super) fn enqueue(
+        self: &Arc<Self>,
+        stream: S,
+        live: bool,
+    ) -> Result<JobHandle, EngineError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let job = Job {
@@ -83,7 +95,7 @@ impl<S: Send + 'static> Shared<S> {
             span: tracing::Span::current(),
         };
         self.lock()
-            .push(id, job, Instant::now())
+            .push(id, job, live, Instant::now())
             .map_err(|refusal| match refusal {
                 Refusal::Closed => EngineError::ShuttingDown,
                 Refusal::Full { queued } => EngineError::Saturated { queued },
@@ -100,6 +112,10 @@ impl<S: Send + 'static> Shared<S> {
         self.lock().close();
         self.wake.notify_all();
     }
+
+    pub(super) fn prefer_live(&self) {
+        self.prefer_live.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Owns the backend for the lifetime of the engine thread.
@@ -107,6 +123,9 @@ pub(super) struct Worker<B: Backend> {
     backend: Arc<B>,
     shared: Arc<Shared<B::Stream>>,
     running: Vec<Entry<Job<B::Stream>>>,
+    /// Model time of steps with file rows minus that of live-only steps, while both kinds
+    /// run (see [`BatchPolicy::files_sit_out`]).
+    files_ahead: Duration,
 }
 
 impl<B: Backend> Worker<B> {
@@ -115,6 +134,7 @@ impl<B: Backend> Worker<B> {
             backend,
             shared,
             running: Vec::new(),
+            files_ahead: Duration::ZERO,
         }
     }
 
@@ -123,7 +143,13 @@ impl<B: Backend> Worker<B> {
         while self.admit() {
             self.drop_cancelled();
             if !self.running.is_empty() {
+                let benched = self.bench_files();
+                let files_run = self.running.iter().any(|e| !e.live);
+                let live_run = self.running.iter().any(|e| e.live);
+                let started = Instant::now();
                 self.step();
+                self.account(files_run, live_run, !benched.is_empty(), started.elapsed());
+                self.running.extend(benched);
             }
         }
     }
@@ -137,7 +163,9 @@ impl<B: Backend> Worker<B> {
         loop {
             let now = Instant::now();
             let (next, admitted) = policy.admit(&mut queue, &mut self.running, now);
-            for entry in &self.running[self.running.len() - admitted..] {
+            let newly_admitted = &self.running[self.running.len() - admitted..];
+            // A file readmitted after stepping back for live work was counted the first time.
+            for entry in newly_admitted.iter().filter(|e| !e.started) {
                 self.shared
                     .stats
                     .record_admitted(now.saturating_duration_since(entry.enqueued));
@@ -154,6 +182,38 @@ impl<B: Backend> Worker<B> {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+
+    /// Takes the whole-file rows out of the running set when this step is for live rows only
+    /// (see [`BatchPolicy::files_sit_out`]); the caller puts them back after the step.
+    fn bench_files(&mut self) -> Vec<Entry<Job<B::Stream>>> {
+        let prefer_live = self.shared.prefer_live.load(Ordering::Relaxed);
+        let sit_out =
+            self.shared
+                .policy()
+                .files_sit_out(&self.running, self.files_ahead, prefer_live);
+        if !sit_out {
+            return Vec::new();
+        }
+        let (live, files) = std::mem::take(&mut self.running)
+            .into_iter()
+            .partition(|e| e.live);
+        self.running = live;
+        files
+    }
+
+    /// Keeps the live/file time share: a step with live and file rows puts files ahead by
+    /// [`LIVE_SHARE`] times its time, and a files-only step leaves them ahead by that much for
+    /// that step alone (live work arriving then runs first, without a credit built up while
+    /// it was absent); a live-only step while files wait brings them back.
+    fn account(&mut self, files_ran: bool, live_ran: bool, files_sat_out: bool, elapsed: Duration) {
+        let owed = elapsed * LIVE_SHARE;
+        self.files_ahead = match (files_ran, live_ran) {
+            (true, true) => self.files_ahead + owed,
+            (true, false) => owed,
+            (false, _) if files_sat_out => self.files_ahead.saturating_sub(elapsed),
+            (false, _) => Duration::ZERO,
+        };
     }
 
     fn drop_cancelled(&mut self) {

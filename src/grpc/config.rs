@@ -128,6 +128,8 @@ pub(super) fn resolve(
         word_timestamps: config.word_timestamps,
         trim_encoder: false,
         temperature: None,
+        // Streams mark each request live (`streaming_job_options`); Recognize is a file.
+        live: false,
     };
     service.engine().validate(&job)?;
     let effective = RecognitionConfig {

@@ -382,8 +382,10 @@ impl Service {
         let _ = signal.wait_for(|stop| *stop).await;
     }
 
-    /// Begins shutdown: new sessions are refused and live ones are told to finish.
+    /// Begins shutdown: new sessions are refused and live ones are told to finish; the
+    /// engine runs their finals ahead of whole files, which are unlikely to make the grace.
     pub fn begin_shutdown(&self) {
+        self.engine.prefer_live();
         self.shutdown.send_replace(true);
     }
 

@@ -17,6 +17,7 @@ pub fn streaming_job_options(session: &JobOptions, request: &TranscriptionReques
         prompt: join_prompt(session.prompt.as_deref(), &request.prompt),
         word_timestamps: true,
         trim_encoder: !request.is_final,
+        live: true,
         ..session.clone()
     }
 }

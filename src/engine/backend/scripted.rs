@@ -71,6 +71,7 @@ struct Inner {
     window_seconds: f64,
     step_cost: Duration,
     row_cost: Duration,
+    audio_cost: Duration,
     failures_left: AtomicUsize,
     paused: Mutex<bool>,
     resumed: Condvar,
@@ -108,6 +109,7 @@ impl ScriptedBackend {
                 window_seconds: 30.0,
                 step_cost: Duration::ZERO,
                 row_cost: Duration::ZERO,
+                audio_cost: Duration::ZERO,
                 failures_left: AtomicUsize::new(0),
                 paused: Mutex::new(false),
                 resumed: Condvar::new(),
@@ -126,6 +128,19 @@ impl ScriptedBackend {
         let inner = Arc::get_mut(&mut self.inner).expect("set the cost before cloning");
         inner.step_cost = per_step;
         inner.row_cost = per_row;
+        self
+    }
+
+    /// Each step also sleeps `per_second` for every second of audio in the windows it
+    /// decodes, as a decoder's tokens grow with the speech: a long file's full window costs
+    /// many times a live stream's short buffer. Set before the backend is shared.
+    ///
+    /// # Panics
+    /// When clones of this backend already exist.
+    pub fn with_audio_cost(mut self, per_second: Duration) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("set the cost before cloning")
+            .audio_cost = per_second;
         self
     }
 
@@ -246,7 +261,12 @@ impl Backend for ScriptedBackend {
                 .wait_while(lock(&self.inner.paused), |paused| *paused)
                 .unwrap_or_else(|e| e.into_inner()),
         );
-        std::thread::sleep(self.inner.step_cost + self.inner.row_cost * batch.len() as u32);
+        let audio_seconds: f64 = batch.iter().map(|s| s.next_window_seconds()).sum();
+        std::thread::sleep(
+            self.inner.step_cost
+                + self.inner.row_cost * batch.len() as u32
+                + self.inner.audio_cost.mul_f64(audio_seconds),
+        );
         let failing = self
             .inner
             .failures_left
@@ -263,6 +283,12 @@ impl Backend for ScriptedBackend {
 }
 
 impl ScriptedStream {
+    /// Seconds of audio the next step decodes.
+    fn next_window_seconds(&self) -> f64 {
+        let end = (self.seek + self.window).min(self.samples.len());
+        (end - self.seek) as f64 / SAMPLE_RATE
+    }
+
     fn decode_window(&mut self) {
         let end = (self.seek + self.window).min(self.samples.len());
         let offset = self.seek as f64 / SAMPLE_RATE;

@@ -651,3 +651,51 @@ async fn drop_oldest_keeps_a_stream_that_outruns_the_model_alive_and_says_what_i
     assert!(last.committed.ends_with("nine"), "{last:?}");
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_streams_get_their_finals_within_a_short_grace_while_a_long_file_runs() {
+    // A model whose every step costs 100 ms over 2 s windows: a 60 s file takes 3 s.
+    let backend = ScriptedBackend::english()
+        .with_cost(Duration::from_millis(100), Duration::ZERO)
+        .with_window(2.0);
+    let grace = Duration::from_millis(1_500);
+    let config = serve_config(Limits::default(), EngineConfig::default(), grace);
+    let server = RunningServer::start(backend.clone(), config).await.unwrap();
+    let long: Vec<f32> = (0..92).flat_map(|_| say(&["six"])).collect();
+    let mut file_client = client(&server).await;
+    let file = tokio::spawn(async move {
+        file_client
+            .recognize(recognize_request(&long))
+            .await
+            .map(|r| r.into_inner().text)
+    });
+    // The file is decoding window after window when the streams start.
+    backend.wait_for_batches(3, TIMEOUT);
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let mut stream = Stream::open(&server, Some(RecognitionConfig::default())).await;
+        stream.next().await.unwrap(); // SessionStarted
+        stream.send_audio(&say(&["three", "four"])).await;
+        // Shutdown stops reading: wait until the speech is in.
+        while !matches!(stream.next().await.unwrap(), Some(Event::Speech(_))) {}
+        streams.push(stream);
+    }
+    let shutdown = tokio::spawn(server.shutdown());
+    for mut stream in streams {
+        assert_eq!(
+            stream.next_final().await.unwrap().as_deref(),
+            Some("three four"),
+            "a live stream lost its final to the grace"
+        );
+    }
+    let file = file.await.unwrap();
+    assert!(
+        matches!(&file, Err(status) if status.code() == Code::Unavailable),
+        "the 60 s file cannot finish in 1.5 s: {file:?}"
+    );
+    tokio::time::timeout(TIMEOUT, shutdown)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

@@ -1,6 +1,9 @@
 //! `hearken bench stream`: N concurrent gRPC streaming sessions against an in-process server,
-//! each sending corpus clips in 100 ms LINEAR16 frames; prints time to first interim, final
-//! latency after the end of audio (p50/p95), mean batch size and streamed WER, per N.
+//! each sending corpus clips in 100 ms LINEAR16 frames; prints time to first interim, commit
+//! lag (p50/p90: when a word's `committed_delta` arrived minus when the end of its audio was
+//! sent, from the word timings), final latency after the end of audio (p50/p95), mean batch
+//! size and streamed WER against the offline WER of the same clips, per N; `--json FILE`
+//! writes the same per N.
 //!
 //! With `--background-file`, a whole file is transcribed over and over (`Recognize`) while
 //! the streams run, as a server also taking uploads would; `--live-priority on,off` measures
@@ -61,6 +64,26 @@ pub(super) struct StreamArgs {
     /// (the server's behaviour), `off` serves every job first come, first served.
     #[arg(long, value_delimiter = ',', default_value = "on")]
     live_priority: Vec<Switch>,
+    /// Also write the figures of every round to this JSON file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<std::path::PathBuf>,
+}
+
+/// The figures of one round (one session count), as printed and as `--json` writes them.
+#[derive(Debug, serde::Serialize)]
+struct RoundSummary {
+    sessions: usize,
+    live_priority: bool,
+    clips: usize,
+    first_interim_p50_s: Option<f64>,
+    commit_lag_p50_s: Option<f64>,
+    commit_lag_p90_s: Option<f64>,
+    final_p50_s: Option<f64>,
+    final_p95_s: Option<f64>,
+    mean_batch: f64,
+    wer: f64,
+    offline_wer: f64,
+    background_rtf: Option<f64>,
 }
 
 /// `on` or `off`.
@@ -77,6 +100,8 @@ struct ClipResult {
     reference: String,
     hypothesis: String,
     first_interim: Option<Duration>,
+    /// For each committed word: when it arrived minus when the end of its audio was sent.
+    commit_lags: Vec<Duration>,
     final_latency: Duration,
     counts: WerCounts,
 }
@@ -94,8 +119,22 @@ pub(super) fn stream(args: StreamArgs) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let mut rounds = Vec::new();
     for &priority in &args.live_priority {
-        runtime.block_on(measure(&args, &clips, background.clone(), priority))?;
+        rounds.extend(runtime.block_on(measure(&args, &clips, background.clone(), priority))?);
+    }
+    if let Some(path) = &args.json {
+        let report = serde_json::json!({
+            "model": args.model.model,
+            "clips": clips.len(),
+            "pace": if args.realtime { "real-time" } else { "fast" },
+            "max_batch": args.max_batch,
+            "background_file": args.background_file,
+            "rounds": rounds,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
     }
     Ok(())
 }
@@ -106,7 +145,7 @@ async fn measure(
     clips: &Arc<Vec<LoadedClip>>,
     background: Option<Arc<Vec<u8>>>,
     live_priority: Switch,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<RoundSummary>> {
     let model = args.model.load()?;
     let config = ServeConfig {
         grpc_addr: "127.0.0.1:0".parse()?,
@@ -143,18 +182,23 @@ async fn measure(
             None => String::new(),
         }
     );
+    let offline_wer = offline_wer(&server, clips).await?;
+    println!("offline WER of these clips: {:.2} %", 100.0 * offline_wer);
     println!(
-        "{:>8} {:>7} {:>14} {:>14} {:>14} {:>10} {:>8} {:>12}",
+        "{:>8} {:>6} {:>9} {:>10} {:>10} {:>9} {:>9} {:>6} {:>7} {:>7}",
         "sessions",
         "clips",
-        "first int p50",
+        "first int",
+        "commit p50",
+        "commit p90",
         "final p50",
         "final p95",
-        "mean batch",
+        "batch",
         "WER",
-        "bg file RTF"
+        "bg RTF"
     );
     let mut sustained = None;
+    let mut summaries = Vec::new();
     for &n in &args.sessions {
         let before = server.engine().stats();
         let uploads = background
@@ -174,33 +218,86 @@ async fn measure(
         };
         let mut interims: Vec<Duration> = results.iter().filter_map(|r| r.first_interim).collect();
         let mut finals: Vec<Duration> = results.iter().map(|r| r.final_latency).collect();
+        let mut lags: Vec<Duration> = results
+            .iter()
+            .flat_map(|r| r.commit_lags.iter().copied())
+            .collect();
         let total = results
             .iter()
             .fold(WerCounts::default(), |acc, r| acc + r.counts);
-        let p95 = percentile(&mut finals, 0.95);
-        println!(
-            "{:>8} {:>7} {:>14} {:>14} {:>14} {:>10.2} {:>7.2}% {:>12}",
-            n,
-            results.len(),
-            fmt(percentile(&mut interims, 0.5)),
-            fmt(percentile(&mut finals, 0.5)),
-            fmt(p95),
+        let seconds = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
+        let summary = RoundSummary {
+            sessions: n,
+            live_priority: live_priority == Switch::On,
+            clips: results.len(),
+            first_interim_p50_s: seconds(percentile(&mut interims, 0.5)),
+            commit_lag_p50_s: seconds(percentile(&mut lags, 0.5)),
+            commit_lag_p90_s: seconds(percentile(&mut lags, 0.9)),
+            final_p50_s: seconds(percentile(&mut finals, 0.5)),
+            final_p95_s: seconds(percentile(&mut finals, 0.95)),
             mean_batch,
-            100.0 * total.wer(),
-            background_rtf.map_or("-".into(), |rtf| format!("{rtf:.3}"))
-        );
+            wer: total.wer(),
+            offline_wer,
+            background_rtf,
+        };
+        print_row(&summary);
         if args.per_clip {
             print_clips(&results);
         }
-        if p95.is_some_and(|p| p <= P95_FINAL_GOAL) {
+        if summary
+            .final_p95_s
+            .is_some_and(|p| p <= P95_FINAL_GOAL.as_secs_f64())
+        {
             sustained = Some(n);
         }
+        summaries.push(summary);
     }
     match sustained {
         Some(n) => println!("largest N with p95 final latency <= 2 s: {n}"),
         None => println!("no measured N kept p95 final latency <= 2 s"),
     }
-    server.shutdown().await
+    server.shutdown().await?;
+    Ok(summaries)
+}
+
+fn print_row(s: &RoundSummary) {
+    let secs = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2} s"));
+    println!(
+        "{:>8} {:>6} {:>9} {:>10} {:>10} {:>9} {:>9} {:>6.2} {:>6.2}% {:>7}",
+        s.sessions,
+        s.clips,
+        secs(s.first_interim_p50_s),
+        secs(s.commit_lag_p50_s),
+        secs(s.commit_lag_p90_s),
+        secs(s.final_p50_s),
+        secs(s.final_p95_s),
+        s.mean_batch,
+        100.0 * s.wer,
+        s.background_rtf
+            .map_or("-".into(), |rtf| format!("{rtf:.3}"))
+    );
+}
+
+/// The WER of the clips transcribed whole (`Recognize`) by the same server: what streaming
+/// is measured against.
+async fn offline_wer(server: &RunningServer, clips: &[LoadedClip]) -> anyhow::Result<f64> {
+    let mut client = SpeechClient::connect(format!("http://{}", server.grpc_addr))
+        .await?
+        .max_encoding_message_size(64 << 20);
+    let mut total = WerCounts::default();
+    for clip in clips {
+        let request = crate::grpc::proto::RecognizeRequest {
+            config: Some(RecognitionConfig {
+                encoding: crate::grpc::proto::AudioEncoding::Linear16 as i32,
+                sample_rate_hertz: crate::audio::WHISPER_SAMPLE_RATE,
+                ..Default::default()
+            }),
+            audio: crate::audio::f32_to_pcm16le(&clip.samples),
+        };
+        let text = client.recognize(request).await?.into_inner().text;
+        total += english_wer(&clip.clip.text, &text);
+    }
+    Ok(total.wer())
 }
 
 /// A whole file transcribed over and over beside the streams.
@@ -289,6 +386,7 @@ async fn stream_clip(
     let started = Instant::now();
     let config = RecognitionConfig {
         interim_results: true,
+        word_timestamps: true,
         ..Default::default()
     };
     let (requests, audio_done) = pcm16_stream(
@@ -299,8 +397,22 @@ async fn stream_clip(
     );
     let mut responses = client.streaming_recognize(requests).await?.into_inner();
     let (mut first_interim, mut finals, mut last_final) = (None, Vec::new(), started);
+    // Words committed so far per utterance, and each committed word's arrival and end.
+    let mut committed_words = std::collections::HashMap::new();
+    let mut commits: Vec<(Instant, f64)> = Vec::new();
     while let Some(response) = responses.next().await {
         if let Some(Event::Transcript(t)) = response?.event {
+            // `words` lists the committed words first, one per word of `committed`.
+            let count = t.committed.split_whitespace().count();
+            let before = committed_words.insert(t.utterance_id, count).unwrap_or(0);
+            let arrived = Instant::now();
+            commits.extend(
+                t.words
+                    .iter()
+                    .take(count)
+                    .skip(before)
+                    .map(|w| (arrived, w.end)),
+            );
             let text = format!("{}{}", t.committed, t.tentative);
             if first_interim.is_none() && !t.is_final && !text.trim().is_empty() {
                 first_interim = Some(started.elapsed());
@@ -311,7 +423,17 @@ async fn stream_clip(
             }
         }
     }
-    let audio_end = audio_done.await.unwrap_or(started);
+    let sent = audio_done.await.unwrap_or_default();
+    let audio_end = sent.last().copied().unwrap_or(started);
+    let commit_lags = commits
+        .iter()
+        .filter_map(|&(arrived, end)| {
+            // The frame that carried the word's last sample; its send time ends the word.
+            let frame = ((end / FRAME_SECONDS).ceil() as usize).saturating_sub(1);
+            let sent_at = sent.get(frame).or(sent.last())?;
+            Some(arrived.saturating_duration_since(*sent_at))
+        })
+        .collect();
     let hypothesis = finals.join(" ");
     Ok(ClipResult {
         clip_id: clip.clip.id.clone(),
@@ -319,6 +441,7 @@ async fn stream_clip(
         counts: english_wer(&clip.clip.text, &hypothesis),
         hypothesis,
         first_interim,
+        commit_lags,
         final_latency: last_final.saturating_duration_since(audio_end),
     })
 }
@@ -346,8 +469,4 @@ fn percentile(values: &mut [Duration], q: f64) -> Option<Duration> {
     values.sort();
     let index = ((values.len() - 1) as f64 * q).round() as usize;
     Some(values[index])
-}
-
-fn fmt(d: Option<Duration>) -> String {
-    d.map_or("-".into(), |d| format!("{:.2} s", d.as_secs_f64()))
 }

@@ -13,8 +13,9 @@ use crate::audio::{WHISPER_SAMPLE_RATE, f32_to_pcm16le};
 
 /// The request stream of one session: `config` (its encoding and rate are set to LINEAR16 at
 /// 16 kHz) then `samples` in `frame` slices, each sent when its audio would have been spoken if
-/// `realtime`. The receiver reports when the last frame went out (the client's "end of audio",
-/// from which final latency is measured); it is dropped if the server hangs up first.
+/// `realtime`. The receiver reports when each frame went out (the last is the client's "end of
+/// audio", from which final latency is measured; frame `i` ends the audio at `(i + 1) *
+/// frame`, from which commit lag is); it is dropped if the server hangs up first.
 pub fn pcm16_stream(
     config: RecognitionConfig,
     samples: &[f32],
@@ -22,7 +23,7 @@ pub fn pcm16_stream(
     realtime: bool,
 ) -> (
     ReceiverStream<StreamingRecognizeRequest>,
-    oneshot::Receiver<Instant>,
+    oneshot::Receiver<Vec<Instant>>,
 ) {
     let frame_samples = (frame.as_secs_f64() * f64::from(WHISPER_SAMPLE_RATE)).max(1.0) as usize;
     let frames: Vec<Vec<u8>> = samples.chunks(frame_samples).map(f32_to_pcm16le).collect();
@@ -39,6 +40,7 @@ pub fn pcm16_stream(
         if tx.send(request(Request::Config(config))).await.is_err() {
             return;
         }
+        let mut sent = Vec::with_capacity(frames.len());
         for (i, data) in frames.into_iter().enumerate() {
             if realtime {
                 tokio::time::sleep_until((started + frame * (i as u32 + 1)).into()).await;
@@ -50,8 +52,9 @@ pub fn pcm16_stream(
             if tx.send(request(Request::Audio(chunk))).await.is_err() {
                 return;
             }
+            sent.push(Instant::now());
         }
-        let _ = done_tx.send(Instant::now());
+        let _ = done_tx.send(sent);
     });
     (ReceiverStream::new(rx), done_rx)
 }

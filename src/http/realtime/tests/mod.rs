@@ -85,8 +85,10 @@ async fn an_idle_session_is_closed_with_a_timeout_error() {
         ..Limits::default()
     })
     .await;
-    let mut socket = connect(&server).await;
+    // Before the connect: the server's clock starts at the upgrade, before the client's
+    // handshake returns.
     let started = std::time::Instant::now();
+    let mut socket = connect(&server).await;
     let (errors, code) = until_closed(&mut socket).await;
     assert_eq!(errors, ["timeout"]);
     assert_eq!(code, Some(CloseCode::Policy));

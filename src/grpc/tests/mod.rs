@@ -133,6 +133,20 @@ impl Stream {
         Ok(None)
     }
 
+    /// The status the stream ends with, skipping its events.
+    ///
+    /// # Panics
+    /// When the stream ends with OK.
+    async fn error(&mut self) -> Status {
+        loop {
+            match self.next().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the stream ended without an error"),
+                Err(status) => return status,
+            }
+        }
+    }
+
     /// Every final until the stream ends.
     async fn finals(&mut self) -> Result<Vec<String>, Status> {
         let mut finals = Vec::new();
@@ -263,13 +277,7 @@ async fn a_silent_stream_is_ended_after_the_idle_timeout_and_keep_alive_resets_i
     stream.send(Action::Finalize(Finalize {})).await;
     assert_eq!(stream.next_final().await.unwrap().as_deref(), Some("one"));
     // ...then silence ends it, and frees its slot for the next client.
-    let status = loop {
-        match stream.next().await {
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("the stream ended without a status"),
-            Err(status) => break status,
-        }
-    };
+    let status = stream.error().await;
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     assert!(
         status
@@ -300,13 +308,7 @@ async fn streams_open_past_the_shutdown_grace_get_unavailable() {
     stream.send_audio(&say(&["eight", "eight"])).await;
     backend.wait_for_batches(warm_batches + 1, TIMEOUT);
     let shutdown = tokio::spawn(server.shutdown());
-    let status = loop {
-        match stream.next().await {
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("the stream ended without a status"),
-            Err(status) => break status,
-        }
-    };
+    let status = stream.error().await;
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert!(status.message().contains("grace period"), "{status:?}");
     drop(paused);
@@ -587,7 +589,7 @@ async fn drop_oldest_keeps_a_stream_that_outruns_the_model_alive_and_says_what_i
 
     // The default refuses a client that runs far ahead of a stuck model.
     let paused = backend.pause();
-    let rejecting = Stream::open(&server, Some(config(Overflow::Reject))).await;
+    let mut rejecting = Stream::open(&server, Some(config(Overflow::Reject))).await;
     let chunk = AudioChunk {
         data: f32_to_pcm16le(&speech),
         sequence: 1,
@@ -597,14 +599,7 @@ async fn drop_oldest_keeps_a_stream_that_outruns_the_model_alive_and_says_what_i
         .send(request(Request::Audio(chunk)))
         .await
         .unwrap();
-    let mut rejecting = rejecting;
-    let status = loop {
-        match rejecting.next().await {
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("the stream ended without an error"),
-            Err(status) => break status,
-        }
-    };
+    let status = rejecting.error().await;
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert!(status.message().contains("max_lead_seconds"), "{status:?}");
 

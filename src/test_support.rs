@@ -27,3 +27,35 @@ pub(crate) fn panics_so_far() -> usize {
     });
     PANICS.load(Ordering::SeqCst)
 }
+
+/// A WAV header and data: `format` 1 (PCM) or 3 (float), mono, at `rate` (which the header
+/// may claim absurd), with the data size `declared` (default: the real size).
+pub(crate) fn wav_with(
+    format: u16,
+    bits: u16,
+    rate: u32,
+    data: &[u8],
+    declared: Option<u32>,
+) -> Vec<u8> {
+    let size = declared.unwrap_or(data.len() as u32);
+    let mut out = Vec::new();
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&36u32.wrapping_add(size).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&format.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate.wrapping_mul(u32::from(bits) / 8)).to_le_bytes());
+    out.extend_from_slice(&(bits / 8).to_le_bytes());
+    out.extend_from_slice(&bits.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&size.to_le_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// Float samples as FLOAT32_LE bytes.
+pub(crate) fn f32le_bytes(samples: &[f32]) -> Vec<u8> {
+    samples.iter().flat_map(|s| s.to_le_bytes()).collect()
+}

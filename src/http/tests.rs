@@ -410,26 +410,6 @@ async fn with_tenants_every_api_route_needs_a_key_but_health_and_metrics_do_not(
     assert_eq!(status, StatusCode::OK);
 }
 
-/// A WAV header and data: `format` 1 (PCM) or 3 (float), mono.
-fn wav_with(format: u16, bits: u16, rate: u32, data: &[u8], declared: Option<u32>) -> Vec<u8> {
-    let size = declared.unwrap_or(data.len() as u32);
-    let mut out = Vec::new();
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&36u32.wrapping_add(size).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&format.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * u32::from(bits) / 8).to_le_bytes());
-    out.extend_from_slice(&(bits / 8).to_le_bytes());
-    out.extend_from_slice(&bits.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&size.to_le_bytes());
-    out.extend_from_slice(data);
-    out
-}
-
 #[tokio::test]
 async fn bad_http_requests_are_refused_naming_the_problem_and_the_server_stays_healthy() {
     let panics_before = crate::test_support::panics_so_far();
@@ -442,7 +422,7 @@ async fn bad_http_requests_are_refused_naming_the_problem_and_the_server_stays_h
     let speech = wav(&say(&["one"]));
     let mut nan = say(&["one"]);
     nan[3_000] = f32::NAN;
-    let nan: Vec<u8> = nan.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let nan = crate::test_support::f32le_bytes(&nan);
     let form =
         |file: &[u8], fields: &[(&str, &str)]| upload("/v1/audio/transcriptions", file, fields);
     let two_files = {
@@ -572,31 +552,46 @@ async fn bad_http_requests_are_refused_naming_the_problem_and_the_server_stays_h
         ),
         (
             "a WAV claiming 1 Hz",
-            form(&wav_with(1, 16, 1, &[0; 4_000], None), &[]),
+            form(
+                &crate::test_support::wav_with(1, 16, 1, &[0; 4_000], None),
+                &[],
+            ),
             StatusCode::BAD_REQUEST,
             "sample rate 1 Hz",
         ),
         (
             "a WAV claiming 0 Hz",
-            form(&wav_with(1, 16, 0, &[0; 4_000], None), &[]),
+            form(
+                &crate::test_support::wav_with(1, 16, 0, &[0; 4_000], None),
+                &[],
+            ),
             StatusCode::BAD_REQUEST,
             "sample rate 0 Hz",
         ),
         (
             "a WAV claiming 1 MHz",
-            form(&wav_with(1, 16, 1_000_000, &[0; 4_000], None), &[]),
+            form(
+                &crate::test_support::wav_with(1, 16, 1_000_000, &[0; 4_000], None),
+                &[],
+            ),
             StatusCode::BAD_REQUEST,
             "1000000 Hz",
         ),
         (
             "a NaN in a float WAV",
-            form(&wav_with(3, 32, 16_000, &nan, None), &[]),
+            form(
+                &crate::test_support::wav_with(3, 32, 16_000, &nan, None),
+                &[],
+            ),
             StatusCode::BAD_REQUEST,
             "is NaN",
         ),
         (
             "audio over the length limit",
-            form(&wav_with(1, 8, 8_000, &vec![128; 8_000 * 61], None), &[]),
+            form(
+                &crate::test_support::wav_with(1, 8, 8_000, &vec![128; 8_000 * 61], None),
+                &[],
+            ),
             StatusCode::BAD_REQUEST,
             "at most 60 s",
         ),

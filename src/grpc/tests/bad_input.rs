@@ -8,7 +8,12 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use super::*;
-use crate::test_support::panics_so_far;
+use crate::test_support::{f32le_bytes, panics_so_far};
+
+/// A 16-bit mono WAV of `data` claiming `rate`.
+fn wav(rate: u32, data: &[u8]) -> Vec<u8> {
+    crate::test_support::wav_with(1, 16, rate, data, None)
+}
 
 /// Limits small enough that the size, length and time cases are quick to reach.
 fn strict_limits() -> Limits {
@@ -58,35 +63,11 @@ fn float32() -> RecognitionConfig {
     }
 }
 
-fn f32_bytes(samples: &[f32]) -> Vec<u8> {
-    samples.iter().flat_map(|s| s.to_le_bytes()).collect()
-}
-
 /// One second of speech with `value` at sample `at` (0.5 s into it).
 fn speech_with(value: f32) -> Vec<u8> {
     let mut samples = say(&["one", "two"]);
     samples[8_000] = value;
-    f32_bytes(&samples)
-}
-
-/// A canonical 16-bit mono WAV of `data` at `rate` (which the header may claim absurd).
-fn wav(rate: u32, data: &[u8]) -> Vec<u8> {
-    let size = data.len() as u32;
-    let mut out = Vec::new();
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&36u32.wrapping_add(size).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&rate.wrapping_mul(2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&size.to_le_bytes());
-    out.extend_from_slice(data);
-    out
+    f32le_bytes(&samples)
 }
 
 /// One `StreamingRecognize` case: the messages sent, whether the client then stalls (keeps

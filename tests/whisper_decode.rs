@@ -67,6 +67,43 @@ fn a_batch_decodes_each_clip_as_if_alone() {
     }
 }
 
+/// Rows of one batch keep their own temperature schedules (a client's `temperature`, a
+/// streaming interim's single greedy pass); the batch's shared options give only thresholds.
+#[test]
+fn each_stream_in_a_batch_decodes_at_its_own_temperatures() {
+    let model = support::default_model();
+    let samples: std::sync::Arc<[f32]> = support::clip("jfk").1.into();
+    let transcriber = model.transcriber(2);
+    let sampled = DecodeOptions {
+        temperatures: vec![1.0],
+        ..DecodeOptions::default()
+    };
+    let mut hot = transcriber.start_stream(samples.clone(), &sampled).unwrap();
+    let mut greedy = transcriber
+        .start_stream(samples, &DecodeOptions::default())
+        .unwrap();
+    transcriber
+        .step(&mut [&mut hot, &mut greedy], &DecodeOptions::default())
+        .unwrap();
+    let temperatures = |s: &hearken::model::whisper::decode::LongFormStream| {
+        s.segments()
+            .iter()
+            .map(|s| s.temperature)
+            .collect::<Vec<_>>()
+    };
+    assert!(!hot.segments().is_empty() && !greedy.segments().is_empty());
+    assert!(
+        temperatures(&hot).iter().all(|&t| t == 1.0),
+        "{:?}",
+        temperatures(&hot)
+    );
+    assert!(
+        temperatures(&greedy).iter().all(|&t| t == 0.0),
+        "{:?}",
+        temperatures(&greedy)
+    );
+}
+
 #[test]
 fn long_form_audio_seeks_across_windows() {
     let model = support::default_model();

@@ -4,6 +4,11 @@
 //! the same audio gives the same commits. It measures what the policy costs in accuracy
 //! (streamed WER against offline WER of the same clips) and `--trace` shows each hypothesis and
 //! commit, which is how policy changes are tuned.
+//!
+//! It also gives the policy's own latency, which no amount of compute removes: the commit lag
+//! in simulated time (for each committed word, the audio received when it was committed minus
+//! the word's end), and what the requests cost the model (audio seconds per request, model
+//! time per phase), the load side of live capacity.
 
 use clap::Args;
 
@@ -11,6 +16,7 @@ use super::corpus_run::{CorpusArgs, LoadedClip};
 use super::load::ModelArgs;
 use crate::engine::{Engine, EngineConfig, JobOptions, WhisperBackend};
 use crate::eval::{WerCounts, english_wer};
+use crate::model::whisper::decode::PhaseTimes;
 use crate::session::{Output, SessionConfig, SessionPolicy, TranscriptUpdate};
 use crate::streaming::{hypothesis, streaming_job_options};
 
@@ -46,10 +52,14 @@ pub(super) fn policy(args: PolicyArgs) -> anyhow::Result<()> {
         .build()?;
     let engine = Engine::start(WhisperBackend::from(model), EngineConfig::default());
     let mut total = WerCounts::default();
-    let mut requests = 0;
+    let (mut requests, mut request_audio_s) = (0, 0.0);
+    let mut lags = Vec::new();
+    let phases_before = PhaseTimes::now();
     for clip in &clips {
         let replay = runtime.block_on(replay(&engine, clip, args.trace))?;
         requests += replay.requests;
+        request_audio_s += replay.request_audio_s;
+        lags.extend_from_slice(&replay.commit_lags);
         let counts = english_wer(&clip.clip.text, &replay.text);
         println!(
             "{:<32} {:>3}/{:<3} errors  {:>3} requests",
@@ -71,6 +81,26 @@ pub(super) fn policy(args: PolicyArgs) -> anyhow::Result<()> {
         clips.len(),
         requests
     );
+    let phases = PhaseTimes::now().since(&phases_before);
+    let audio_s = clips.iter().map(|c| c.samples.len()).sum::<usize>() as f64 / 16_000.0;
+    lags.sort_by(f64::total_cmp);
+    let lag = |q: f64| {
+        lags.get(((lags.len().max(1) - 1) as f64 * q).round() as usize)
+            .map_or("-".into(), |l| format!("{l:.2} s"))
+    };
+    println!(
+        "policy commit lag (simulated time, no compute) p50 {} p90 {}; {:.2} requests and \
+         {:.1} s of request audio per second of stream",
+        lag(0.5),
+        lag(0.9),
+        requests as f64 / audio_s,
+        request_audio_s / audio_s,
+    );
+    println!(
+        "model time {:.3} s per second of stream, {:.0} ms per request: {phases}",
+        phases.total_s() / audio_s,
+        1e3 * phases.total_s() / requests.max(1) as f64,
+    );
     Ok(())
 }
 
@@ -79,6 +109,12 @@ struct Replay {
     /// The finals joined, as a client would show them.
     text: String,
     requests: usize,
+    /// Seconds of audio over every request.
+    request_audio_s: f64,
+    /// Per committed word: audio received when it was committed minus the word's end.
+    commit_lags: Vec<f64>,
+    /// Committed words so far, per utterance.
+    committed: std::collections::HashMap<u64, usize>,
 }
 
 async fn replay(engine: &Engine, clip: &LoadedClip, trace: bool) -> anyhow::Result<Replay> {
@@ -86,6 +122,9 @@ async fn replay(engine: &Engine, clip: &LoadedClip, trace: bool) -> anyhow::Resu
     let mut out = Replay {
         text: String::new(),
         requests: 0,
+        request_audio_s: 0.0,
+        commit_lags: Vec::new(),
+        committed: Default::default(),
     };
     let frame = (FRAME_SECONDS * 16_000.0) as usize;
     for samples in clip.samples.chunks(frame) {
@@ -109,6 +148,7 @@ async fn drain(
         match output {
             Output::Transcribe(request) => {
                 out.requests += 1;
+                out.request_audio_s += request.duration_seconds();
                 let options = streaming_job_options(&session, &request);
                 let transcript = engine
                     .submit(request.audio.as_slice().into(), &options)?
@@ -132,6 +172,16 @@ async fn drain(
                 if trace {
                     print_update(&update);
                 }
+                let before = out
+                    .committed
+                    .insert(update.utterance_id, update.committed_words)
+                    .unwrap_or(0);
+                let now = policy.stream_seconds();
+                out.commit_lags.extend(
+                    update.words[before.min(update.committed_words)..update.committed_words]
+                        .iter()
+                        .map(|w| (now - w.end).max(0.0)),
+                );
                 if update.is_final {
                     let text = update.committed.trim();
                     if !text.is_empty() {

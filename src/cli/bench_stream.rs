@@ -26,6 +26,7 @@ use crate::grpc::client::pcm16_stream;
 use crate::grpc::proto::RecognitionConfig;
 use crate::grpc::proto::speech_client::SpeechClient;
 use crate::grpc::proto::streaming_recognize_response::Event;
+use crate::model::whisper::decode::PhaseTimes;
 use crate::server::{RunningServer, ServeConfig};
 use crate::service::Limits;
 
@@ -84,6 +85,8 @@ struct RoundSummary {
     wer: f64,
     offline_wer: f64,
     background_rtf: Option<f64>,
+    /// Where the model's time went in this round.
+    model_phases: PhaseTimes,
 }
 
 /// `on` or `off`.
@@ -201,6 +204,7 @@ async fn measure(
     let mut summaries = Vec::new();
     for &n in &args.sessions {
         let before = server.engine().stats();
+        let phases_before = PhaseTimes::now();
         let uploads = background
             .clone()
             .map(|file| spawn_background(&server, file));
@@ -210,6 +214,7 @@ async fn measure(
             None => None,
         };
         let after = server.engine().stats();
+        let model_phases = PhaseTimes::now().since(&phases_before);
         let batches = after.batches - before.batches;
         let mean_batch = if batches == 0 {
             0.0
@@ -239,8 +244,10 @@ async fn measure(
             wer: total.wer(),
             offline_wer,
             background_rtf,
+            model_phases,
         };
         print_row(&summary);
+        println!("{:>8} model time: {model_phases}", "");
         if args.per_clip {
             print_clips(&results);
         }
@@ -449,12 +456,17 @@ async fn stream_clip(
 /// Per-clip WER lines, with both transcripts for clips that have errors.
 fn print_clips(results: &[ClipResult]) {
     for r in results {
+        let mut lags = r.commit_lags.clone();
+        let secs =
+            |d: Option<Duration>| d.map_or("-".into(), |d| format!("{:.2}", d.as_secs_f64()));
         println!(
-            "  {:<32} {:>3}/{:<3} errors  final after {:.2} s",
+            "  {:<32} {:>3}/{:<3} errors  final after {:.2} s  commit lag p50/p90 {}/{} s",
             r.clip_id,
             r.counts.errors(),
             r.counts.reference_words,
-            r.final_latency.as_secs_f64()
+            r.final_latency.as_secs_f64(),
+            secs(percentile(&mut lags, 0.5)),
+            secs(percentile(&mut lags, 0.9)),
         );
         if r.counts.errors() > 0 {
             println!("    ref: {}\n    hyp: {}", r.reference, r.hypothesis);

@@ -27,6 +27,10 @@ pub struct JobOptions {
     /// schedule, which starts greedy and rises only when a window fails the quality checks;
     /// a higher value starts sampling there and falls back through the schedule's higher steps.
     pub temperature: Option<f32>,
+    /// Decode once, at the first temperature, without falling back when the output fails the
+    /// quality checks: a streaming interim is looked at once and superseded a second later,
+    /// so a retry costs more than it can fix.
+    pub single_pass: bool,
     /// A live stream's request: the scheduler runs it ahead of whole files (see
     /// [`super::batcher`]), so a long upload never holds up live captions.
     pub live: bool,
@@ -45,7 +49,9 @@ impl JobOptions {
                 EncoderFrames::FullWindow
             },
             temperatures: match self.temperature {
+                Some(first) if first > 0.0 && self.single_pass => vec![first],
                 Some(first) if first > 0.0 => starting_at(first, &policy.temperatures),
+                _ if self.single_pass => policy.temperatures.iter().copied().take(1).collect(),
                 _ => policy.temperatures.clone(),
             },
             ..policy.clone()
@@ -181,5 +187,21 @@ mod tests {
         assert_eq!(schedule(Some(0.0)), policy.temperatures);
         assert_eq!(schedule(Some(0.5)), vec![0.5, 0.6, 0.8, 1.0]);
         assert_eq!(schedule(Some(1.0)), vec![1.0]);
+    }
+
+    #[test]
+    fn a_single_pass_keeps_only_the_first_temperature() {
+        let policy = DecodeOptions::default();
+        let schedule = |temperature| {
+            JobOptions {
+                temperature,
+                single_pass: true,
+                ..JobOptions::default()
+            }
+            .decode_options(&policy)
+            .temperatures
+        };
+        assert_eq!(schedule(None), vec![0.0]);
+        assert_eq!(schedule(Some(0.5)), vec![0.5]);
     }
 }

@@ -128,6 +128,7 @@ pub(super) fn resolve(
         word_timestamps: config.word_timestamps,
         trim_encoder: false,
         temperature: None,
+        single_pass: false,
         // Streams mark each request live (`streaming_job_options`); Recognize is a file.
         live: false,
     };

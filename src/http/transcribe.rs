@@ -118,6 +118,7 @@ fn plan(state: &GatewayState, form: &AudioForm, endpoint: Endpoint) -> Result<Pl
         word_timestamps: words,
         trim_encoder: false,
         temperature: form.temperature,
+        single_pass: false,
         live: false,
     };
     state.engine().validate(&job)?;

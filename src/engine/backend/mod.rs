@@ -52,7 +52,8 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<Self::Stream, DecodeError>;
 
     /// Decodes the next window of every stream in `batch` in one model call. `policy` is the
-    /// engine's shared decoding policy (temperatures, thresholds). None of the streams is done.
+    /// engine's shared decoding policy (thresholds); each stream keeps the options it was
+    /// started with (temperatures included). None of the streams is done.
     fn step(
         &self,
         batch: &mut [&mut Self::Stream],

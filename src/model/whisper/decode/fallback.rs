@@ -19,6 +19,9 @@ pub struct WindowJob {
     pub prompt: Vec<u32>,
     /// The start-of-transcript sequence for this window's language and task.
     pub sot_sequence: Vec<u32>,
+    /// Temperatures to try in turn while the output fails the quality checks (one entry: a
+    /// single pass, as a streaming interim takes).
+    pub temperatures: Vec<f32>,
 }
 
 /// The accepted decoding of one window.
@@ -60,7 +63,8 @@ impl WindowOutcome {
     }
 }
 
-/// Decodes each window (row i of `audio` with `jobs[i]`), falling back through the temperatures.
+/// Decodes each window (row i of `audio` with `jobs[i]`), falling back through each job's
+/// temperatures; `opts` gives the quality thresholds.
 pub fn decode_with_fallback(
     model: &Whisper,
     tokenizer: &WhisperTokenizer,
@@ -74,7 +78,8 @@ pub fn decode_with_fallback(
     };
     let mut attempts: Vec<Vec<WindowOutcome>> = vec![Vec::new(); jobs.len()];
     let mut pending: Vec<usize> = (0..jobs.len()).collect();
-    for (round, &temperature) in opts.temperatures.iter().enumerate() {
+    for round in 0.. {
+        pending.retain(|&i| round < jobs[i].temperatures.len());
         if pending.is_empty() {
             break;
         }
@@ -85,7 +90,7 @@ pub fn decode_with_fallback(
                     model,
                     tokenizer,
                     &jobs[i],
-                    temperature,
+                    jobs[i].temperatures[round],
                     opts,
                     (round * 7919 + i) as u64,
                 )
@@ -93,11 +98,12 @@ pub fn decode_with_fallback(
             .collect();
         let rows = select_rows(audio, &pending)?;
         if round > 0 {
-            tracing::debug!(rows = pending.len(), temperature, "temperature fallback");
+            tracing::debug!(rows = pending.len(), round, "temperature fallback");
         }
         let results = decode_rows(model, &rows, &requests, rules, limits)?;
         let mut still = Vec::new();
         for (&i, result) in pending.iter().zip(results) {
+            super::phases::count_attempt(result.tokens.len());
             let outcome = outcome(tokenizer, result)?;
             let retry = outcome.needs_fallback(opts);
             attempts[i].push(outcome);

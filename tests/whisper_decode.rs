@@ -164,6 +164,32 @@ fn trimmed_encoder_transcribes_short_and_long_clips() {
     }
 }
 
+/// A streaming buffer is cut wherever the audio has reached, often mid-word and past the 10 s
+/// floor, so the encoder's context would end inside speech; the 1 s of silence kept after it
+/// is what stops the decoder looping there (without it: the corpus's sonnets replayed by the
+/// streaming policy sampled 81 tokens per decoding, with it 20).
+#[test]
+fn trimmed_windows_cut_inside_speech_do_not_loop() {
+    let model = support::default_model();
+    let (_, samples) = support::clip("librivox_sonnets_1_3");
+    let opts = DecodeOptions {
+        encoder_frames: EncoderFrames::AudioOnly,
+        temperatures: vec![0.0],
+        ..DecodeOptions::default()
+    };
+    let mut looped = Vec::new();
+    for cut_seconds in [10.5, 11.3, 12.1, 12.9, 13.7, 14.5] {
+        let cut = &samples[..(cut_seconds * 16_000.0) as usize];
+        let t = model.transcriber(1).transcribe(cut, &opts).unwrap();
+        let words = t.text.split_whitespace().count() as f64;
+        // Read poetry runs at about 2.5 words a second; a loop runs to the token limit.
+        if words > 4.0 * cut_seconds || t.segments.iter().any(|s| s.compression_ratio > 2.4) {
+            looped.push((cut_seconds, t.text));
+        }
+    }
+    assert!(looped.is_empty(), "looped at the cut: {looped:?}");
+}
+
 #[test]
 fn english_only_model_refuses_translation_and_other_languages() {
     let model = support::default_model();

@@ -55,6 +55,9 @@ pub(super) struct StreamArgs {
     /// Most windows per model call.
     #[arg(long, default_value_t = 8)]
     max_batch: usize,
+    /// Longest the scheduler waits after the oldest queued job for a fuller batch.
+    #[arg(long, default_value_t = 20)]
+    max_wait_ms: u64,
     /// Print each clip's WER, and its reference and streamed transcript when they differ.
     #[arg(long)]
     per_clip: bool,
@@ -132,6 +135,7 @@ pub(super) fn stream(args: StreamArgs) -> anyhow::Result<()> {
             "clips": clips.len(),
             "pace": if args.realtime { "real-time" } else { "fast" },
             "max_batch": args.max_batch,
+            "max_wait_ms": args.max_wait_ms,
             "background_file": args.background_file,
             "rounds": rounds,
         });
@@ -157,6 +161,7 @@ async fn measure(
         device: args.model.device.to_string(),
         engine: EngineConfig {
             max_batch: args.max_batch,
+            max_wait: Duration::from_millis(args.max_wait_ms),
             live_priority: live_priority == Switch::On,
             ..EngineConfig::default()
         },
@@ -170,11 +175,13 @@ async fn measure(
     };
     let server = RunningServer::start(WhisperBackend::from(model), config).await?;
     println!(
-        "hearken bench stream: model {}, {} clips, {} pace, max batch {}, live priority {}{}",
+        "hearken bench stream: model {}, {} clips, {} pace, max batch {}, max wait {} ms, \
+         live priority {}{}",
         args.model.model,
         clips.len(),
         if args.realtime { "real-time" } else { "fast" },
         args.max_batch,
+        args.max_wait_ms,
         if live_priority == Switch::On {
             "on"
         } else {

@@ -12,7 +12,7 @@
 
 use clap::Args;
 
-use super::corpus_run::{CorpusArgs, LoadedClip};
+use super::corpus_run::{CorpusArgs, LoadedClip, percentile};
 use super::load::ModelArgs;
 use crate::engine::{Engine, EngineConfig, JobOptions, WhisperBackend};
 use crate::eval::{WerCounts, english_wer};
@@ -82,12 +82,10 @@ pub(super) fn policy(args: PolicyArgs) -> anyhow::Result<()> {
         requests
     );
     let phases = PhaseTimes::now().since(&phases_before);
-    let audio_s = clips.iter().map(|c| c.samples.len()).sum::<usize>() as f64 / 16_000.0;
-    lags.sort_by(f64::total_cmp);
-    let lag = |q: f64| {
-        lags.get(((lags.len().max(1) - 1) as f64 * q).round() as usize)
-            .map_or("-".into(), |l| format!("{l:.2} s"))
-    };
+    let audio_s = clips.iter().map(|c| c.samples.len()).sum::<usize>() as f64
+        / f64::from(crate::audio::WHISPER_SAMPLE_RATE);
+    let mut lag =
+        |q: f64| percentile(&mut lags, q).map_or("-".into(), |l: f64| format!("{l:.2} s"));
     println!(
         "policy commit lag (simulated time, no compute) p50 {} p90 {}; {:.2} requests and \
          {:.1} s of request audio per second of stream",

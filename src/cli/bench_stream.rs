@@ -16,7 +16,7 @@ use anyhow::Context;
 use clap::Args;
 use tokio_stream::StreamExt;
 
-use super::corpus_run::{CorpusArgs, LoadedClip};
+use super::corpus_run::{CorpusArgs, LoadedClip, percentile};
 use super::load::ModelArgs;
 use crate::engine::EngineConfig;
 use crate::engine::WhisperBackend;
@@ -479,13 +479,4 @@ fn print_clips(results: &[ClipResult]) {
             println!("    ref: {}\n    hyp: {}", r.reference, r.hypothesis);
         }
     }
-}
-
-fn percentile(values: &mut [Duration], q: f64) -> Option<Duration> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort();
-    let index = ((values.len() - 1) as f64 * q).round() as usize;
-    Some(values[index])
 }

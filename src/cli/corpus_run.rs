@@ -125,3 +125,14 @@ pub(super) fn run(
         audio_seconds,
     })
 }
+
+/// The `q` quantile of `values` (nearest rank; sorts them), `None` when there are none: one
+/// rule for every benchmark's latency figures.
+pub(super) fn percentile<T: Copy + PartialOrd>(values: &mut [T], q: f64) -> Option<T> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let index = ((values.len() - 1) as f64 * q).round() as usize;
+    Some(values[index])
+}

@@ -48,14 +48,22 @@ impl JobOptions {
             } else {
                 EncoderFrames::FullWindow
             },
-            temperatures: match self.temperature {
-                Some(first) if first > 0.0 && self.single_pass => vec![first],
-                Some(first) if first > 0.0 => starting_at(first, &policy.temperatures),
-                _ if self.single_pass => policy.temperatures.iter().copied().take(1).collect(),
-                _ => policy.temperatures.clone(),
-            },
+            temperatures: self.temperatures(&policy.temperatures),
             ..policy.clone()
         }
+    }
+
+    /// The temperatures to try in turn: the policy's schedule, from the job's own first
+    /// temperature if it has one, cut to that first one for a single pass.
+    fn temperatures(&self, schedule: &[f32]) -> Vec<f32> {
+        let mut temperatures = match self.temperature {
+            Some(first) if first > 0.0 => starting_at(first, schedule),
+            _ => schedule.to_vec(),
+        };
+        if self.single_pass {
+            temperatures.truncate(1);
+        }
+        temperatures
     }
 }
 

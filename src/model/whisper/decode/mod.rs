@@ -16,7 +16,7 @@ mod words;
 pub use fallback::{WindowJob, WindowOutcome, compression_ratio, decode_with_fallback};
 pub use greedy::{DecodeLimits, RowRequest, RowResult, decode_rows};
 pub use language::detect_languages;
-pub use phases::{Phase, PhaseTimes};
+pub use phases::PhaseTimes;
 pub use rules::LogitRules;
 pub use segments::{TIME_PRECISION, WindowSegment, WindowSplit, split_window};
 pub use transcribe::{

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 /// The phases of one step, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(super) enum Phase {
     /// Log-mel features of every row.
     Mel,
     /// The audio encoder over the batch.

@@ -282,6 +282,21 @@ fn small_random_huggingface_checkpoint_loads_and_runs() {
     assert_eq!(audio.dims(), &[2, 1500, 16]);
 }
 
+/// A trimmed window is encoded for its frames only, and the decoder still reads a whole
+/// window: the positions after them come from the silent window.
+#[test]
+fn trimmed_windows_are_followed_by_silence_up_to_a_whole_window() {
+    let (tensors, c) = tiny_random_hf();
+    let dir = tempfile::tempdir().unwrap();
+    write_hf_dir(dir.path(), &tensors, &c);
+    let net = load_network(dir.path()).unwrap();
+    let mel = Tensor::randn(0f32, 1.0, (2, 80, 300), &Device::Cpu).unwrap();
+    let trimmed = net.encode_with_silence(&mel).unwrap();
+    assert_eq!((trimmed.rows(), trimmed.positions()), (2, 1500));
+    let full = net.encode(&Tensor::zeros((1, 80, 3000), DType::F32, &Device::Cpu).unwrap());
+    assert_eq!(full.unwrap().positions(), 1500);
+}
+
 #[test]
 fn missing_tensor_is_named() {
     let (mut tensors, c) = tiny_random_hf();

@@ -13,13 +13,14 @@ use hearken::model::whisper::decode::{
     DecodeOptions, Transcript, Word, WordWindow, align_windows, align_words,
 };
 use hearken::model::whisper::mel::{CHUNK_FRAMES, CHUNK_SAMPLES, HOP_LENGTH};
+use hearken::model::whisper::model::EncodedAudio;
 use hearken::model::whisper::tokens::Task;
 
 const SAMPLE_RATE: f64 = 16_000.0;
 
-/// Encoder output `[1, frames, d]` of the window starting at mel frame `seek`, with the number
-/// of frames holding audio; frames past the audio are zero, as the transcriber leaves them.
-fn encode_window(model: &WhisperModel, samples: &[f32], seek: usize) -> (Tensor, usize) {
+/// The window starting at mel frame `seek` encoded, with the number of frames holding audio;
+/// frames past the audio are zero, as the transcriber leaves them.
+fn encode_window(model: &WhisperModel, samples: &[f32], seek: usize) -> (EncodedAudio, usize) {
     let start = seek * HOP_LENGTH;
     let end = (start + CHUNK_SAMPLES).min(samples.len());
     let num_frames = (samples.len() / HOP_LENGTH - seek).min(CHUNK_FRAMES);
@@ -31,7 +32,7 @@ fn encode_window(model: &WhisperModel, samples: &[f32], seek: usize) -> (Tensor,
     let mel = Tensor::from_vec(mel, (1, model.mel.n_mels(), CHUNK_FRAMES), net.device())
         .and_then(|m| m.to_dtype(net.dtype()))
         .unwrap();
-    (net.encoder.forward(&mel).unwrap(), num_frames)
+    (net.encode(&mel).unwrap(), num_frames)
 }
 
 /// Words of every segment of an English transcript: its windows (segments grouped by `seek`)
@@ -39,7 +40,7 @@ fn encode_window(model: &WhisperModel, samples: &[f32], seek: usize) -> (Tensor,
 fn transcript_words(model: &WhisperModel, samples: &[f32], t: &Transcript) -> Vec<Vec<Word>> {
     let mut seeks: Vec<usize> = t.segments.iter().map(|s| s.seek).collect();
     seeks.dedup();
-    let windows: Vec<(Tensor, usize)> = seeks
+    let windows: Vec<(EncodedAudio, usize)> = seeks
         .iter()
         .map(|&seek| encode_window(model, samples, seek))
         .collect();
@@ -67,8 +68,8 @@ fn transcript_words(model: &WhisperModel, samples: &[f32], t: &Transcript) -> Ve
             last_speech_end: seek as f64 * HOP_LENGTH as f64 / SAMPLE_RATE,
         })
         .collect();
-    let audio: Vec<Tensor> = windows.into_iter().map(|(a, _)| a).collect();
-    let audio = Tensor::cat(&audio, 0).unwrap();
+    let audio: Vec<EncodedAudio> = windows.into_iter().map(|(a, _)| a).collect();
+    let audio = EncodedAudio::stack(&audio).unwrap();
     let per_window = align_windows(&model.network, &model.tokenizer, &audio, &jobs).unwrap();
     per_window.into_iter().flatten().collect()
 }
@@ -147,7 +148,7 @@ fn a_batch_aligns_each_window_as_if_alone() {
             last_speech_end: 0.0,
         })
         .collect();
-    let batch = Tensor::cat(&audio, 0).unwrap();
+    let batch = EncodedAudio::stack(&audio).unwrap();
     let together = align_windows(&model.network, &model.tokenizer, &batch, &windows).unwrap();
     for ((window, (segments, num_frames)), together) in audio.iter().zip(&inputs).zip(together) {
         let alone = align_words(

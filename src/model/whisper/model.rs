@@ -14,8 +14,11 @@ use super::ops::{gelu, matmul_t, single_query_attention, softmax_last_dim};
 use super::weights::{WeightMap, WeightsError};
 
 mod cross_weights;
+mod encoded;
 
 pub use cross_weights::CrossWeightsPass;
+pub use encoded::EncodedAudio;
+use encoded::SilenceTail;
 
 const LAYER_NORM_EPS: f64 = 1e-5;
 
@@ -29,6 +32,7 @@ pub struct Whisper {
     pub decoder: TextDecoder,
     device: Device,
     dtype: DType,
+    silence: SilenceTail,
 }
 
 impl std::fmt::Debug for Whisper {
@@ -56,6 +60,7 @@ impl Whisper {
             decoder,
             device,
             dtype,
+            silence: SilenceTail::default(),
         })
     }
 
@@ -496,18 +501,14 @@ impl TextDecoder {
         self.n_text_ctx
     }
 
-    /// A fresh cache for the rows of `audio` (`[B, frames, d]`): cross-attention K/V computed once.
-    pub fn new_cache(&self, audio: &Tensor) -> candle_core::Result<DecoderCache> {
-        let layers = self
-            .blocks
+    /// A fresh cache for the windows of `audio`, whose cross-attention K/V it shares.
+    pub fn new_cache(&self, audio: &EncodedAudio) -> DecoderCache {
+        let layers = audio
+            .layers()
             .iter()
-            .map(|b| {
-                b.cross
-                    .keys_values(audio)
-                    .map(|(k, v)| LayerCache::new(k, v))
-            })
-            .collect::<candle_core::Result<_>>()?;
-        Ok(DecoderCache::new(layers))
+            .map(|l| LayerCache::new(l.k.clone(), l.v.clone()))
+            .collect();
+        DecoderCache::new(layers)
     }
 
     /// Runs `tokens` (`[B, L]`, u32) through the decoder, appending to `cache`. Row `b` is

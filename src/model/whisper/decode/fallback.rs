@@ -4,12 +4,10 @@
 
 use std::io::Write;
 
-use candle_core::Tensor;
-
 use super::greedy::{DecodeLimits, RowRequest, RowResult, decode_rows};
 use super::rules::LogitRules;
 use super::{DecodeError, DecodeOptions};
-use crate::model::whisper::model::Whisper;
+use crate::model::whisper::model::{EncodedAudio, Whisper};
 use crate::model::whisper::tokens::WhisperTokenizer;
 
 /// What to decode in one window: the prompt (previous text tokens) and start sequence.
@@ -68,7 +66,7 @@ impl WindowOutcome {
 pub fn decode_with_fallback(
     model: &Whisper,
     tokenizer: &WhisperTokenizer,
-    audio: &Tensor,
+    audio: &EncodedAudio,
     jobs: &[WindowJob],
     opts: &DecodeOptions,
     rules: &LogitRules,
@@ -96,7 +94,7 @@ pub fn decode_with_fallback(
                 )
             })
             .collect();
-        let rows = select_rows(audio, &pending)?;
+        let rows = audio.select(&pending)?;
         if round > 0 {
             tracing::debug!(rows = pending.len(), round, "temperature fallback");
         }
@@ -135,14 +133,6 @@ fn choose(mut attempts: Vec<WindowOutcome>, opts: &DecodeOptions) -> WindowOutco
     pool.into_iter()
         .max_by(|a, b| a.avg_logprob().total_cmp(&b.avg_logprob()))
         .expect("non-empty pool")
-}
-
-fn select_rows(audio: &Tensor, rows: &[usize]) -> Result<Tensor, DecodeError> {
-    if rows.len() == audio.dim(0)? {
-        return Ok(audio.clone());
-    }
-    let index: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
-    Ok(audio.index_select(&Tensor::new(index.as_slice(), audio.device())?, 0)?)
 }
 
 /// `<|startofprev|>` + the last (n_text_ctx/2 − 1) prompt tokens, then the start sequence.

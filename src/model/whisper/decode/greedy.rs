@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor};
 
 use super::DecodeError;
 use super::rules::{LogitRules, log_softmax};
-use crate::model::whisper::model::Whisper;
+use crate::model::whisper::model::{EncodedAudio, Whisper};
 
 /// One row to decode: its start tokens and sampling temperature.
 #[derive(Debug, Clone)]
@@ -51,10 +51,10 @@ pub struct DecodeLimits {
     pub sample_len: usize,
 }
 
-/// Decodes every row of `requests` against its audio features (row i of `audio`, `[B, frames, d]`).
+/// Decodes every row of `requests` against its encoded window (row i of `audio`).
 pub fn decode_rows(
     model: &Whisper,
-    audio: &Tensor,
+    audio: &EncodedAudio,
     requests: &[RowRequest],
     rules: &LogitRules,
     limits: DecodeLimits,
@@ -62,7 +62,7 @@ pub fn decode_rows(
     let device = model.device().clone();
     let dec = &model.decoder;
     let started = std::time::Instant::now();
-    let mut cache = dec.new_cache(audio)?;
+    let mut cache = dec.new_cache(audio);
     let mut rules_time = std::time::Duration::ZERO;
     let width = requests.iter().map(|r| r.prefix.len()).max().unwrap_or(0);
     let pads: Vec<usize> = requests.iter().map(|r| width - r.prefix.len()).collect();

@@ -5,18 +5,18 @@ use candle_core::Tensor;
 
 use super::DecodeError;
 use super::rules::log_softmax;
-use crate::model::whisper::model::Whisper;
+use crate::model::whisper::model::{EncodedAudio, Whisper};
 use crate::model::whisper::tokens::WhisperTokenizer;
 
-/// The likeliest language (code, probability) of each row of `audio` (`[B, frames, d]`).
+/// The likeliest language (code, probability) of each window of `audio`.
 pub fn detect_languages(
     model: &Whisper,
     tokenizer: &WhisperTokenizer,
-    audio: &Tensor,
+    audio: &EncodedAudio,
 ) -> Result<Vec<(&'static str, f32)>, DecodeError> {
-    let b = audio.dim(0)?;
+    let b = audio.rows();
     let device = model.device();
-    let mut cache = model.decoder.new_cache(audio)?;
+    let mut cache = model.decoder.new_cache(audio);
     let tokens = Tensor::from_vec(vec![tokenizer.special().sot; b], (b, 1), device)?;
     let hidden = model.decoder.forward(&tokens, &mut cache, &vec![0; b])?;
     let logits = model

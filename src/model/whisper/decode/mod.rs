@@ -19,9 +19,7 @@ pub use language::detect_languages;
 pub use phases::PhaseTimes;
 pub use rules::LogitRules;
 pub use segments::{TIME_PRECISION, WindowSegment, WindowSplit, split_window};
-pub use transcribe::{
-    EncoderFrames, LongFormStream, MIN_TRIMMED_FRAMES, Progress, Segment, Transcriber, Transcript,
-};
+pub use transcribe::{EncoderFrames, LongFormStream, Progress, Segment, Transcriber, Transcript};
 pub use words::{Word, WordWindow, align_windows, align_words};
 
 use super::tokens::{Task, TokenizerError};

@@ -26,6 +26,7 @@ static STEPS: AtomicU64 = AtomicU64::new(0);
 static ROWS: AtomicU64 = AtomicU64::new(0);
 static ATTEMPTS: AtomicU64 = AtomicU64::new(0);
 static TOKENS: AtomicU64 = AtomicU64::new(0);
+static ENCODED_FRAMES: AtomicU64 = AtomicU64::new(0);
 
 /// Seconds spent in each phase since the process started, and the steps and rows behind them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
@@ -38,6 +39,8 @@ pub struct PhaseTimes {
     pub attempts: u64,
     /// Tokens sampled over every attempt.
     pub tokens: u64,
+    /// Mel frames (10 ms each) the encoder ran over, padding included.
+    pub encoded_frames: u64,
     /// Seconds computing log-mel features.
     pub mel_s: f64,
     /// Seconds in the encoder.
@@ -59,6 +62,7 @@ impl PhaseTimes {
             rows: ROWS.load(Ordering::Relaxed),
             attempts: ATTEMPTS.load(Ordering::Relaxed),
             tokens: TOKENS.load(Ordering::Relaxed),
+            encoded_frames: ENCODED_FRAMES.load(Ordering::Relaxed),
             mel_s: secs(Phase::Mel),
             encoder_s: secs(Phase::Encoder),
             language_s: secs(Phase::Language),
@@ -74,6 +78,7 @@ impl PhaseTimes {
             rows: self.rows - earlier.rows,
             attempts: self.attempts - earlier.attempts,
             tokens: self.tokens - earlier.tokens,
+            encoded_frames: self.encoded_frames - earlier.encoded_frames,
             mel_s: self.mel_s - earlier.mel_s,
             encoder_s: self.encoder_s - earlier.encoder_s,
             language_s: self.language_s - earlier.language_s,
@@ -94,12 +99,13 @@ impl std::fmt::Display for PhaseTimes {
         let share = |s: f64| 100.0 * s / total;
         write!(
             f,
-            "{} steps, {} rows, {} decodings, {} tokens, {:.1} s: mel {:.0} %, encoder {:.0} %, language {:.0} %, \
-             decode {:.0} %, align {:.0} %",
+            "{} steps, {} rows, {} decodings, {} tokens, {:.0} s encoded, {:.1} s: mel {:.0} %, \
+             encoder {:.0} %, language {:.0} %, decode {:.0} %, align {:.0} %",
             self.steps,
             self.rows,
             self.attempts,
             self.tokens,
+            self.encoded_frames as f64 * 0.01,
             self.total_s(),
             share(self.mel_s),
             share(self.encoder_s),
@@ -114,6 +120,11 @@ impl std::fmt::Display for PhaseTimes {
 pub(super) fn count_attempt(tokens: usize) {
     ATTEMPTS.fetch_add(1, Ordering::Relaxed);
     TOKENS.fetch_add(tokens as u64, Ordering::Relaxed);
+}
+
+/// Counts `frames` mel frames run through the encoder.
+pub(super) fn count_encoded(frames: usize) {
+    ENCODED_FRAMES.fetch_add(frames as u64, Ordering::Relaxed);
 }
 
 /// Times phases of one step: [`lap`](Self::lap) charges the time since the previous lap.

@@ -13,8 +13,6 @@ mod pass;
 mod split;
 mod timing;
 
-use candle_core::Tensor;
-
 use self::dtw::{alignment_matrix, dtw_path, jump_times};
 use self::pass::{PassInput, RowPass, decoder_pass};
 use self::split::{WordTokens, merge_punctuations, split_to_word_tokens};
@@ -23,7 +21,7 @@ use self::timing::{
 };
 use super::{DecodeError, TIME_PRECISION};
 use crate::model::whisper::mel::HOP_LENGTH;
-use crate::model::whisper::model::Whisper;
+use crate::model::whisper::model::{EncodedAudio, Whisper};
 use crate::model::whisper::tokens::WhisperTokenizer;
 
 /// Seconds per mel frame.
@@ -69,13 +67,12 @@ struct WordTiming {
     probability: f32,
 }
 
-/// Words of each segment of one window. `audio` is the encoder output for the window
-/// (`[1, frames, d]`); the other arguments are [`WordWindow`]'s fields, with the previous speech
+/// Words of each segment of one window. `audio` is the window encoded; the other arguments are [`WordWindow`]'s fields, with the previous speech
 /// taken to end at the window start.
 pub fn align_words(
     model: &Whisper,
     tokenizer: &WhisperTokenizer,
-    audio: &Tensor,
+    audio: &EncodedAudio,
     sot_sequence: &[u32],
     segments: &[Vec<u32>],
     num_frames: usize,
@@ -93,15 +90,15 @@ pub fn align_words(
 }
 
 /// Words of each segment of several windows at once, one decoder pass for all of them.
-/// `audio` is the encoder output `[B, frames, d]`, row `b` for `windows[b]`.
+/// `audio` holds the windows encoded, row `b` for `windows[b]`.
 pub fn align_windows(
     model: &Whisper,
     tokenizer: &WhisperTokenizer,
-    audio: &Tensor,
+    audio: &EncodedAudio,
     windows: &[WordWindow<'_>],
 ) -> Result<Vec<Vec<Vec<Word>>>, DecodeError> {
-    if audio.dim(0)? != windows.len() {
-        let msg = format!("{} audio rows for {} windows", audio.dim(0)?, windows.len());
+    if audio.rows() != windows.len() {
+        let msg = format!("{} audio rows for {} windows", audio.rows(), windows.len());
         return Err(candle_core::Error::Msg(msg).into());
     }
     let eot = tokenizer.special().eot;
@@ -134,13 +131,7 @@ pub fn align_windows(
             audio_positions: windows[i].num_frames / 2,
         })
         .collect();
-    let audio = match rows.len() == windows.len() {
-        true => audio.clone(),
-        false => {
-            let index: Vec<u32> = rows.iter().map(|&i| i as u32).collect();
-            audio.index_select(&Tensor::new(index.as_slice(), audio.device())?, 0)?
-        }
-    };
+    let audio = audio.select(&rows)?;
     let passes = decoder_pass(model, tokenizer, &audio, &inputs)?;
     for (&i, pass) in rows.iter().zip(&passes) {
         words[i] = window_words(tokenizer, &windows[i], &texts[i], pass)?;

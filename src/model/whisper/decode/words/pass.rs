@@ -5,7 +5,7 @@
 use candle_core::{Device, Tensor};
 
 use crate::model::whisper::decode::DecodeError;
-use crate::model::whisper::model::Whisper;
+use crate::model::whisper::model::{EncodedAudio, Whisper};
 use crate::model::whisper::ops::softmax_last_dim;
 use crate::model::whisper::tokens::WhisperTokenizer;
 
@@ -39,7 +39,7 @@ pub(super) struct RowPass {
 pub(super) fn decoder_pass(
     model: &Whisper,
     tokenizer: &WhisperTokenizer,
-    audio: &Tensor,
+    audio: &EncodedAudio,
     inputs: &[PassInput<'_>],
 ) -> Result<Vec<RowPass>, DecodeError> {
     let eot = tokenizer.special().eot;
@@ -58,15 +58,15 @@ pub(super) fn decoder_pass(
         .zip(&pads)
         .flat_map(|(s, &pad)| std::iter::repeat_n(eot, pad).chain(s.iter().copied()))
         .collect();
-    let tokens = Tensor::from_vec(flat, (sequences.len(), longest), audio.device())?;
-    let mut cache = model.decoder.new_cache(audio)?;
+    let tokens = Tensor::from_vec(flat, (sequences.len(), longest), model.device())?;
+    let mut cache = model.decoder.new_cache(audio);
     let heads = &model.config.alignment_heads;
     let positions: Vec<usize> = inputs.iter().map(|i| i.audio_positions).collect();
     let pass = model
         .decoder
         .forward_with_cross_weights(&tokens, &mut cache, &pads, heads, &positions)?;
     let weights = pass.weights.to_device(&Device::Cpu)?;
-    let audio_frames = audio.dim(1)?;
+    let audio_frames = audio.positions();
     let mut rows = Vec::with_capacity(sequences.len());
     for (r, (seq, input)) in sequences.iter().zip(inputs).enumerate() {
         let frames = input.audio_positions.clamp(1, audio_frames);

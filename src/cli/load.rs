@@ -47,3 +47,32 @@ impl ModelArgs {
         Ok(model)
     }
 }
+
+/// How many engine workers share the model, and the threads each one's math uses.
+#[derive(Debug, Clone, Args)]
+pub(super) struct WorkerArgs {
+    /// Engine workers: each admits and runs its own batches on the shared model (weights are
+    /// loaded once). Default: 2 on a machine with 2 cores or more, else 1. On 2 cores, two
+    /// single-threaded workers did 1.5× the work of one two-threaded worker, and 8 live
+    /// streams' final latency p95 fell from 4.32 s to 1.56 s.
+    #[arg(long, env = "HEARKEN_MODEL_WORKERS", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub(super) model_workers: Option<u32>,
+    /// Threads for each worker's model math (default: every core when there is one worker,
+    /// else cores / workers, at least 1).
+    #[arg(long, env = "HEARKEN_THREADS_PER_WORKER", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub(super) threads_per_worker: Option<u32>,
+}
+
+impl WorkerArgs {
+    /// The engine's `(workers, threads_per_worker)`.
+    pub(super) fn engine(&self) -> (usize, Option<usize>) {
+        let cores = rayon::current_num_threads();
+        let workers = self.model_workers.map_or(cores.min(2), |w| w as usize);
+        let threads = match (self.threads_per_worker, workers) {
+            (Some(t), _) => Some(t as usize),
+            (None, 1) => None,
+            (None, w) => Some((cores / w).max(1)),
+        };
+        (workers, threads)
+    }
+}

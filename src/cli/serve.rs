@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::load::ModelArgs;
+use super::load::{ModelArgs, WorkerArgs};
 use crate::engine::EngineConfig;
 use crate::engine::WhisperBackend;
 use crate::grpc::ServerOptions;
@@ -19,6 +19,8 @@ use crate::telemetry::{Telemetry, TelemetryConfig};
 pub(super) struct ServeArgs {
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    workers: WorkerArgs,
     /// Address for gRPC and grpc-web.
     #[arg(long, env = "HEARKEN_GRPC_ADDR", default_value = "0.0.0.0:50051")]
     grpc_addr: SocketAddr,
@@ -113,6 +115,7 @@ where
     }
     let model = args.model.load()?;
     let model_id = args.model.id();
+    let (workers, threads_per_worker) = args.workers.engine();
     let config = ServeConfig {
         grpc_addr: args.grpc_addr,
         http_addr: Some(args.http_addr),
@@ -122,6 +125,8 @@ where
             max_batch: args.max_batch as usize,
             max_wait: Duration::from_millis(args.max_wait_ms),
             max_queued: (args.max_sessions as usize * 2).max(16),
+            workers,
+            threads_per_worker,
             ..EngineConfig::default()
         },
         limits: Limits {

@@ -78,6 +78,12 @@ pub struct EngineConfig {
     /// Run live streams' requests ahead of whole files (see [`batcher`]); off, every job is
     /// first come, first served (for comparison in `hearken bench stream`).
     pub live_priority: bool,
+    /// Workers: threads that each admit and run their own batches on the one shared model (1).
+    /// On a CPU one call's products gain little from a second core, so two single-threaded
+    /// workers serve more streams than one using both cores.
+    pub workers: usize,
+    /// Threads for each worker's model math; `None`: the process-wide pool (every core).
+    pub threads_per_worker: Option<usize>,
 }
 
 impl Default for EngineConfig {
@@ -88,6 +94,8 @@ impl Default for EngineConfig {
             max_queued: 256,
             policy: DecodeOptions::default(),
             live_priority: true,
+            workers: 1,
+            threads_per_worker: None,
         }
     }
 }
@@ -95,7 +103,7 @@ impl Default for EngineConfig {
 /// A model backend and the worker thread that serves it.
 pub struct Engine {
     core: Arc<dyn Core>,
-    worker: Option<std::thread::JoinHandle<()>>,
+    workers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -128,14 +136,22 @@ impl Engine {
             .stats
             .metrics()
             .observe_queue_depth(move || Some(observed.upgrade()?.queued() as u64));
-        let worker = Worker::new(Arc::clone(&backend), Arc::clone(&shared));
-        let handle = std::thread::Builder::new()
-            .name("hearken-engine".into())
-            .spawn(move || worker.run())
-            .expect("spawning the engine thread");
+        let workers = (0..shared.config.workers.max(1))
+            .map(|i| {
+                let worker = Worker::new(Arc::clone(&backend), Arc::clone(&shared));
+                let pool = shared.config.threads_per_worker.map(worker_pool);
+                std::thread::Builder::new()
+                    .name(format!("hearken-engine-{i}"))
+                    .spawn(move || match pool {
+                        Some(pool) => pool.install(|| worker.run()),
+                        None => worker.run(),
+                    })
+                    .expect("spawning an engine thread")
+            })
+            .collect();
         Self {
             core: Arc::new(Scheduler { backend, shared }),
-            worker: Some(handle),
+            workers,
         }
     }
 
@@ -197,10 +213,20 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.core.close();
-        if let Some(worker) = self.worker.take() {
+        for worker in self.workers.drain(..) {
             let _ = worker.join();
         }
     }
+}
+
+/// A worker's own thread pool for its model math: kernels run on the pool they are called
+/// from, so workers do not queue behind each other's products.
+fn worker_pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|i| format!("hearken-math-{i}"))
+        .build()
+        .expect("building a model worker's thread pool")
 }
 
 /// The engine's view of a scheduler over some backend: the backend's stream type stays

@@ -351,3 +351,29 @@ async fn files_filling_the_batch_step_back_for_a_live_request() {
         "a readmitted file is not admitted twice: {stats:?}"
     );
 }
+
+/// Two workers run two batches at once on the one backend; each job is served once, and
+/// dropping the engine joins both workers.
+#[tokio::test]
+async fn two_workers_run_batches_side_by_side() {
+    let backend = ScriptedBackend::english();
+    let engine = Engine::start(
+        backend.clone(),
+        EngineConfig {
+            workers: 2,
+            threads_per_worker: Some(1),
+            ..config(1, Duration::ZERO)
+        },
+    );
+    let paused = backend.pause();
+    let first = submit(&engine, &["one"]);
+    let second = submit(&engine, &["two"]);
+    // Both batches start while steps are blocked: a single worker would be stuck in the first.
+    assert_eq!(backend.wait_for_batches(2, TIMEOUT), [1, 1]);
+    drop(paused);
+    assert_eq!(text(first).await, "one");
+    assert_eq!(text(second).await, "two");
+    assert_eq!(engine.stats().jobs_done, 2);
+    drop(engine);
+    assert_eq!(backend.batches(), [1, 1]);
+}

@@ -174,14 +174,15 @@ pub(super) fn stream(args: StreamArgs) -> anyhow::Result<()> {
         rounds.extend(runtime.block_on(measure(&args, &clips, background.clone(), priority))?);
     }
     if let Some(path) = &args.json {
+        let (workers, threads_per_worker) = args.workers.engine();
         let report = serde_json::json!({
             "model": args.model.model,
             "clips": clips.len(),
             "pace": if args.realtime { "real-time" } else { "fast" },
             "max_batch": args.max_batch,
             "max_wait_ms": args.max_wait_ms,
-            "model_workers": args.workers.engine().0,
-            "threads_per_worker": args.workers.engine().1,
+            "model_workers": workers,
+            "threads_per_worker": threads_per_worker,
             "background_file": args.background_file,
             "rounds": rounds,
         });

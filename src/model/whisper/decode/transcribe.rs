@@ -37,8 +37,8 @@ pub enum EncoderFrames {
     /// the rest of the 30 s window as an encoded silent window (see [`EncodedAudio`]).
     /// Cheaper for short windows. The decoder needs the whole window: encoder output cut to
     /// the audio makes tiny.en loop on short clips (English dev corpus, no floor 193 % WER,
-    /// a 10 s floor 7.94 %); with the silent tail it reads 7.94 % at 0.58× the time of full
-    /// windows (7.65 %).
+    /// a 10 s floor 7.94 %); with the silent tail it reads 7.94 % at 0.49–0.53× the time of
+    /// full windows (7.65 %).
     AudioOnly,
 }
 

@@ -67,8 +67,8 @@ struct WordTiming {
     probability: f32,
 }
 
-/// Words of each segment of one window. `audio` is the window encoded; the other arguments are [`WordWindow`]'s fields, with the previous speech
-/// taken to end at the window start.
+/// Words of each segment of one window. `audio` is the window encoded; the other arguments
+/// are [`WordWindow`]'s fields, with the previous speech taken to end at the window start.
 pub fn align_words(
     model: &Whisper,
     tokenizer: &WhisperTokenizer,

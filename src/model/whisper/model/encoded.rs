@@ -168,6 +168,8 @@ impl Whisper {
         own.followed_by(self.silence()?, self.config.n_audio_ctx)
     }
 
+    /// Two workers meeting the first trimmed window at once may both encode the silent window;
+    /// one result is kept. (Encoding it at load would cost every model, trimmed or not.)
     fn silence(&self) -> candle_core::Result<&EncodedAudio> {
         if let Some(tail) = self.silence.0.get() {
             return Ok(tail);

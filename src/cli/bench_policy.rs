@@ -17,7 +17,7 @@ use super::load::ModelArgs;
 use crate::engine::{Engine, EngineConfig, JobOptions, WhisperBackend};
 use crate::eval::{WerCounts, english_wer};
 use crate::model::whisper::decode::PhaseTimes;
-use crate::session::{Output, SessionConfig, SessionPolicy, TranscriptUpdate};
+use crate::session::{Output, SessionConfig, SessionPolicy, SpeechEvent, TranscriptUpdate};
 use crate::streaming::{hypothesis, streaming_job_options};
 
 /// Frame length fed to the policy.
@@ -53,13 +53,14 @@ pub(super) fn policy(args: PolicyArgs) -> anyhow::Result<()> {
     let engine = Engine::start(WhisperBackend::from(model), EngineConfig::default());
     let mut total = WerCounts::default();
     let (mut requests, mut request_audio_s) = (0, 0.0);
-    let mut lags = Vec::new();
+    let (mut lags, mut first_words) = (Vec::new(), Vec::new());
     let phases_before = PhaseTimes::now();
     for clip in &clips {
         let replay = runtime.block_on(replay(&engine, clip, args.trace))?;
         requests += replay.requests;
         request_audio_s += replay.request_audio_s;
         lags.extend_from_slice(&replay.commit_lags);
+        first_words.extend_from_slice(&replay.first_words_lags);
         let counts = english_wer(&clip.clip.text, &replay.text);
         println!(
             "{:<32} {:>3}/{:<3} errors  {:>3} requests",
@@ -94,6 +95,11 @@ pub(super) fn policy(args: PolicyArgs) -> anyhow::Result<()> {
         requests as f64 / audio_s,
         request_audio_s / audio_s,
     );
+    let first = percentile(&mut first_words, 0.5).map_or("-".into(), |l: f64| format!("{l:.2} s"));
+    println!(
+        "policy first words lag (simulated time: audio received when an utterance first shows \
+         text minus its speech onset) p50 {first}"
+    );
     println!(
         "model time {:.3} s per second of stream, {:.0} ms per request: {phases}",
         phases.total_s() / audio_s,
@@ -111,6 +117,12 @@ struct Replay {
     request_audio_s: f64,
     /// Per committed word: audio received when it was committed minus the word's end.
     commit_lags: Vec<f64>,
+    /// Per utterance that showed text: audio received when it first did minus its speech
+    /// onset (the VAD's `SpeechStarted`; the word timings put the first word's start early,
+    /// in the pre-roll).
+    first_words_lags: Vec<f64>,
+    /// Speech onset of utterances that have not shown text yet.
+    onsets: std::collections::HashMap<u64, f64>,
     /// Committed words so far, per utterance.
     committed: std::collections::HashMap<u64, usize>,
 }
@@ -122,6 +134,8 @@ async fn replay(engine: &Engine, clip: &LoadedClip, trace: bool) -> anyhow::Resu
         requests: 0,
         request_audio_s: 0.0,
         commit_lags: Vec::new(),
+        first_words_lags: Vec::new(),
+        onsets: Default::default(),
         committed: Default::default(),
     };
     let frame = (FRAME_SECONDS * 16_000.0) as usize;
@@ -170,11 +184,16 @@ async fn drain(
                 if trace {
                     print_update(&update);
                 }
+                let now = policy.stream_seconds();
+                if !update.text().trim().is_empty()
+                    && let Some(onset) = out.onsets.remove(&update.utterance_id)
+                {
+                    out.first_words_lags.push((now - onset).max(0.0));
+                }
                 let before = out
                     .committed
                     .insert(update.utterance_id, update.committed_words)
                     .unwrap_or(0);
-                let now = policy.stream_seconds();
                 out.commit_lags.extend(
                     update.words[before.min(update.committed_words)..update.committed_words]
                         .iter()
@@ -191,6 +210,13 @@ async fn drain(
                 }
             }
             Output::Speech(event) => {
+                if let SpeechEvent::Started {
+                    utterance_id,
+                    at_seconds,
+                } = event
+                {
+                    out.onsets.insert(utterance_id, at_seconds);
+                }
                 if trace {
                     println!("  {event:?}");
                 }

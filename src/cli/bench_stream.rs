@@ -1,5 +1,6 @@
 //! `hearken bench stream`: N concurrent gRPC streaming sessions against an in-process server,
-//! each sending corpus clips in 100 ms LINEAR16 frames; prints time to first interim, commit
+//! each sending corpus clips in 100 ms LINEAR16 frames; prints time to first interim (from the
+//! stream's start, and from when its speech onset's audio was sent), commit
 //! lag (p50/p90: when a word's `committed_delta` arrived minus when the end of its audio was
 //! sent, from the word timings), final latency after the end of audio (p50/p95), mean batch
 //! size and streamed WER against the offline WER of the same clips, per N; `--json FILE`
@@ -25,6 +26,7 @@ use crate::grpc::ServerOptions;
 use crate::grpc::client::pcm16_stream;
 use crate::grpc::proto::RecognitionConfig;
 use crate::grpc::proto::speech_client::SpeechClient;
+use crate::grpc::proto::speech_event::Kind;
 use crate::grpc::proto::streaming_recognize_response::Event;
 use crate::model::whisper::decode::PhaseTimes;
 use crate::server::{RunningServer, ServeConfig};
@@ -33,12 +35,14 @@ use crate::service::Limits;
 /// Frame length sent by each simulated client.
 const FRAME_SECONDS: f64 = 0.1;
 /// The capacity goal a session count must meet to count as sustained: commit lag p50 / p90,
-/// final latency p95, first interim p50 (seconds), and streamed WER as a multiple of offline.
+/// final latency p95, first interim p50 (seconds, from when the speech onset's audio was sent:
+/// the silence a clip starts with is the recording's, not the server's), and streamed WER as a
+/// multiple of offline.
 const GOAL: RoundGoal = RoundGoal {
     commit_p50_s: 2.0,
     commit_p90_s: 4.0,
     final_p95_s: 2.0,
-    first_interim_p50_s: 1.0,
+    first_words_p50_s: 1.0,
     wer_ratio: 1.15,
 };
 
@@ -46,7 +50,7 @@ struct RoundGoal {
     commit_p50_s: f64,
     commit_p90_s: f64,
     final_p95_s: f64,
-    first_interim_p50_s: f64,
+    first_words_p50_s: f64,
     wer_ratio: f64,
 }
 
@@ -65,7 +69,7 @@ impl RoundGoal {
             ),
             (within(round.final_p95_s, self.final_p95_s), "final p95"),
             (
-                within(round.first_interim_p50_s, self.first_interim_p50_s),
+                within(round.first_words_p50_s, self.first_words_p50_s),
                 "first interim",
             ),
             (round.wer <= self.wer_ratio * round.offline_wer, "WER"),
@@ -123,7 +127,12 @@ struct RoundSummary {
     sessions: usize,
     live_priority: bool,
     clips: usize,
+    /// From the stream's start to its first non-empty interim.
     first_interim_p50_s: Option<f64>,
+    /// From when the frame holding the clip's speech onset was sent (the server VAD's first
+    /// `SPEECH_STARTED`; word timings put a first word's start early, in the pre-roll) to the
+    /// first non-empty interim.
+    first_words_p50_s: Option<f64>,
     commit_lag_p50_s: Option<f64>,
     commit_lag_p90_s: Option<f64>,
     final_p50_s: Option<f64>,
@@ -150,6 +159,8 @@ struct ClipResult {
     reference: String,
     hypothesis: String,
     first_interim: Option<Duration>,
+    /// From the first word's audio to the first interim (see [`RoundSummary`]).
+    first_words: Option<Duration>,
     /// For each committed word: when it arrived minus when the end of its audio was sent.
     commit_lags: Vec<Duration>,
     final_latency: Duration,
@@ -247,10 +258,11 @@ async fn measure(
     let offline_wer = offline_wer(&server, clips).await?;
     println!("offline WER of these clips: {:.2} %", 100.0 * offline_wer);
     println!(
-        "{:>8} {:>6} {:>9} {:>10} {:>10} {:>9} {:>9} {:>6} {:>7} {:>7}",
+        "{:>8} {:>6} {:>9} {:>11} {:>10} {:>10} {:>9} {:>9} {:>6} {:>7} {:>7}",
         "sessions",
         "clips",
         "first int",
+        "first words",
         "commit p50",
         "commit p90",
         "final p50",
@@ -281,6 +293,7 @@ async fn measure(
             (after.rows - before.rows) as f64 / batches as f64
         };
         let mut interims: Vec<Duration> = results.iter().filter_map(|r| r.first_interim).collect();
+        let mut first_words: Vec<Duration> = results.iter().filter_map(|r| r.first_words).collect();
         let mut finals: Vec<Duration> = results.iter().map(|r| r.final_latency).collect();
         let mut lags: Vec<Duration> = results
             .iter()
@@ -295,6 +308,7 @@ async fn measure(
             live_priority: live_priority == Switch::On,
             clips: results.len(),
             first_interim_p50_s: seconds(percentile(&mut interims, 0.5)),
+            first_words_p50_s: seconds(percentile(&mut first_words, 0.5)),
             commit_lag_p50_s: seconds(percentile(&mut lags, 0.5)),
             commit_lag_p90_s: seconds(percentile(&mut lags, 0.9)),
             final_p50_s: seconds(percentile(&mut finals, 0.5)),
@@ -318,12 +332,13 @@ async fn measure(
         summaries.push(summary);
     }
     let goal = format!(
-        "commit lag p50 <= {} s and p90 <= {} s, final p95 <= {} s, first interim p50 <= {} s, \
+        "commit lag p50 <= {} s and p90 <= {} s, final p95 <= {} s, first interim p50 <= {} s \
+         after speech onset, \
          WER <= {}x offline",
         GOAL.commit_p50_s,
         GOAL.commit_p90_s,
         GOAL.final_p95_s,
-        GOAL.first_interim_p50_s,
+        GOAL.first_words_p50_s,
         GOAL.wer_ratio
     );
     match sustained {
@@ -337,10 +352,11 @@ async fn measure(
 fn print_row(s: &RoundSummary) {
     let secs = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2} s"));
     println!(
-        "{:>8} {:>6} {:>9} {:>10} {:>10} {:>9} {:>9} {:>6.2} {:>6.2}% {:>7}",
+        "{:>8} {:>6} {:>9} {:>11} {:>10} {:>10} {:>9} {:>9} {:>6.2} {:>6.2}% {:>7}",
         s.sessions,
         s.clips,
         secs(s.first_interim_p50_s),
+        secs(s.first_words_p50_s),
         secs(s.commit_lag_p50_s),
         secs(s.commit_lag_p90_s),
         secs(s.final_p50_s),
@@ -471,11 +487,19 @@ async fn stream_clip(
     );
     let mut responses = client.streaming_recognize(requests).await?.into_inner();
     let (mut first_interim, mut finals, mut last_final) = (None, Vec::new(), started);
+    // The first utterance's speech onset, as the server's VAD places it (stream seconds).
+    let mut speech_onset: Option<f64> = None;
     // Words committed so far per utterance, and each committed word's arrival and end.
     let mut committed_words = std::collections::HashMap::new();
     let mut commits: Vec<(Instant, f64)> = Vec::new();
     while let Some(response) = responses.next().await {
-        if let Some(Event::Transcript(t)) = response?.event {
+        let event = response?.event;
+        if let Some(Event::Speech(speech)) = &event
+            && speech.kind() == Kind::SpeechStarted
+        {
+            speech_onset.get_or_insert(speech.time);
+        }
+        if let Some(Event::Transcript(t)) = event {
             // `words` lists the committed words first, one per word of `committed`.
             let count = t.committed.split_whitespace().count();
             let before = committed_words.insert(t.utterance_id, count).unwrap_or(0);
@@ -489,7 +513,7 @@ async fn stream_clip(
             );
             let text = format!("{}{}", t.committed, t.tentative);
             if first_interim.is_none() && !t.is_final && !text.trim().is_empty() {
-                first_interim = Some(started.elapsed());
+                first_interim = Some(arrived);
             }
             if t.is_final {
                 finals.push(t.committed.trim().to_string());
@@ -508,13 +532,18 @@ async fn stream_clip(
             Some(arrived.saturating_duration_since(*sent_at))
         })
         .collect();
+    let first_words = first_interim.zip(speech_onset).and_then(|(at, start)| {
+        let frame = (start / FRAME_SECONDS).floor() as usize;
+        Some(at.saturating_duration_since(*sent.get(frame)?))
+    });
     let hypothesis = finals.join(" ");
     Ok(ClipResult {
         clip_id: clip.clip.id.clone(),
         reference: clip.clip.text.clone(),
         counts: english_wer(&clip.clip.text, &hypothesis),
         hypothesis,
-        first_interim,
+        first_interim: first_interim.map(|at| at.saturating_duration_since(started)),
+        first_words,
         commit_lags,
         final_latency: last_final.saturating_duration_since(audio_end),
     })

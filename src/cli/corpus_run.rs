@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::eval::{CorpusClip, WerCounts, default_corpus_dir, english_wer, load_manifest};
 use crate::model::whisper::WhisperModel;
-use crate::model::whisper::decode::{DecodeOptions, EncoderFrames};
+use crate::model::whisper::decode::{DecodeOptions, EncoderFrames, Transcript};
 
 /// Which clips to use.
 #[derive(Debug, Clone, Args)]
@@ -49,6 +49,33 @@ pub(super) struct CorpusRun {
 }
 
 impl CorpusRun {
+    /// Scores `transcripts` (one per clip, in order) of a run that took `wall`.
+    pub(super) fn new(
+        clips: &[LoadedClip],
+        transcripts: Vec<Transcript>,
+        wall: std::time::Duration,
+    ) -> Self {
+        let scores = clips
+            .iter()
+            .zip(transcripts)
+            .map(|(c, t)| ClipScore {
+                id: c.clip.id.clone(),
+                seconds: c.samples.len() as f64 / 16_000.0,
+                counts: english_wer(&c.clip.text, &t.text),
+                hypothesis: t.text,
+            })
+            .collect();
+        let audio_seconds = clips
+            .iter()
+            .map(|c| c.samples.len() as f64 / 16_000.0)
+            .sum();
+        Self {
+            scores,
+            wall_seconds: wall.as_secs_f64(),
+            audio_seconds,
+        }
+    }
+
     pub(super) fn total(&self) -> WerCounts {
         self.scores
             .iter()
@@ -104,26 +131,7 @@ pub(super) fn run(
     let transcripts = model
         .transcriber(batch)
         .transcribe_many(&streams, opts, &mut |_| {})?;
-    let wall_seconds = started.elapsed().as_secs_f64();
-    let scores = clips
-        .iter()
-        .zip(transcripts)
-        .map(|(c, t)| ClipScore {
-            id: c.clip.id.clone(),
-            seconds: c.samples.len() as f64 / 16_000.0,
-            counts: english_wer(&c.clip.text, &t.text),
-            hypothesis: t.text,
-        })
-        .collect();
-    let audio_seconds = clips
-        .iter()
-        .map(|c| c.samples.len() as f64 / 16_000.0)
-        .sum();
-    Ok(CorpusRun {
-        scores,
-        wall_seconds,
-        audio_seconds,
-    })
+    Ok(CorpusRun::new(clips, transcripts, started.elapsed()))
 }
 
 /// The `q` quantile of `values` (nearest rank; sorts them), `None` when there are none: one

@@ -33,6 +33,10 @@ pub(crate) struct Entry<T> {
     pub(crate) enqueued: Instant,
     /// Whether it has run at least one step; started jobs never wait for a batch again.
     pub(crate) started: bool,
+    /// Whether it has been admitted (and counted so) once: a file benched while live rows ran
+    /// alone can step back before its first step, and must not count as admitted twice, nor
+    /// as cancelled in the queue if its caller leaves while it waits there again.
+    pub(crate) admitted: bool,
     /// A live stream's request, run ahead of whole files.
     pub(crate) live: bool,
     /// The job itself.
@@ -89,17 +93,18 @@ impl<T> Queue<T> {
             id,
             enqueued: now,
             started: false,
+            admitted: false,
             live,
             job,
         });
         Ok(())
     }
 
-    /// Removes a waiting job: `Some(started)` (whether it had run, then stepped back for a
-    /// live request), `None` when it is not waiting (running, done or unknown).
+    /// Removes a waiting job: `Some(admitted)` (whether it had been admitted, then stepped
+    /// back for a live request), `None` when it is not waiting (running, done or unknown).
     pub(crate) fn remove(&mut self, id: u64) -> Option<bool> {
         let i = self.waiting.iter().position(|e| e.id == id)?;
-        self.waiting.remove(i).map(|e| e.started)
+        self.waiting.remove(i).map(|e| e.admitted)
     }
 
     /// Jobs waiting.
@@ -141,7 +146,7 @@ impl BatchPolicy {
     /// Moves jobs from `queue` into `running` until the batch is full (live requests first,
     /// a file stepping back for a waiting one), then decides what happens next as of `now`.
     /// Returns the decision and how many jobs were admitted (they are the last ones in
-    /// `running`; a file readmitted after stepping back is among them, `started`).
+    /// `running`; a file readmitted after stepping back is among them, `admitted`).
     pub(crate) fn admit<T>(
         &self,
         queue: &mut Queue<T>,
@@ -247,7 +252,10 @@ mod tests {
 
     /// One step of the running set: every job has run; `done` ones leave.
     fn step(running: &mut Vec<Entry<&str>>, done: &[u64]) {
-        running.iter_mut().for_each(|e| e.started = true);
+        running.iter_mut().for_each(|e| {
+            e.started = true;
+            e.admitted = true;
+        });
         running.retain(|e| !done.contains(&e.id));
     }
 
@@ -445,6 +453,23 @@ mod tests {
         // A file that stepped back and is cancelled in the queue was running.
         queue.push(6, "live", true, ms(t0, 70)).unwrap();
         policy(2).admit(&mut queue, &mut running, ms(t0, 70));
+        assert_eq!(queue.remove(2), Some(true));
+    }
+
+    #[test]
+    fn a_file_that_steps_back_before_its_first_step_still_counts_as_admitted() {
+        let t0 = Instant::now();
+        let mut queue = Queue::new(8);
+        let mut running = Vec::new();
+        queue.push(1, "file", false, t0).unwrap();
+        queue.push(2, "file", false, t0).unwrap();
+        policy(2).admit(&mut queue, &mut running, ms(t0, 20));
+        // The worker counted both; neither has stepped (benched while live rows ran alone).
+        running.iter_mut().for_each(|e| e.admitted = true);
+        queue.push(3, "live", true, ms(t0, 21)).unwrap();
+        policy(2).admit(&mut queue, &mut running, ms(t0, 21));
+        assert_eq!(entries(&running), [(1, false), (3, true)]);
+        // File 2's caller leaves while it waits again: it was admitted, not merely queued.
         assert_eq!(queue.remove(2), Some(true));
     }
 

@@ -163,9 +163,10 @@ impl<B: Backend> Worker<B> {
         loop {
             let now = Instant::now();
             let (next, admitted) = policy.admit(&mut queue, &mut self.running, now);
-            let newly_admitted = &self.running[self.running.len() - admitted..];
+            let from = self.running.len() - admitted;
             // A file readmitted after stepping back for live work was counted the first time.
-            for entry in newly_admitted.iter().filter(|e| !e.started) {
+            for entry in self.running[from..].iter_mut().filter(|e| !e.admitted) {
+                entry.admitted = true;
                 self.shared
                     .stats
                     .record_admitted(now.saturating_duration_since(entry.enqueued));

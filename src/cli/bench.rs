@@ -88,25 +88,23 @@ fn offline(args: OfflineArgs) -> anyhow::Result<()> {
             print_row(&format!("transcriber {threads}t"), batch, &run);
         }
     }
-    // The engine loads its own copy; the peak memory figures count one model.
+    // Each engine loads its own copy; the peak memory figures count one model.
     drop(model);
-    let (workers, worker_threads) = args.workers.engine();
-    let per_worker = worker_threads.map_or(threads, |t| t.to_string());
-    for &batch in args
-        .batch
-        .iter()
-        .filter(|_| args.mode.contains(&Mode::Engine))
-    {
-        let config = EngineConfig {
-            max_batch: batch,
-            workers,
-            threads_per_worker: worker_threads,
-            ..EngineConfig::default()
-        };
-        let engine = Engine::start(WhisperBackend::from(args.model.load()?), config);
-        reset_peak_memory();
-        let run = engine_run(&engine, &clips, &args.corpus)?;
-        print_row(&format!("engine {workers}w x {per_worker}t"), batch, &run);
+    if args.mode.contains(&Mode::Engine) {
+        let (workers, worker_threads) = args.workers.engine();
+        let per_worker = worker_threads.map_or(threads, |t| t.to_string());
+        for &batch in &args.batch {
+            let config = EngineConfig {
+                max_batch: batch,
+                workers,
+                threads_per_worker: worker_threads,
+                ..EngineConfig::default()
+            };
+            let engine = Engine::start(WhisperBackend::from(args.model.load()?), config);
+            reset_peak_memory();
+            let run = engine_run(&engine, &clips, &args.corpus)?;
+            print_row(&format!("engine {workers}w x {per_worker}t"), batch, &run);
+        }
     }
     if !args.no_peer {
         run_peer(&args)?;

@@ -85,20 +85,21 @@ pub(super) fn policy(args: PolicyArgs) -> anyhow::Result<()> {
     let phases = PhaseTimes::now().since(&phases_before);
     let audio_s = clips.iter().map(|c| c.samples.len()).sum::<usize>() as f64
         / f64::from(crate::audio::WHISPER_SAMPLE_RATE);
-    let mut lag =
-        |q: f64| percentile(&mut lags, q).map_or("-".into(), |l: f64| format!("{l:.2} s"));
+    let quantile = |values: &mut Vec<f64>, q: f64| {
+        percentile(values, q).map_or("-".into(), |l: f64| format!("{l:.2} s"))
+    };
     println!(
         "policy commit lag (simulated time, no compute) p50 {} p90 {}; {:.2} requests and \
          {:.1} s of request audio per second of stream",
-        lag(0.5),
-        lag(0.9),
+        quantile(&mut lags, 0.5),
+        quantile(&mut lags, 0.9),
         requests as f64 / audio_s,
         request_audio_s / audio_s,
     );
-    let first = percentile(&mut first_words, 0.5).map_or("-".into(), |l: f64| format!("{l:.2} s"));
     println!(
         "policy first words lag (simulated time: audio received when an utterance first shows \
-         text minus its speech onset) p50 {first}"
+         text minus its speech onset) p50 {}",
+        quantile(&mut first_words, 0.5)
     );
     println!(
         "model time {:.3} s per second of stream, {:.0} ms per request: {phases}",

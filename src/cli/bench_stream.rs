@@ -70,7 +70,7 @@ impl RoundGoal {
             (within(round.final_p95_s, self.final_p95_s), "final p95"),
             (
                 within(round.first_words_p50_s, self.first_words_p50_s),
-                "first interim",
+                "first words",
             ),
             (round.wer <= self.wer_ratio * round.offline_wer, "WER"),
         ]
@@ -159,7 +159,7 @@ struct ClipResult {
     reference: String,
     hypothesis: String,
     first_interim: Option<Duration>,
-    /// From the first word's audio to the first interim (see [`RoundSummary`]).
+    /// From the speech onset's audio to the first interim (see [`RoundSummary`]).
     first_words: Option<Duration>,
     /// For each committed word: when it arrived minus when the end of its audio was sent.
     commit_lags: Vec<Duration>,

@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
+use crate::audio::WHISPER_SAMPLE_RATE;
 use crate::eval::{CorpusClip, WerCounts, default_corpus_dir, english_wer, load_manifest};
 use crate::model::whisper::WhisperModel;
 use crate::model::whisper::decode::{DecodeOptions, EncoderFrames, Transcript};
@@ -55,20 +56,17 @@ impl CorpusRun {
         transcripts: Vec<Transcript>,
         wall: std::time::Duration,
     ) -> Self {
-        let scores = clips
+        let scores: Vec<ClipScore> = clips
             .iter()
             .zip(transcripts)
             .map(|(c, t)| ClipScore {
                 id: c.clip.id.clone(),
-                seconds: c.samples.len() as f64 / 16_000.0,
+                seconds: c.samples.len() as f64 / f64::from(WHISPER_SAMPLE_RATE),
                 counts: english_wer(&c.clip.text, &t.text),
                 hypothesis: t.text,
             })
             .collect();
-        let audio_seconds = clips
-            .iter()
-            .map(|c| c.samples.len() as f64 / 16_000.0)
-            .sum();
+        let audio_seconds = scores.iter().map(|s| s.seconds).sum();
         Self {
             scores,
             wall_seconds: wall.as_secs_f64(),

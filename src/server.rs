@@ -15,6 +15,7 @@ use crate::engine::{Backend, Engine, EngineConfig, JobOptions};
 use crate::grpc::{GrpcServer, ServerOptions, set_health};
 use crate::http::GatewayState;
 use crate::service::{Limits, Origins, ServedModel, Service, Tenants};
+use crate::session::Detector;
 use crate::telemetry::Metrics;
 use crate::tls::{Incoming, TlsFiles, TlsServer};
 
@@ -45,6 +46,8 @@ pub struct ServeConfig {
     pub transport: ServerOptions,
     /// How long live streams get to deliver their finals on shutdown.
     pub shutdown_grace: Duration,
+    /// The speech detector streams and whole files are gated with (`--vad`).
+    pub vad: Detector,
 }
 
 /// A server that is up and SERVING.
@@ -98,7 +101,8 @@ impl RunningServer {
             device: config.device.clone(),
         };
         let mut service = Service::new(engine, model, config.limits.clone(), metrics)
-            .with_origins(config.origins.clone());
+            .with_origins(config.origins.clone())
+            .with_detector(config.vad.clone());
         if let Some(tenants) = config.tenants.clone() {
             service = service.with_tenants(tenants);
         }
@@ -247,6 +251,7 @@ impl ServeConfig {
             metrics_addr: None,
             transport: ServerOptions::default(),
             shutdown_grace: Duration::from_secs(10),
+            vad: Detector::Energy,
         }
     }
 }

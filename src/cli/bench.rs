@@ -24,6 +24,8 @@ pub(super) enum BenchCommand {
     Stream(super::bench_stream::StreamArgs),
     /// The streaming policy replayed over the corpus in simulated time: streamed WER, traces.
     Policy(super::bench_policy::PolicyArgs),
+    /// The speech detectors (energy, Silero) on the corpus between silence and noise pads.
+    Vad(super::bench_vad::VadBenchArgs),
 }
 
 /// Arguments of `hearken bench offline`.
@@ -60,6 +62,7 @@ pub(super) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Offline(args) => offline(args),
         BenchCommand::Stream(args) => super::bench_stream::stream(args),
         BenchCommand::Policy(args) => super::bench_policy::policy(args),
+        BenchCommand::Vad(args) => super::bench_vad::vad(args),
     }
 }
 

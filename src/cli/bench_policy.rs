@@ -13,7 +13,7 @@
 use clap::Args;
 
 use super::corpus_run::{CorpusArgs, LoadedClip, percentile};
-use super::load::ModelArgs;
+use super::load::{ModelArgs, VadArgs};
 use crate::engine::{Engine, EngineConfig, JobOptions, WhisperBackend};
 use crate::eval::{WerCounts, english_wer};
 use crate::model::whisper::decode::PhaseTimes;
@@ -36,6 +36,8 @@ pub(super) struct PolicyArgs {
     /// Print every request, hypothesis and update.
     #[arg(long)]
     trace: bool,
+    #[command(flatten)]
+    vad: VadArgs,
 }
 
 pub(super) fn policy(args: PolicyArgs) -> anyhow::Result<()> {
@@ -51,12 +53,15 @@ pub(super) fn policy(args: PolicyArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let engine = Engine::start(WhisperBackend::from(model), EngineConfig::default());
+    let mut config = SessionConfig::default();
+    config.vad.detector = args.vad.detector()?;
+    println!("hearken bench policy: vad {}", config.vad.detector.name());
     let mut total = WerCounts::default();
     let (mut requests, mut request_audio_s) = (0, 0.0);
     let (mut lags, mut first_words) = (Vec::new(), Vec::new());
     let phases_before = PhaseTimes::now();
     for clip in &clips {
-        let replay = runtime.block_on(replay(&engine, clip, args.trace))?;
+        let replay = runtime.block_on(replay(&engine, clip, &config, args.trace))?;
         requests += replay.requests;
         request_audio_s += replay.request_audio_s;
         lags.extend_from_slice(&replay.commit_lags);
@@ -128,8 +133,13 @@ struct Replay {
     committed: std::collections::HashMap<u64, usize>,
 }
 
-async fn replay(engine: &Engine, clip: &LoadedClip, trace: bool) -> anyhow::Result<Replay> {
-    let mut policy = SessionPolicy::new(SessionConfig::default())?;
+async fn replay(
+    engine: &Engine,
+    clip: &LoadedClip,
+    config: &SessionConfig,
+    trace: bool,
+) -> anyhow::Result<Replay> {
+    let mut policy = SessionPolicy::new(config.clone())?;
     let mut out = Replay {
         text: String::new(),
         requests: 0,

@@ -18,7 +18,7 @@ use clap::Args;
 use tokio_stream::StreamExt;
 
 use super::corpus_run::{CorpusArgs, LoadedClip, percentile};
-use super::load::{ModelArgs, WorkerArgs};
+use super::load::{ModelArgs, VadArgs, WorkerArgs};
 use crate::engine::EngineConfig;
 use crate::engine::WhisperBackend;
 use crate::eval::{WerCounts, english_wer};
@@ -90,6 +90,8 @@ pub(super) struct StreamArgs {
     corpus: CorpusArgs,
     #[command(flatten)]
     workers: WorkerArgs,
+    #[command(flatten)]
+    vad: VadArgs,
     /// Concurrent sessions to measure, one round per value.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
     sessions: Vec<usize>,
@@ -233,11 +235,13 @@ async fn measure(
         metrics_addr: None,
         transport: ServerOptions::default(),
         shutdown_grace: Duration::from_secs(5),
+        vad: args.vad.detector()?,
     };
+    let config_vad = config.vad.name();
     let server = RunningServer::start(WhisperBackend::from(model), config).await?;
     println!(
         "hearken bench stream: model {}, {} clips, {} pace, {} worker(s) × {} thread(s), \
-         max batch {}, max wait {} ms, live priority {}{}",
+         max batch {}, max wait {} ms, live priority {}, vad {}{}",
         args.model.model,
         clips.len(),
         if args.realtime { "real-time" } else { "fast" },
@@ -250,6 +254,7 @@ async fn measure(
         } else {
             "off"
         },
+        config_vad,
         match &args.background_file {
             Some(path) => format!(", background file {}", path.display()),
             None => String::new(),

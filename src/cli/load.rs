@@ -6,8 +6,10 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::model::device::DeviceSpec;
+use crate::model::silero::SileroVad;
 use crate::model::store::{DEFAULT_MODEL, ModelStore};
 use crate::model::whisper::WhisperModel;
+use crate::session::Detector;
 
 /// Which model to load, and where to run it.
 #[derive(Debug, Clone, Args)]
@@ -75,4 +77,50 @@ impl WorkerArgs {
         };
         (workers, threads)
     }
+}
+
+/// Which speech detector gates streams and whole files.
+#[derive(Debug, Clone, Args)]
+pub(super) struct VadArgs {
+    /// `silero` (Silero VAD, fetched like a model on first use), `energy` (a level threshold,
+    /// no model), or `auto`: Silero when it can be fetched or is cached, else energy with a
+    /// warning.
+    #[arg(long, env = "HEARKEN_VAD", default_value = "auto", value_parser = ["auto", "silero", "energy"])]
+    pub(super) vad: String,
+}
+
+impl VadArgs {
+    /// Loads the chosen detector; `auto` falls back to energy instead of failing.
+    pub(super) fn detector(&self) -> anyhow::Result<Detector> {
+        match self.vad.as_str() {
+            "energy" => Ok(Detector::Energy),
+            "silero" => Ok(Detector::Silero(load_silero()?)),
+            _ => Ok(match load_silero() {
+                Ok(model) => Detector::Silero(model),
+                Err(error) => {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "Silero VAD unavailable; gating speech with the energy detector"
+                    );
+                    Detector::Energy
+                }
+            }),
+        }
+    }
+}
+
+impl VadArgs {
+    /// The Silero detector, or why it cannot be had.
+    pub(super) fn silero() -> anyhow::Result<Detector> {
+        Ok(Detector::Silero(load_silero()?))
+    }
+}
+
+fn load_silero() -> anyhow::Result<std::sync::Arc<SileroVad>> {
+    let path = ModelStore::from_env()
+        .silero_vad()
+        .context("fetching Silero VAD (`--vad energy` needs no model)")?;
+    let model = SileroVad::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    tracing::info!(path = %path.display(), "Silero VAD loaded");
+    Ok(std::sync::Arc::new(model))
 }

@@ -2,12 +2,13 @@
 
 use clap::Args;
 
-use crate::model::store::ModelStore;
+use crate::model::store::{ModelStore, SILERO_VAD};
 
 /// Arguments of `hearken models`.
 #[derive(Debug, Args)]
 pub(super) struct ModelsArgs {
-    /// Fetch this known model now (e.g. `tiny.en`) instead of only listing.
+    /// Fetch this known model now (e.g. `tiny.en`, or `silero-vad` for the speech detector)
+    /// instead of only listing.
     #[arg(long)]
     fetch: Option<String>,
 }
@@ -15,6 +16,10 @@ pub(super) struct ModelsArgs {
 pub(super) fn run(args: ModelsArgs) -> anyhow::Result<()> {
     let store = ModelStore::from_env();
     if let Some(id) = args.fetch {
+        if id == SILERO_VAD.id {
+            println!("{id} ready at {}", store.silero_vad()?.display());
+            return Ok(());
+        }
         let resolved = store.resolve(&id)?;
         println!("{} ready at {}", resolved.id, resolved.dir.display());
         return Ok(());

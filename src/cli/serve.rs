@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::load::{ModelArgs, WorkerArgs};
+use super::load::{ModelArgs, VadArgs, WorkerArgs};
 use crate::engine::EngineConfig;
 use crate::engine::WhisperBackend;
 use crate::grpc::ServerOptions;
@@ -21,6 +21,8 @@ pub(super) struct ServeArgs {
     model: ModelArgs,
     #[command(flatten)]
     workers: WorkerArgs,
+    #[command(flatten)]
+    vad: VadArgs,
     /// Address for gRPC and grpc-web.
     #[arg(long, env = "HEARKEN_GRPC_ADDR", default_value = "0.0.0.0:50051")]
     grpc_addr: SocketAddr,
@@ -154,6 +156,7 @@ where
         },
         metrics_addr: args.metrics_addr,
         shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
+        vad: args.vad.detector()?,
     };
     let tls_on = config.tls.is_some();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use super::load::ModelArgs;
+use super::load::{ModelArgs, VadArgs};
 use crate::formats::{RenderOptions, ResponseFormat, render};
 use crate::model::whisper::decode::{DecodeOptions, EncoderFrames, Progress};
 use crate::model::whisper::tokens::Task;
@@ -18,6 +18,8 @@ pub(super) struct TranscribeArgs {
     file: PathBuf,
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    vad: VadArgs,
     /// Spoken language (ISO code such as `en`, `de`); detected when omitted on multilingual models.
     #[arg(long, short)]
     language: Option<String>,
@@ -54,7 +56,8 @@ pub(super) fn run(args: TranscribeArgs) -> anyhow::Result<()> {
         },
         ..DecodeOptions::default()
     };
-    if !crate::session::contains_speech(&samples, &crate::session::VadConfig::whole_file()) {
+    let gate = crate::session::VadConfig::whole_file(args.vad.detector()?);
+    if !crate::session::contains_speech(&samples, &gate) {
         // Whisper invents text ("you", "Thank you.") when made to decode silence or noise.
         eprintln!("hearken: no speech in {}", args.file.display());
         let seconds = samples.len() as f64 / f64::from(crate::audio::WHISPER_SAMPLE_RATE);

@@ -8,6 +8,7 @@ use crate::audio::stream::StreamEncoding;
 use crate::engine::JobOptions;
 use crate::model::whisper::tokens::Task;
 use crate::service::{AudioFormat, Service, ServiceError};
+use crate::session::Detector;
 use crate::streaming::Overflow;
 
 /// Default silence that ends an utterance.
@@ -29,6 +30,8 @@ pub(super) struct Settings {
     pub(super) interim_results: bool,
     pub(super) single_utterance: bool,
     pub(super) endpointing: Duration,
+    /// The speech detector: the client's choice, else the server's.
+    pub(super) detector: Detector,
     pub(super) max_lead_seconds: f64,
     pub(super) overflow: Overflow,
     /// The configuration echoed back in `SessionStarted`.
@@ -119,6 +122,7 @@ pub(super) fn resolve(
             )));
         }
     };
+    let detector = detector(config.vad, service)?;
     let language = Some(config.language.trim().to_string()).filter(|l| !l.is_empty());
     let prompt = Some(config.prompt.trim().to_string()).filter(|p| !p.is_empty());
     let job = JobOptions {
@@ -140,6 +144,10 @@ pub(super) fn resolve(
         model: service.model_id().to_string(),
         endpointing_ms: endpointing.as_millis() as u32,
         max_lead_seconds: max_lead_seconds as f32,
+        vad: match detector {
+            Detector::Energy => proto::VoiceActivityDetector::Energy,
+            Detector::Silero(_) => proto::VoiceActivityDetector::Silero,
+        } as i32,
         ..config.clone()
     };
     let declared_container = match encoding_enum {
@@ -158,10 +166,29 @@ pub(super) fn resolve(
         interim_results: config.interim_results,
         single_utterance: config.single_utterance,
         endpointing,
+        detector,
         max_lead_seconds,
         overflow,
         effective,
     })
+}
+
+/// The detector a config asks for; Silero only where the server loaded it.
+fn detector(requested: i32, service: &Service) -> Result<Detector, ServiceError> {
+    match proto::VoiceActivityDetector::try_from(requested) {
+        Ok(proto::VoiceActivityDetector::Unspecified) => Ok(service.detector().clone()),
+        Ok(proto::VoiceActivityDetector::Energy) => Ok(Detector::Energy),
+        Ok(proto::VoiceActivityDetector::Silero) => match service.detector() {
+            silero @ Detector::Silero(_) => Ok(silero.clone()),
+            Detector::Energy => Err(invalid(
+                "vad SILERO is not available: this server runs with --vad energy; send ENERGY \
+                 or leave vad unset",
+            )),
+        },
+        Err(_) => Err(invalid(format!(
+            "unknown vad value {requested}; use SILERO or ENERGY"
+        ))),
+    }
 }
 
 fn check_model(requested: &str, service: &Service) -> Result<(), ServiceError> {

@@ -169,7 +169,9 @@ async fn read_config(
 }
 
 fn policy_config(settings: &Settings) -> SessionConfig {
-    SessionConfig::with_endpointing(settings.endpointing)
+    let mut config = SessionConfig::with_endpointing(settings.endpointing);
+    config.vad.detector = settings.detector.clone();
+    config
 }
 
 impl Session<'_> {

@@ -1,5 +1,7 @@
-//! Speech models: the Whisper network, where its weights come from, and where it runs.
+//! Speech models: the Whisper network, the Silero VAD network, where their weights come from,
+//! and where they run.
 
 pub mod device;
+pub mod silero;
 pub mod store;
 pub mod whisper;

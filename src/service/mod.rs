@@ -27,6 +27,7 @@ pub use tenants::{Tenant, Tenants};
 pub use whole_file::AudioFormat;
 
 use crate::engine::{Engine, ModelInfo};
+use crate::session::Detector;
 use crate::telemetry::Metrics;
 
 /// How long a client refused for capacity should wait: a slot frees as soon as any session
@@ -173,6 +174,7 @@ pub struct Service {
     origins: Origins,
     /// `None`: no tenants file, the server is open.
     tenants: Option<Tenants>,
+    detector: Detector,
 }
 
 /// A session's place on the server: its slot, its tenant's slot when the tenant has a
@@ -225,7 +227,19 @@ impl Service {
             metrics,
             origins: Origins::none(),
             tenants: None,
+            detector: Detector::Energy,
         }
+    }
+
+    /// Gates streams and whole files with `detector` (energy until this is called).
+    pub fn with_detector(mut self, detector: Detector) -> Self {
+        self.detector = detector;
+        self
+    }
+
+    /// The speech detector streams and whole files are gated with.
+    pub fn detector(&self) -> &Detector {
+        &self.detector
     }
 
     /// Requires an API key of one of `tenants` on every request but health checks.

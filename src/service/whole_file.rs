@@ -48,7 +48,7 @@ impl Service {
         let samples = decode(bytes, format, limits).await?;
         let seconds = samples.len() as f64 / f64::from(WHISPER_SAMPLE_RATE);
         self.charge_audio(caller, seconds)?;
-        if !contains_speech(&samples, &VadConfig::whole_file()) {
+        if !contains_speech(&samples, &VadConfig::whole_file(self.detector().clone())) {
             tracing::debug!(seconds, "no speech in the audio; the model is not run");
             return Ok(JobHandle::completed(no_speech(seconds, job)));
         }

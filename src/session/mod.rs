@@ -5,7 +5,7 @@
 //! [`Hypothesis`] back; the policy answers with [`TranscriptUpdate`]s. The policy works like
 //! whisper_streaming's `OnlineASRProcessor` behind a voice activity gate:
 //!
-//! - **Utterances.** An energy [`Vad`] opens an utterance when speech starts (keeping
+//! - **Utterances.** A [`Vad`] (Silero or energy) opens an utterance when speech starts (keeping
 //!   `pre_roll_ms` before it) and closes it `endpoint_ms` after speech stops, so silence and
 //!   steady noise never reach the model. With VAD off the stream is one utterance until
 //!   [`SessionPolicy::finalize`].
@@ -30,7 +30,7 @@ mod vad;
 pub use agreement::{LocalAgreement, TimedWord};
 pub use messages::{Hypothesis, SpeechEvent, TranscriptUpdate, TranscriptionRequest};
 pub use policy::{Output, SessionPolicy};
-pub use vad::{Vad, VadEvent, contains_speech};
+pub use vad::{Detector, EnergyVad, SileroStream, Vad, VadEvent, contains_speech};
 
 /// Longest audio buffer ever sent to the model: Whisper's 30 s window.
 pub const MAX_BUFFER_SECONDS: f64 = 30.0;
@@ -113,6 +113,11 @@ pub struct VadConfig {
     pub threshold_db: f32,
     /// Frames quieter than this are never speech (−50 dBFS).
     pub min_level_dbfs: f32,
+    /// Which detector judges speech (energy unless the server loaded Silero VAD).
+    pub detector: Detector,
+    /// Silero: the probability at which a 32 ms chunk counts as speech (0.5, silero-vad's own
+    /// default); speech holds until chunks fall 0.15 below it.
+    pub speech_probability: f32,
 }
 
 impl Default for VadConfig {
@@ -125,6 +130,8 @@ impl Default for VadConfig {
             min_speech_ms: 150,
             threshold_db: 10.0,
             min_level_dbfs: -50.0,
+            detector: Detector::Energy,
+            speech_probability: 0.5,
         }
     }
 }
@@ -134,9 +141,10 @@ impl VadConfig {
     /// 150, because a whole file has no later audio to correct a false start, and a click or
     /// a 0.1 s fragment is what Whisper turns into "Thank you."; the shortest words ("no",
     /// "yes") last over 250 ms.
-    pub fn whole_file() -> Self {
+    pub fn whole_file(detector: Detector) -> Self {
         Self {
             min_speech_ms: 200,
+            detector,
             ..Self::default()
         }
     }
@@ -207,6 +215,12 @@ impl SessionConfig {
                 v.min_level_dbfs > -100.0 && v.min_level_dbfs < 0.0,
                 "vad.min_level_dbfs",
                 "must be in (-100, 0)",
+            ),
+            (
+                matches!(v.detector, Detector::Energy)
+                    || (v.speech_probability > 0.0 && v.speech_probability < 1.0),
+                "vad.speech_probability",
+                "must be in (0, 1)",
             ),
         ];
         match rules.into_iter().find(|(ok, ..)| !ok) {

@@ -58,5 +58,20 @@ pub fn serve_config(limits: Limits, http: bool) -> ServeConfig {
         metrics_addr: None,
         transport: ServerOptions::default(),
         shutdown_grace: Duration::from_secs(30),
+        vad: hearken::session::Detector::Energy,
     }
+}
+
+/// Silero VAD, fetched if the cache lacks it, loaded once per test binary.
+pub fn silero_vad() -> std::sync::Arc<hearken::model::silero::SileroVad> {
+    static VAD: OnceLock<std::sync::Arc<hearken::model::silero::SileroVad>> = OnceLock::new();
+    VAD.get_or_init(|| {
+        let path = ModelStore::from_env()
+            .silero_vad()
+            .expect("Silero VAD must resolve (it is fetched from PyPI on first use)");
+        std::sync::Arc::new(
+            hearken::model::silero::SileroVad::load(&path).expect("load Silero VAD"),
+        )
+    })
+    .clone()
 }

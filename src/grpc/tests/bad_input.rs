@@ -158,6 +158,21 @@ fn stream_cases() -> Vec<StreamCase> {
             "unknown audio encoding value 99",
         ),
         stream_case(
+            "Silero VAD asked of a server running the energy detector",
+            vec![pcm(RecognitionConfig {
+                vad: crate::grpc::proto::VoiceActivityDetector::Silero as i32,
+                ..config()
+            })],
+            InvalidArgument,
+            "vad SILERO is not available: this server runs with --vad energy",
+        ),
+        stream_case(
+            "an unknown detector",
+            vec![pcm(RecognitionConfig { vad: 7, ..config() })],
+            InvalidArgument,
+            "unknown vad value 7; use SILERO or ENERGY",
+        ),
+        stream_case(
             "AUTO encoding on a stream",
             vec![config_message(config())],
             InvalidArgument,

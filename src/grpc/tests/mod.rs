@@ -42,6 +42,7 @@ fn serve_config(limits: Limits, engine: EngineConfig, grace: Duration) -> ServeC
         metrics_addr: None,
         transport: ServerOptions::default(),
         shutdown_grace: grace,
+        vad: crate::session::Detector::Energy,
     }
 }
 

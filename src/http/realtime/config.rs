@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::error::RealtimeError;
 use crate::audio::stream::StreamEncoding;
 use crate::engine::JobOptions;
-use crate::session::{SessionConfig, VadConfig};
+use crate::session::{Detector, SessionConfig, VadConfig};
 
 /// The sample rate of `audio/pcm` (and beta `pcm16`) unless the client names another.
 const DEFAULT_PCM_RATE: u32 = 24_000;
@@ -196,8 +196,16 @@ impl RealtimeConfig {
         Ok(())
     }
 
-    /// The streaming policy's knobs for this session.
+    /// The streaming policy's knobs for this session, with the energy detector (checks the
+    /// settings when the server's detector is not at hand).
     pub(super) fn policy(&self) -> Result<SessionConfig, RealtimeError> {
+        self.policy_with(Detector::Energy)
+    }
+
+    /// The streaming policy's knobs for this session, gated by `detector`. `threshold` is
+    /// Silero's speech probability as it is (OpenAI's own scale, 0 to 1), or for the energy
+    /// detector 20 dB per unit above the noise floor (0.5 → 10 dB).
+    pub(super) fn policy_with(&self, detector: Detector) -> Result<SessionConfig, RealtimeError> {
         let mut config = SessionConfig::default();
         match self.vad {
             None => config.vad.enabled = false,
@@ -207,8 +215,10 @@ impl RealtimeConfig {
                 ));
                 config.vad.pre_roll_ms = vad.prefix_padding_ms;
                 config.vad.threshold_db = vad.threshold * DB_PER_THRESHOLD;
+                config.vad.speech_probability = vad.threshold;
             }
         }
+        config.vad.detector = detector;
         config
             .validate()
             .map_err(|e| self.turn_detection_error(&e))?;
@@ -236,6 +246,14 @@ impl RealtimeConfig {
                 format!(
                     "must be above 0 and below {} (got {})",
                     60.0 / DB_PER_THRESHOLD,
+                    vad.threshold
+                ),
+            ),
+            "vad.speech_probability" => (
+                "session.audio.input.turn_detection.threshold",
+                "threshold",
+                format!(
+                    "must be above 0 and below 1 with Silero VAD (got {})",
                     vad.threshold
                 ),
             ),

@@ -319,7 +319,8 @@ impl RealtimeSession {
         if self.stream.is_none() {
             let format = self.config.format;
             let decoder = StreamDecoder::new(format.encoding, format.sample_rate, 1)?;
-            let policy = SessionPolicy::new(self.config.policy()?).map_err(|e| {
+            let detector = self.context.service.detector().clone();
+            let policy = SessionPolicy::new(self.config.policy_with(detector)?).map_err(|e| {
                 RealtimeError::invalid("session.audio.input.turn_detection", e.to_string())
             })?;
             let driver = SessionDriver::new(

@@ -149,6 +149,29 @@ const BASE: CatalogEntry = CatalogEntry {
     }],
 };
 
+/// Silero VAD v6 (MIT), the speech detector; not a transcription model, so not in [`CATALOG`].
+/// The wheel's `silero_vad_16k.safetensors` is a different checkpoint from its ONNX export;
+/// the ONNX file is the one silero-vad's own `load_silero_vad(onnx=True)` runs.
+pub const SILERO_VAD: CatalogEntry = CatalogEntry {
+    id: "silero-vad",
+    description: "Silero VAD v6 speech detector (0.3M parameters), ONNX float32",
+    languages: "language-independent",
+    multilingual: false,
+    packages: &[PypiPackage {
+        name: "silero-vad",
+        version: "6.2.3",
+        wheel_sha256: "7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8",
+        files: &[whole("silero_vad/data/silero_vad.onnx", SILERO_VAD_FILE)],
+    }],
+    assembled: &[FileDigest {
+        file: SILERO_VAD_FILE,
+        sha256: "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3",
+    }],
+};
+
+/// The weights file inside the Silero VAD directory.
+pub const SILERO_VAD_FILE: &str = "silero_vad.onnx";
+
 /// Looks a model up by id.
 pub(super) fn find(id: &str) -> Option<&'static CatalogEntry> {
     CATALOG.iter().find(|entry| entry.id == id)
@@ -209,6 +232,14 @@ mod tests {
                 assert_eq!(parts, expected, "{} {needed} parts", entry.id);
             }
         }
+    }
+
+    #[test]
+    fn the_detector_is_pinned_and_kept_out_of_the_transcription_models() {
+        assert!(is_sha256_hex(SILERO_VAD.packages[0].wheel_sha256));
+        assert!(is_sha256_hex(SILERO_VAD.assembled[0].sha256));
+        assert_eq!(SILERO_VAD.assembled[0].file, SILERO_VAD_FILE);
+        assert!(find(SILERO_VAD.id).is_none());
     }
 
     #[test]

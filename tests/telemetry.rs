@@ -318,4 +318,13 @@ async fn prometheus_view_matches_engine_stats_after_recognize() {
     assert!(text.contains("# TYPE hearken_engine_queue_depth gauge\n"));
     assert_eq!(sample(&text, "hearken_engine_queue_depth"), 0.0);
     assert_eq!(sample(&text, "hearken_sessions_active"), 0.0);
+    assert!(text.contains("# TYPE hearken_decode_suppressed_total counter\n"));
+    for reason in ["loop", "stock_phrase", "no_speech"] {
+        assert!(
+            text.contains(&format!(
+                "hearken_decode_suppressed_total{{reason=\"{reason}\""
+            )),
+            "no suppressed-segment count for {reason}"
+        );
+    }
 }

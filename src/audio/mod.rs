@@ -14,6 +14,7 @@ mod opus;
 mod packets;
 pub mod pcm;
 mod resample;
+mod splice;
 pub mod stream;
 
 use std::ops::RangeInclusive;
@@ -25,6 +26,7 @@ pub use pcm::{
     pcm16le_to_f32,
 };
 pub use resample::resample;
+pub use splice::Splice;
 pub use stream::{MAX_CONTAINER_BYTES, StreamDecoder, StreamEncoding};
 
 /// The sample rate Whisper's mel front end is trained on; everything is converted to it.

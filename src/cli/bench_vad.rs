@@ -17,7 +17,7 @@ use clap::Args;
 use super::corpus_run::{CorpusArgs, LoadedClip, percentile};
 use super::load::VadArgs;
 use crate::audio::WHISPER_SAMPLE_RATE;
-use crate::session::{Detector, Vad, VadConfig, VadEvent};
+use crate::session::{Detector, Vad, VadConfig, VadEvent, regions};
 
 const SR: f64 = WHISPER_SAMPLE_RATE as f64;
 const PAD_SECONDS: f64 = 3.0;
@@ -178,7 +178,7 @@ fn score(detector: &Detector, pad: &str, noise: &[f32], clips: &[LoadedClip]) ->
         }
         busy += started.elapsed().as_secs_f64();
         audio_seconds += signal.len() as f64 / SR;
-        let spans = speech_spans(&events, signal.len() as f64 / SR);
+        let spans = regions(events.iter().map(|&(_, e)| e), signal.len() as f64 / SR);
         let (start, end) = (clip_start as f64 / SR, clip_end as f64 / SR);
         for f in 0..signal.len() / FRAME {
             let mid = (f * FRAME + FRAME / 2) as f64 / SR;
@@ -215,37 +215,4 @@ fn score(detector: &Detector, pad: &str, noise: &[f32], clips: &[LoadedClip]) ->
     score.onset_reported_p90 = percentile(&mut reported, 0.9).unwrap_or(f64::NAN);
     score.cost_ms_per_audio_second = busy * 1000.0 / audio_seconds;
     score
-}
-
-/// The (start, end) of each utterance the events describe; one still open ends at `total`.
-fn speech_spans(events: &[(f64, VadEvent)], total: f64) -> Vec<(f64, f64)> {
-    let mut spans = Vec::new();
-    let mut open = None;
-    for &(_, event) in events {
-        match event {
-            VadEvent::SpeechStarted { at_seconds } => open = Some(at_seconds),
-            VadEvent::SpeechEnded { at_seconds } => {
-                if let Some(start) = open.take() {
-                    spans.push((start, at_seconds));
-                }
-            }
-        }
-    }
-    spans.extend(open.map(|start| (start, total)));
-    spans
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spans_pair_starts_with_ends_and_close_at_the_end_of_audio() {
-        let events = [
-            (1.0, VadEvent::SpeechStarted { at_seconds: 0.5 }),
-            (2.5, VadEvent::SpeechEnded { at_seconds: 1.7 }),
-            (3.2, VadEvent::SpeechStarted { at_seconds: 3.0 }),
-        ];
-        assert_eq!(speech_spans(&events, 5.0), vec![(0.5, 1.7), (3.0, 5.0)]);
-    }
 }

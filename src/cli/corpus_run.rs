@@ -6,10 +6,12 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
-use crate::audio::WHISPER_SAMPLE_RATE;
+use crate::audio::{Splice, WHISPER_SAMPLE_RATE};
 use crate::eval::{CorpusClip, WerCounts, default_corpus_dir, english_wer, load_manifest};
 use crate::model::whisper::WhisperModel;
 use crate::model::whisper::decode::{DecodeOptions, EncoderFrames, Transcript};
+use crate::service::whole_file::{SpeechOnly, speech_only};
+use crate::session::VadConfig;
 
 /// Which clips to use.
 #[derive(Debug, Clone, Args)]
@@ -129,6 +131,38 @@ pub(super) fn run(
     let transcripts = model
         .transcriber(batch)
         .transcribe_many(&streams, opts, &mut |_| {})?;
+    Ok(CorpusRun::new(clips, transcripts, started.elapsed()))
+}
+
+/// [`run`] on the speech of each clip only, as the server transcribes a whole file
+/// ([`speech_only`]): long silences cut, times mapped back, clips without speech left empty.
+pub(super) fn run_speech_only(
+    model: &WhisperModel,
+    clips: &[LoadedClip],
+    batch: usize,
+    opts: &DecodeOptions,
+    gate: &VadConfig,
+) -> anyhow::Result<CorpusRun> {
+    let started = Instant::now();
+    let prepared: Vec<(Vec<f32>, Option<Splice>)> = clips
+        .iter()
+        .map(|c| match speech_only(c.samples.clone(), gate) {
+            SpeechOnly::Whole(samples) => (samples, None),
+            SpeechOnly::Cut(samples, splice) => (samples, Some(splice)),
+            SpeechOnly::Nothing => (Vec::new(), None),
+        })
+        .collect();
+    let cut = prepared.iter().filter(|(_, s)| s.is_some()).count();
+    println!("speech only: {cut} of {} clips cut", clips.len());
+    let streams: Vec<&[f32]> = prepared.iter().map(|(s, _)| s.as_slice()).collect();
+    let mut transcripts = model
+        .transcriber(batch)
+        .transcribe_many(&streams, opts, &mut |_| {})?;
+    for (transcript, (_, splice)) in transcripts.iter_mut().zip(&prepared) {
+        if let Some(splice) = splice {
+            crate::engine::unsplice(transcript, splice);
+        }
+    }
     Ok(CorpusRun::new(clips, transcripts, started.elapsed()))
 }
 

@@ -10,6 +10,7 @@ use super::load::{ModelArgs, VadArgs};
 use crate::formats::{RenderOptions, ResponseFormat, render};
 use crate::model::whisper::decode::{DecodeOptions, EncoderFrames, Progress};
 use crate::model::whisper::tokens::Task;
+use crate::service::whole_file::{SpeechOnly, speech_only};
 
 /// Arguments of `hearken transcribe`.
 #[derive(Debug, Args)]
@@ -57,10 +58,15 @@ pub(super) fn run(args: TranscribeArgs) -> anyhow::Result<()> {
         ..DecodeOptions::default()
     };
     let gate = crate::session::VadConfig::whole_file(args.vad.detector()?);
-    if !crate::session::contains_speech(&samples, &gate) {
+    let seconds = samples.len() as f64 / f64::from(crate::audio::WHISPER_SAMPLE_RATE);
+    let (samples, splice) = match speech_only(samples, &gate) {
+        SpeechOnly::Whole(samples) => (samples, None),
+        SpeechOnly::Cut(samples, splice) => (samples, Some(splice)),
+        SpeechOnly::Nothing => (Vec::new(), None),
+    };
+    if samples.is_empty() {
         // Whisper invents text ("you", "Thank you.") when made to decode silence or noise.
         eprintln!("hearken: no speech in {}", args.file.display());
-        let seconds = samples.len() as f64 / f64::from(crate::audio::WHISPER_SAMPLE_RATE);
         let job = crate::engine::JobOptions {
             language: args.language.clone(),
             ..Default::default()
@@ -84,11 +90,14 @@ pub(super) fn run(args: TranscribeArgs) -> anyhow::Result<()> {
             );
         }
     };
-    let transcript = model
+    let mut transcript = model
         .transcriber(1)
         .transcribe_many(&[&samples], &opts, &mut report)?
         .pop()
         .expect("one transcript");
+    if let Some(splice) = &splice {
+        crate::engine::unsplice(&mut transcript, splice);
+    }
     if long {
         eprintln!();
     }

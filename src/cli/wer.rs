@@ -3,7 +3,8 @@
 use clap::Args;
 
 use super::corpus_run::{self, CorpusArgs};
-use super::load::ModelArgs;
+use super::load::{ModelArgs, VadArgs};
+use crate::session::VadConfig;
 
 /// Arguments of `hearken wer`.
 #[derive(Debug, Args)]
@@ -15,12 +16,24 @@ pub(super) struct WerArgs {
     /// Clips per model call.
     #[arg(long, default_value_t = 8)]
     batch: usize,
+    /// Transcribe each clip as the server does a whole file: only its speech, long silences
+    /// cut out by the `--vad` detector, times mapped back.
+    #[arg(long)]
+    speech_only: bool,
+    #[command(flatten)]
+    vad: VadArgs,
 }
 
 pub(super) fn run(args: WerArgs) -> anyhow::Result<()> {
     let model = args.model.load()?;
     let clips = args.corpus.load()?;
-    let run = corpus_run::run(&model, &clips, args.batch, &args.corpus.options())?;
+    let opts = args.corpus.options();
+    let run = if args.speech_only {
+        let gate = VadConfig::whole_file(args.vad.detector()?);
+        corpus_run::run_speech_only(&model, &clips, args.batch, &opts, &gate)?
+    } else {
+        corpus_run::run(&model, &clips, args.batch, &opts)?
+    };
     println!("{:<24} {:>7} {:>7}  hypothesis", "clip", "seconds", "WER");
     for s in &run.scores {
         println!(

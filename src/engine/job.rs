@@ -6,6 +6,7 @@ use tokio::sync::mpsc;
 
 use super::EngineError;
 use super::worker::Cancel;
+use crate::audio::Splice;
 use crate::model::whisper::decode::{DecodeOptions, EncoderFrames, Segment, Transcript};
 use crate::model::whisper::tokens::Task;
 
@@ -104,6 +105,8 @@ pub struct JobHandle {
     id: u64,
     events: mpsc::UnboundedReceiver<JobEvent>,
     engine: Arc<dyn Cancel>,
+    /// When the job transcribes speech cut out of a recording: the way back to its times.
+    splice: Option<Splice>,
 }
 
 impl std::fmt::Debug for JobHandle {
@@ -120,7 +123,19 @@ impl JobHandle {
         events: mpsc::UnboundedReceiver<JobEvent>,
         engine: Arc<dyn Cancel>,
     ) -> Self {
-        Self { id, events, engine }
+        Self {
+            id,
+            events,
+            engine,
+            splice: None,
+        }
+    }
+
+    /// The same job, its audio having been cut from a recording by `splice`: every time it
+    /// reports (segments, words, progress, duration) is moved back onto the recording.
+    pub fn through(mut self, splice: Splice) -> Self {
+        self.splice = Some(splice);
+        self
     }
 
     /// A job that needed no model because its result is already known (audio with no speech
@@ -144,12 +159,32 @@ impl JobHandle {
             id: 0,
             events,
             engine: Arc::new(Nowhere),
+            splice: None,
         }
     }
 
     /// The next event; `None` once the job is over (or was cancelled by shutdown).
     pub async fn next(&mut self) -> Option<JobEvent> {
-        self.events.recv().await
+        let event = self.events.recv().await?;
+        let Some(splice) = &self.splice else {
+            return Some(event);
+        };
+        Some(match event {
+            JobEvent::Window(mut window) => {
+                window
+                    .segments
+                    .iter_mut()
+                    .for_each(|s| unsplice_segment(s, splice));
+                window.done_seconds = splice.end_time(window.done_seconds);
+                window.total_seconds = splice.original_seconds();
+                JobEvent::Window(window)
+            }
+            JobEvent::Done(mut transcript) => {
+                unsplice(&mut transcript, splice);
+                JobEvent::Done(transcript)
+            }
+            failed @ JobEvent::Failed(_) => failed,
+        })
     }
 
     /// Waits for the whole transcript, skipping window updates.
@@ -167,6 +202,26 @@ impl JobHandle {
     /// [`Self::transcript`], consuming the handle.
     pub async fn finish(mut self) -> Result<Transcript, EngineError> {
         self.transcript().await
+    }
+}
+
+/// Moves a transcript of audio cut out by `splice` back onto the recording's times.
+pub fn unsplice(transcript: &mut Transcript, splice: &Splice) {
+    transcript
+        .segments
+        .iter_mut()
+        .for_each(|s| unsplice_segment(s, splice));
+    transcript.duration = splice.original_seconds();
+}
+
+fn unsplice_segment(segment: &mut Segment, splice: &Splice) {
+    segment.start = splice.start_time(segment.start);
+    segment.end = splice.end_time(segment.end);
+    // `seek` counts 10 ms mel frames.
+    segment.seek = (splice.start_time(segment.seek as f64 / 100.0) * 100.0).round() as usize;
+    for word in &mut segment.words {
+        word.start = splice.start_time(word.start);
+        word.end = splice.end_time(word.end);
     }
 }
 

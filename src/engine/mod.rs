@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use backend::{Backend, JobStream, ModelInfo, ScriptedBackend, WhisperBackend};
-pub use job::{JobEvent, JobHandle, JobOptions, WindowUpdate};
+pub use job::{JobEvent, JobHandle, JobOptions, WindowUpdate, unsplice};
 pub use stats::EngineStats;
 
 use crate::model::whisper::decode::{DecodeError, DecodeOptions};
@@ -136,6 +136,7 @@ impl Engine {
             .stats
             .metrics()
             .observe_queue_depth(move || Some(observed.upgrade()?.queued() as u64));
+        shared.stats.metrics().observe_suppressed_segments();
         let workers = (0..shared.config.workers.max(1))
             .map(|i| {
                 let worker = Worker::new(Arc::clone(&backend), Arc::clone(&shared));

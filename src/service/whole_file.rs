@@ -1,13 +1,15 @@
 //! The whole-file pipeline both front ends share (gRPC `Recognize`/`RecognizeStream`, HTTP
 //! `/v1/audio/transcriptions` and `/translations`): check the length the payload declares,
-//! decode it off the async runtime within the length limit, skip the model when there is no
-//! speech in it, submit it to the engine.
+//! decode it off the async runtime within the length limit, find its speech, skip the model
+//! when there is none and cut out long silences when there are some ([`speech_only`]), submit
+//! it to the engine with the way back to the recording's times.
 
+use crate::audio::Splice;
 use crate::audio::stream::{StreamDecoder, StreamEncoding};
 use crate::audio::{AudioError, DecodeLimits, WHISPER_SAMPLE_RATE, decode_bytes};
-use crate::engine::{JobHandle, JobOptions};
+use crate::engine::{EngineError, JobHandle, JobOptions};
 use crate::model::whisper::decode::Transcript;
-use crate::session::{VadConfig, contains_speech};
+use crate::session::{VadConfig, speech_regions};
 
 use super::{Caller, Service, ServiceError};
 
@@ -48,11 +50,58 @@ impl Service {
         let samples = decode(bytes, format, limits).await?;
         let seconds = samples.len() as f64 / f64::from(WHISPER_SAMPLE_RATE);
         self.charge_audio(caller, seconds)?;
-        if !contains_speech(&samples, &VadConfig::whole_file(self.detector().clone())) {
-            tracing::debug!(seconds, "no speech in the audio; the model is not run");
-            return Ok(JobHandle::completed(no_speech(seconds, job)));
+        let gate = VadConfig::whole_file(self.detector().clone());
+        // The detector reads the whole file: minutes of audio are seconds of work.
+        let speech = tokio::task::spawn_blocking(move || speech_only(samples, &gate))
+            .await
+            .map_err(|_| EngineError::Model("the speech detector panicked".into()))?;
+        match speech {
+            SpeechOnly::Nothing => {
+                tracing::debug!(seconds, "no speech in the audio; the model is not run");
+                Ok(JobHandle::completed(no_speech(seconds, job)))
+            }
+            SpeechOnly::Whole(samples) => Ok(self.engine().submit(samples.into(), job)?),
+            SpeechOnly::Cut(samples, splice) => {
+                tracing::debug!(
+                    seconds,
+                    kept = splice.kept_seconds(),
+                    "transcribing the speech only"
+                );
+                Ok(self.engine().submit(samples.into(), job)?.through(splice))
+            }
         }
-        Ok(self.engine().submit(samples.into(), job)?)
+    }
+}
+
+/// Audio kept around each stretch of speech (faster-whisper's `speech_pad_ms`): breath and
+/// soft word edges the detector leaves out.
+pub const SPEECH_PAD_SECONDS: f64 = 0.4;
+/// Cutting pays only when it removes this share of the audio or more; below it the joints cost
+/// the model context for little saving.
+const MIN_CUT_SHARE: f64 = 0.1;
+
+/// What of a whole recording the model gets.
+#[derive(Debug)]
+pub enum SpeechOnly {
+    /// No speech at all: the transcript is empty and the model is not run.
+    Nothing,
+    /// Speech throughout (or silences too short to cut): the recording as it is.
+    Whole(Vec<f32>),
+    /// The speech, joined, and the map back to the recording's times.
+    Cut(Vec<f32>, Splice),
+}
+
+/// Finds the speech in `samples` with `gate`'s detector and cuts out silences worth cutting.
+pub fn speech_only(samples: Vec<f32>, gate: &VadConfig) -> SpeechOnly {
+    let regions = speech_regions(&samples, gate);
+    if regions.is_empty() {
+        return SpeechOnly::Nothing;
+    }
+    let (joined, splice) = Splice::keep(&samples, &regions, SPEECH_PAD_SECONDS);
+    if splice.kept_seconds() > (1.0 - MIN_CUT_SHARE) * splice.original_seconds() {
+        SpeechOnly::Whole(samples)
+    } else {
+        SpeechOnly::Cut(joined, splice)
     }
 }
 
@@ -182,6 +231,55 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(handle.finish().await.unwrap().text, "six two");
+    }
+
+    #[tokio::test]
+    async fn long_silences_are_cut_out_and_times_still_point_into_the_file() {
+        let service = service(120.0);
+        let mut audio = silence(30.0);
+        audio.extend(say(&["six"]));
+        audio.extend(silence(40.0));
+        audio.extend(say(&["two"]));
+        audio.extend(silence(10.0));
+        let job = JobOptions {
+            word_timestamps: true,
+            ..JobOptions::default()
+        };
+        let mut handle = service
+            .submit_file(&Caller::anonymous(), pcm16(&audio), linear16(), &job)
+            .await
+            .unwrap();
+        let mut progress = Vec::new();
+        let transcript = loop {
+            match handle.next().await.unwrap() {
+                crate::engine::JobEvent::Window(w) => {
+                    progress.push((w.done_seconds, w.total_seconds))
+                }
+                crate::engine::JobEvent::Done(t) => break t,
+                crate::engine::JobEvent::Failed(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(transcript.text, "six two");
+        assert!(
+            (transcript.duration - 81.3).abs() < 0.01,
+            "{}",
+            transcript.duration
+        );
+        let words: Vec<(f64, f64)> = transcript
+            .segments
+            .iter()
+            .flat_map(|s| s.words.iter().map(|w| (w.start, w.end)))
+            .collect();
+        // "six" sounds from 30.0 s, "two" from 70.65 s: the 40 s between never reached the
+        // model, yet the times are the file's.
+        assert_eq!(words.len(), 2, "{transcript:?}");
+        assert!((words[0].0 - 30.0).abs() < 0.1, "{words:?}");
+        assert!((words[1].0 - 70.65).abs() < 0.1, "{words:?}");
+        assert!(
+            progress
+                .iter()
+                .all(|&(_, total)| (total - 81.3).abs() < 0.01)
+        );
     }
 
     #[tokio::test]

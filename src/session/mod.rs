@@ -30,7 +30,9 @@ mod vad;
 pub use agreement::{LocalAgreement, TimedWord};
 pub use messages::{Hypothesis, SpeechEvent, TranscriptUpdate, TranscriptionRequest};
 pub use policy::{Output, SessionPolicy};
-pub use vad::{Detector, EnergyVad, SileroStream, Vad, VadEvent, contains_speech};
+pub use vad::{
+    Detector, EnergyVad, SileroStream, Vad, VadEvent, contains_speech, regions, speech_regions,
+};
 
 /// Longest audio buffer ever sent to the model: Whisper's 30 s window.
 pub const MAX_BUFFER_SECONDS: f64 = 30.0;
@@ -144,6 +146,9 @@ impl VadConfig {
     pub fn whole_file(detector: Detector) -> Self {
         Self {
             min_speech_ms: 200,
+            // faster-whisper's `min_silence_duration_ms`: shorter pauses stay inside the speech
+            // handed to the model, which keeps its context across them.
+            endpoint_ms: 2000,
             detector,
             ..Self::default()
         }

@@ -160,6 +160,25 @@ impl EngineMetrics {
         self.rejected.add(1, &[KeyValue::new("reason", reason)]);
     }
 
+    /// Reports the segments the hallucination guard dropped, per reason, at each collection
+    /// (process-wide counts: one engine per process serves).
+    pub fn observe_suppressed_segments(&self) {
+        use crate::model::whisper::decode::guard::{Suppressed, suppressed_counts};
+        self.meter
+            .u64_observable_counter("hearken.decode.suppressed")
+            .with_unit("{segment}")
+            .with_description(
+                "Decoded segments dropped as invented text: reason loop, stock_phrase or \
+                 no_speech.",
+            )
+            .with_callback(|observer| {
+                for (reason, count) in Suppressed::ALL.iter().zip(suppressed_counts()) {
+                    observer.observe(count, &[KeyValue::new("reason", reason.label())]);
+                }
+            })
+            .build();
+    }
+
     /// Reports the queue depth at each collection; `depth` returns `None` once the engine is
     /// gone (callbacks cannot be unregistered, so it must not keep the engine alive).
     pub fn observe_queue_depth(&self, depth: impl Fn() -> Option<u64> + Send + Sync + 'static) {

@@ -129,7 +129,57 @@ pub fn contains_speech(samples: &[f32], config: &VadConfig) -> bool {
     })
 }
 
+/// The speech in a whole recording by the configured detector, as (start, end) seconds in
+/// order; speech still going at the end runs to it.
+pub fn speech_regions(samples: &[f32], config: &VadConfig) -> Vec<(f64, f64)> {
+    let mut vad = Vad::new(config);
+    let events = samples
+        .chunks(WHISPER_SAMPLE_RATE as usize)
+        .flat_map(|piece| vad.push(piece));
+    let total = samples.len() as f64 / f64::from(WHISPER_SAMPLE_RATE);
+    regions(events, total)
+}
+
+/// Pairs each start with the end after it; an open start ends at `total`.
+pub fn regions(events: impl IntoIterator<Item = VadEvent>, total: f64) -> Vec<(f64, f64)> {
+    let mut spans = Vec::new();
+    let mut open = None;
+    for event in events {
+        match event {
+            VadEvent::SpeechStarted { at_seconds } => open = Some(at_seconds),
+            VadEvent::SpeechEnded { at_seconds } => {
+                if let Some(start) = open.take() {
+                    spans.push((start, at_seconds));
+                }
+            }
+        }
+    }
+    spans.extend(open.map(|start| (start, total)));
+    spans
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     pub(crate) use super::energy::tests::{noise, silence, tone};
+    use super::*;
+
+    #[test]
+    fn regions_pair_starts_with_ends_and_close_at_the_end_of_audio() {
+        let events = [
+            VadEvent::SpeechStarted { at_seconds: 0.5 },
+            VadEvent::SpeechEnded { at_seconds: 1.7 },
+            VadEvent::SpeechStarted { at_seconds: 3.0 },
+        ];
+        assert_eq!(regions(events, 5.0), vec![(0.5, 1.7), (3.0, 5.0)]);
+    }
+
+    #[test]
+    fn energy_regions_of_two_bursts() {
+        let mut signal = silence(8.0);
+        energy::tests::mix(&mut signal, &tone(1.0, 0.3), 1.0);
+        energy::tests::mix(&mut signal, &tone(1.0, 0.3), 5.0);
+        let found = speech_regions(&signal, &VadConfig::default());
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!((found[0].0 - 1.0).abs() < 0.05 && (found[1].1 - 6.0).abs() < 0.05);
+    }
 }

@@ -6,6 +6,7 @@
 
 mod fallback;
 mod greedy;
+pub mod guard;
 mod language;
 mod phases;
 mod rules;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use candle_core::Tensor;
 
 use super::fallback::{WindowJob, WindowOutcome, decode_with_fallback};
+use super::guard::{self, Suppressed};
 use super::language::detect_languages;
 use super::phases::{Phase, PhaseClock};
 use super::rules::LogitRules;
@@ -481,11 +482,14 @@ impl<'a> Transcriber<'a> {
         size: usize,
         opts: &DecodeOptions,
     ) -> Result<(), DecodeError> {
+        let split = split_window(&outcome.result.tokens, size, self.tokenizer);
         if outcome.is_silence(opts) {
+            if !split.segments.is_empty() {
+                guard::count(Suppressed::NoSpeech);
+            }
             s.seek += size;
             return Ok(());
         }
-        let split = split_window(&outcome.result.tokens, size, self.tokenizer);
         let offset = s.seek as f64 * FRAME_SECONDS;
         let duration = s.total_seconds();
         for ws in split.segments {
@@ -493,12 +497,33 @@ impl<'a> Transcriber<'a> {
             if ws.start == ws.end || text.trim().is_empty() {
                 continue;
             }
+            let (start, end) = (offset + ws.start, (offset + ws.end).min(duration));
+            let audio =
+                &s.samples[sample(start).min(s.samples.len())..sample(end).min(s.samples.len())];
+            let mut previous = s.segments.iter().rev().map(|p| p.text.as_str());
+            let (last, before) = (previous.next(), previous.next());
+            let candidate = guard::Candidate {
+                text: &text,
+                level_dbfs: guard::level_dbfs(audio),
+                no_speech_prob: outcome.result.no_speech_prob,
+                previous: [before, last],
+            };
+            if let Some(reason) = guard::check(&candidate) {
+                tracing::debug!(
+                    text,
+                    reason = reason.label(),
+                    start,
+                    end,
+                    "segment suppressed"
+                );
+                continue;
+            }
             s.all_tokens.extend_from_slice(&ws.tokens);
             s.segments.push(Segment {
                 id: s.segments.len(),
                 seek: s.seek,
-                start: offset + ws.start,
-                end: (offset + ws.end).min(duration),
+                start,
+                end,
                 text,
                 tokens: ws.tokens,
                 temperature: outcome.result.temperature,
@@ -520,4 +545,9 @@ impl<'a> Transcriber<'a> {
         }
         Ok(())
     }
+}
+
+/// The sample index of a time in the stream (16 kHz).
+fn sample(seconds: f64) -> usize {
+    (seconds * 16_000.0).round().max(0.0) as usize
 }

@@ -226,3 +226,60 @@ async fn a_silero_server_transcribes_speech_between_noise_and_nothing_else() {
     assert!(wer <= 0.15, "WER {wer:.3}: {text:?}");
     server.shutdown().await.unwrap();
 }
+
+/// A file's config picks its detector: a tone after a quiet second is no speech to the
+/// server's Silero (the model never runs) but is to the energy detector a client asks for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recognize_config_picks_the_detector_for_its_file() {
+    use hearken::grpc::proto::speech_client::SpeechClient;
+    use hearken::grpc::proto::{
+        AudioEncoding, RecognitionConfig, RecognizeRequest, VoiceActivityDetector,
+    };
+
+    let config = hearken::server::ServeConfig {
+        vad: Detector::Silero(support::silero_vad()),
+        ..support::serve_config(hearken::service::Limits::default(), false)
+    };
+    let model = hearken::model::whisper::WhisperModel::load(
+        &support::default_model_dir(),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let server =
+        hearken::server::RunningServer::start(hearken::engine::WhisperBackend::from(model), config)
+            .await
+            .unwrap();
+    let mut client = SpeechClient::connect(format!("http://{}", server.grpc_addr))
+        .await
+        .unwrap();
+    let mut audio = vec![0.0; 16_000];
+    audio.extend(tone(3.0, 440.0, 0.3));
+    let request = |vad: VoiceActivityDetector| RecognizeRequest {
+        config: Some(RecognitionConfig {
+            encoding: AudioEncoding::Linear16 as i32,
+            sample_rate_hertz: 16_000,
+            vad: vad as i32,
+            ..Default::default()
+        }),
+        audio: hearken::audio::f32_to_pcm16le(&audio),
+    };
+    let submitted = || server.service.engine().stats().jobs_submitted;
+    let before = submitted();
+    let silero = client
+        .recognize(request(VoiceActivityDetector::Unspecified))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(silero.text, "");
+    assert_eq!(submitted(), before, "the model ran on a tone");
+    client
+        .recognize(request(VoiceActivityDetector::Energy))
+        .await
+        .unwrap();
+    assert_eq!(
+        submitted(),
+        before + 1,
+        "the energy detector let the tone through"
+    );
+    server.shutdown().await.unwrap();
+}

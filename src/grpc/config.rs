@@ -30,7 +30,7 @@ pub(super) struct Settings {
     pub(super) interim_results: bool,
     pub(super) single_utterance: bool,
     pub(super) endpointing: Duration,
-    /// The speech detector: the client's choice, else the server's.
+    /// The speech detector (streams and files): the client's choice, else the server's.
     pub(super) detector: Detector,
     pub(super) max_lead_seconds: f64,
     pub(super) overflow: Overflow,

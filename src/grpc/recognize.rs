@@ -73,11 +73,12 @@ async fn submit(
         check_declared_container(declared, &request.audio)?;
     }
     let handle = service
-        .submit_file(
+        .submit_file_gated(
             caller,
             request.audio,
             settings.audio_format(),
             &settings.job,
+            settings.detector.clone(),
         )
         .await?;
     Ok((settings, handle))

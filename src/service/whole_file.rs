@@ -9,7 +9,7 @@ use crate::audio::stream::{StreamDecoder, StreamEncoding};
 use crate::audio::{AudioError, DecodeLimits, WHISPER_SAMPLE_RATE, decode_bytes};
 use crate::engine::{EngineError, JobHandle, JobOptions};
 use crate::model::whisper::decode::Transcript;
-use crate::session::{VadConfig, speech_regions};
+use crate::session::{Detector, VadConfig, speech_regions};
 
 use super::{Caller, Service, ServiceError};
 
@@ -46,11 +46,26 @@ impl Service {
         format: AudioFormat,
         job: &JobOptions,
     ) -> Result<JobHandle, ServiceError> {
+        let detector = self.detector().clone();
+        self.submit_file_gated(caller, bytes, format, job, detector)
+            .await
+    }
+
+    /// [`Self::submit_file`] with the speech found by `detector` instead of the server's (a
+    /// gRPC config's `vad`).
+    pub async fn submit_file_gated(
+        &self,
+        caller: &Caller,
+        bytes: Vec<u8>,
+        format: AudioFormat,
+        job: &JobOptions,
+        detector: Detector,
+    ) -> Result<JobHandle, ServiceError> {
         let limits = DecodeLimits::max_seconds(self.limits().max_audio_seconds);
         let samples = decode(bytes, format, limits).await?;
         let seconds = samples.len() as f64 / f64::from(WHISPER_SAMPLE_RATE);
         self.charge_audio(caller, seconds)?;
-        let gate = VadConfig::whole_file(self.detector().clone());
+        let gate = VadConfig::whole_file(detector);
         // The detector reads the whole file: minutes of audio are seconds of work.
         let speech = tokio::task::spawn_blocking(move || speech_only(samples, &gate))
             .await

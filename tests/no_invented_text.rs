@@ -9,13 +9,10 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hearken::engine::WhisperBackend;
 use hearken::grpc::proto::speech_client::SpeechClient;
 use hearken::grpc::proto::streaming_recognize_response::Event;
 use hearken::grpc::proto::{RecognizeRequest, RecognizeResponse};
-use hearken::server::{RunningServer, ServeConfig};
-use hearken::service::Limits;
-use hearken::session::Detector;
+use hearken::server::RunningServer;
 use tokio_stream::StreamExt;
 
 /// A 16 kHz mono 16-bit WAV made by sox from `effects` (`synth ...`).
@@ -98,21 +95,6 @@ fn non_speech(dir: &Path) -> Vec<(&'static str, PathBuf)> {
     ]
 }
 
-async fn silero_server() -> RunningServer {
-    let config = ServeConfig {
-        vad: Detector::Silero(support::silero_vad()),
-        ..support::serve_config(Limits::default(), true)
-    };
-    let model = hearken::model::whisper::WhisperModel::load(
-        &support::default_model_dir(),
-        &candle_core::Device::Cpu,
-    )
-    .unwrap();
-    RunningServer::start(WhisperBackend::from(model), config)
-        .await
-        .unwrap()
-}
-
 async fn recognize(server: &RunningServer, bytes: Vec<u8>) -> RecognizeResponse {
     let mut client = SpeechClient::connect(format!("http://{}", server.grpc_addr))
         .await
@@ -192,7 +174,7 @@ fn cli_text(path: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silence_noise_tones_music_and_a_sliver_of_speech_give_no_text_anywhere() {
     let dir = tempfile::tempdir().unwrap();
-    let server = silero_server().await;
+    let server = support::silero_server(true).await;
     for (name, path) in non_speech(dir.path()) {
         let bytes = std::fs::read(&path).unwrap();
         let recognized = recognize(&server, bytes.clone()).await;
@@ -217,7 +199,7 @@ async fn speech_inside_long_silence_is_that_speech_at_its_place() {
     samples.extend(&jfk);
     samples.extend(vec![0.0; 60 * 16_000]);
     let path = wav_of(dir.path(), "embedded.wav", &samples);
-    let server = silero_server().await;
+    let server = support::silero_server(true).await;
     let response = recognize(&server, std::fs::read(&path).unwrap()).await;
     let wer = hearken::eval::english_wer(&clip.text, &response.text).wer();
     assert!(wer <= 0.1, "WER {wer:.3}: {:?}", response.text);

@@ -7,7 +7,7 @@
 mod support;
 
 use hearken::model::silero::{CHUNK_SAMPLES, SileroState};
-use hearken::session::{Detector, Vad, VadConfig, VadEvent, contains_speech};
+use hearken::session::{Detector, Vad, VadConfig, VadEvent, speech_regions};
 
 const FIXTURE: &str = include_str!("fixtures/silero/probs.txt");
 
@@ -82,6 +82,11 @@ fn tone(seconds: f64, hz: f64, amplitude: f32) -> Vec<f32> {
     (0..(seconds * 16_000.0) as usize)
         .map(|i| amplitude * (2.0 * std::f64::consts::PI * hz * i as f64 / 16_000.0).sin() as f32)
         .collect()
+}
+
+/// Whether the whole-file gate finds any speech.
+fn contains_speech(samples: &[f32], gate: &VadConfig) -> bool {
+    !speech_regions(samples, gate).is_empty()
 }
 
 fn silero_gate() -> VadConfig {
@@ -165,19 +170,7 @@ async fn a_silero_server_transcribes_speech_between_noise_and_nothing_else() {
     let mut signal = noise(2.0, 0.05, 7);
     signal.extend(speech);
     signal.extend(noise(3.0, 0.05, 8));
-    let config = hearken::server::ServeConfig {
-        vad: Detector::Silero(support::silero_vad()),
-        ..support::serve_config(hearken::service::Limits::default(), false)
-    };
-    let model = hearken::model::whisper::WhisperModel::load(
-        &support::default_model_dir(),
-        &candle_core::Device::Cpu,
-    )
-    .unwrap();
-    let server =
-        hearken::server::RunningServer::start(hearken::engine::WhisperBackend::from(model), config)
-            .await
-            .unwrap();
+    let server = support::silero_server(false).await;
     let mut client = SpeechClient::connect(format!("http://{}", server.grpc_addr))
         .await
         .unwrap();
@@ -236,19 +229,7 @@ async fn a_recognize_config_picks_the_detector_for_its_file() {
         AudioEncoding, RecognitionConfig, RecognizeRequest, VoiceActivityDetector,
     };
 
-    let config = hearken::server::ServeConfig {
-        vad: Detector::Silero(support::silero_vad()),
-        ..support::serve_config(hearken::service::Limits::default(), false)
-    };
-    let model = hearken::model::whisper::WhisperModel::load(
-        &support::default_model_dir(),
-        &candle_core::Device::Cpu,
-    )
-    .unwrap();
-    let server =
-        hearken::server::RunningServer::start(hearken::engine::WhisperBackend::from(model), config)
-            .await
-            .unwrap();
+    let server = support::silero_server(false).await;
     let mut client = SpeechClient::connect(format!("http://{}", server.grpc_addr))
         .await
         .unwrap();

@@ -29,6 +29,22 @@ pub use resample::resample;
 pub use splice::Splice;
 pub use stream::{MAX_CONTAINER_BYTES, StreamDecoder, StreamEncoding};
 
+/// Level of digital silence (and of no samples at all); keeps `log10(0)` out of the arithmetic.
+pub const SILENCE_DBFS: f32 = -100.0;
+
+/// RMS level of `samples` in dBFS, never below [`SILENCE_DBFS`].
+pub fn level_dbfs(samples: &[f32]) -> f32 {
+    if samples.is_empty() {
+        return SILENCE_DBFS;
+    }
+    let power = samples.iter().map(|x| x * x).sum::<f32>() / samples.len() as f32;
+    if power > 0.0 {
+        (10.0 * power.log10()).max(SILENCE_DBFS)
+    } else {
+        SILENCE_DBFS
+    }
+}
+
 /// The sample rate Whisper's mel front end is trained on; everything is converted to it.
 pub const WHISPER_SAMPLE_RATE: u32 = 16_000;
 
@@ -284,4 +300,16 @@ pub enum AudioError {
     /// rubato failed while resampling.
     #[error("resampling failed: {0}")]
     Resample(#[from] rubato::ResampleError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels() {
+        assert_eq!(level_dbfs(&[]), -100.0);
+        assert_eq!(level_dbfs(&[0.0; 10]), -100.0);
+        assert!((level_dbfs(&[0.5, -0.5]) - (-6.02)).abs() < 0.01);
+    }
 }

@@ -10,7 +10,7 @@ use crate::audio::{Splice, WHISPER_SAMPLE_RATE};
 use crate::eval::{CorpusClip, WerCounts, default_corpus_dir, english_wer, load_manifest};
 use crate::model::whisper::WhisperModel;
 use crate::model::whisper::decode::{DecodeOptions, EncoderFrames, Transcript};
-use crate::service::whole_file::{SpeechOnly, speech_only};
+use crate::service::whole_file::speech_only;
 use crate::session::VadConfig;
 
 /// Which clips to use.
@@ -146,11 +146,7 @@ pub(super) fn run_speech_only(
     let started = Instant::now();
     let prepared: Vec<(Vec<f32>, Option<Splice>)> = clips
         .iter()
-        .map(|c| match speech_only(c.samples.clone(), gate) {
-            SpeechOnly::Whole(samples) => (samples, None),
-            SpeechOnly::Cut(samples, splice) => (samples, Some(splice)),
-            SpeechOnly::Nothing => (Vec::new(), None),
-        })
+        .map(|c| speech_only(c.samples.clone(), gate).into_parts())
         .collect();
     let cut = prepared.iter().filter(|(_, s)| s.is_some()).count();
     println!("speech only: {cut} of {} clips cut", clips.len());

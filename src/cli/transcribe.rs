@@ -10,7 +10,7 @@ use super::load::{ModelArgs, VadArgs};
 use crate::formats::{RenderOptions, ResponseFormat, render};
 use crate::model::whisper::decode::{DecodeOptions, EncoderFrames, Progress};
 use crate::model::whisper::tokens::Task;
-use crate::service::whole_file::{SpeechOnly, speech_only};
+use crate::service::whole_file::speech_only;
 
 /// Arguments of `hearken transcribe`.
 #[derive(Debug, Args)]
@@ -59,11 +59,7 @@ pub(super) fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     };
     let gate = crate::session::VadConfig::whole_file(args.vad.detector()?);
     let seconds = samples.len() as f64 / f64::from(crate::audio::WHISPER_SAMPLE_RATE);
-    let (samples, splice) = match speech_only(samples, &gate) {
-        SpeechOnly::Whole(samples) => (samples, None),
-        SpeechOnly::Cut(samples, splice) => (samples, Some(splice)),
-        SpeechOnly::Nothing => (Vec::new(), None),
-    };
+    let (samples, splice) = speech_only(samples, &gate).into_parts();
     if samples.is_empty() {
         // Whisper invents text ("you", "Thank you.") when made to decode silence or noise.
         eprintln!("hearken: no speech in {}", args.file.display());

@@ -106,6 +106,17 @@ pub enum SpeechOnly {
     Cut(Vec<f32>, Splice),
 }
 
+impl SpeechOnly {
+    /// The samples for the model (none for [`SpeechOnly::Nothing`]) and, when cut, the map back.
+    pub fn into_parts(self) -> (Vec<f32>, Option<Splice>) {
+        match self {
+            Self::Nothing => (Vec::new(), None),
+            Self::Whole(samples) => (samples, None),
+            Self::Cut(samples, splice) => (samples, Some(splice)),
+        }
+    }
+}
+
 /// Finds the speech in `samples` with `gate`'s detector and cuts out silences worth cutting.
 pub fn speech_only(samples: Vec<f32>, gate: &VadConfig) -> SpeechOnly {
     let regions = speech_regions(&samples, gate);

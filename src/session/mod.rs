@@ -30,9 +30,7 @@ mod vad;
 pub use agreement::{LocalAgreement, TimedWord};
 pub use messages::{Hypothesis, SpeechEvent, TranscriptUpdate, TranscriptionRequest};
 pub use policy::{Output, SessionPolicy};
-pub use vad::{
-    Detector, EnergyVad, SileroStream, Vad, VadEvent, contains_speech, regions, speech_regions,
-};
+pub use vad::{Detector, EnergyVad, SileroStream, Vad, VadEvent, regions, speech_regions};
 
 /// Longest audio buffer ever sent to the model: Whisper's 30 s window.
 pub const MAX_BUFFER_SECONDS: f64 = 30.0;

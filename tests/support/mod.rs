@@ -62,6 +62,18 @@ pub fn serve_config(limits: Limits, http: bool) -> ServeConfig {
     }
 }
 
+/// A server for tiny.en gating with Silero VAD, as `serve` does by default; HTTP when `http`.
+pub async fn silero_server(http: bool) -> hearken::server::RunningServer {
+    let config = ServeConfig {
+        vad: hearken::session::Detector::Silero(silero_vad()),
+        ..serve_config(Limits::default(), http)
+    };
+    let model = WhisperModel::load(&default_model_dir(), &Device::Cpu).expect("load model");
+    hearken::server::RunningServer::start(hearken::engine::WhisperBackend::from(model), config)
+        .await
+        .expect("server starts")
+}
+
 /// Silero VAD, fetched if the cache lacks it, loaded once per test binary.
 pub fn silero_vad() -> std::sync::Arc<hearken::model::silero::SileroVad> {
     static VAD: OnceLock<std::sync::Arc<hearken::model::silero::SileroVad>> = OnceLock::new();

@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 
 use super::{VadConfig, VadEvent};
-use crate::audio::WHISPER_SAMPLE_RATE;
+use crate::audio::{WHISPER_SAMPLE_RATE, level_dbfs};
 
 /// Samples per analysis frame (30 ms at 16 kHz).
 const FRAME_SAMPLES: usize = 480;
@@ -27,8 +27,6 @@ const MAX_LOOKBACK: usize = 33;
 const YOUNG_FRAMES: u64 = 67;
 /// Speech, once started, holds at a threshold this much lower.
 const HYSTERESIS_DB: f32 = 3.0;
-/// Level of digital silence; keeps `log10(0)` out of the arithmetic.
-const SILENCE_DBFS: f32 = -100.0;
 /// Pole of the DC blocker: a high-pass near 50 Hz, below any voice, that also removes rumble
 /// and keeps the filter's own decay after a sound stops under 5 ms.
 const DC_POLE: f32 = 0.98;
@@ -169,15 +167,6 @@ impl EnergyVad {
             start -= 1;
         }
         start
-    }
-}
-
-fn level_dbfs(frame: &[f32]) -> f32 {
-    let power = frame.iter().map(|x| x * x).sum::<f32>() / frame.len() as f32;
-    if power > 0.0 {
-        (10.0 * power.log10()).max(SILENCE_DBFS)
-    } else {
-        SILENCE_DBFS
     }
 }
 

@@ -116,21 +116,9 @@ impl Vad {
     }
 }
 
-/// Whether a whole recording holds any speech by the configured detector: the gate that keeps
-/// whole-file transcription from inventing text ("you", "Thank you.") on silence, steady noise,
-/// a tone or a click, which Whisper does when it is made to decode them.
-pub fn contains_speech(samples: &[f32], config: &VadConfig) -> bool {
-    let mut vad = Vad::new(config);
-    // Fed in 1 s pieces so a long silent file stops costing memory for events it has none of.
-    samples.chunks(WHISPER_SAMPLE_RATE as usize).any(|piece| {
-        vad.push(piece)
-            .iter()
-            .any(|e| matches!(e, VadEvent::SpeechStarted { .. }))
-    })
-}
-
 /// The speech in a whole recording by the configured detector, as (start, end) seconds in
-/// order; speech still going at the end runs to it.
+/// order; speech still going at the end runs to it. None at all is the whole-file gate that
+/// keeps Whisper from inventing text ("you", "Thank you.") on silence, noise, a tone or a click.
 pub fn speech_regions(samples: &[f32], config: &VadConfig) -> Vec<(f64, f64)> {
     let mut vad = Vad::new(config);
     let events = samples

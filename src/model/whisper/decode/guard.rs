@@ -158,19 +158,6 @@ fn normalise(text: &str) -> String {
     mapped.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// RMS level of `samples` in dBFS (−100 for digital silence or nothing).
-pub fn level_dbfs(samples: &[f32]) -> f32 {
-    if samples.is_empty() {
-        return -100.0;
-    }
-    let power = samples.iter().map(|x| x * x).sum::<f32>() / samples.len() as f32;
-    if power > 0.0 {
-        (10.0 * power.log10()).max(-100.0)
-    } else {
-        -100.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,12 +218,5 @@ mod tests {
         let mut quiet_speech = candidate(" Thank you for coming tonight.");
         quiet_speech.level_dbfs = -60.0;
         assert_eq!(judge(&quiet_speech), None);
-    }
-
-    #[test]
-    fn levels() {
-        assert_eq!(level_dbfs(&[]), -100.0);
-        assert_eq!(level_dbfs(&[0.0; 10]), -100.0);
-        assert!((level_dbfs(&[0.5, -0.5]) - (-6.02)).abs() < 0.01);
     }
 }

@@ -504,7 +504,7 @@ impl<'a> Transcriber<'a> {
             let (last, before) = (previous.next(), previous.next());
             let candidate = guard::Candidate {
                 text: &text,
-                level_dbfs: guard::level_dbfs(audio),
+                level_dbfs: crate::audio::level_dbfs(audio),
                 no_speech_prob: outcome.result.no_speech_prob,
                 previous: [before, last],
             };

@@ -14,7 +14,7 @@ use tonic_health::server::HealthReporter;
 use crate::engine::{Backend, Engine, EngineConfig, JobOptions};
 use crate::grpc::{GrpcServer, ServerOptions, set_health};
 use crate::http::GatewayState;
-use crate::service::{Limits, Origins, ServedModel, Service, Tenants};
+use crate::service::{Limits, LongFiles, Origins, ServedModel, Service, Tenants};
 use crate::session::Detector;
 use crate::telemetry::Metrics;
 use crate::tls::{Incoming, TlsFiles, TlsServer};
@@ -48,6 +48,8 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     /// The speech detector streams and whole files are gated with (`--vad`).
     pub vad: Detector,
+    /// How whole files longer than one window are transcribed (`--long-files`).
+    pub long_files: LongFiles,
 }
 
 /// A server that is up and SERVING.
@@ -102,7 +104,8 @@ impl RunningServer {
         };
         let mut service = Service::new(engine, model, config.limits.clone(), metrics)
             .with_origins(config.origins.clone())
-            .with_detector(config.vad.clone());
+            .with_detector(config.vad.clone())
+            .with_long_files(config.long_files);
         if let Some(tenants) = config.tenants.clone() {
             service = service.with_tenants(tenants);
         }
@@ -252,6 +255,7 @@ impl ServeConfig {
             transport: ServerOptions::default(),
             shutdown_grace: Duration::from_secs(10),
             vad: Detector::Energy,
+            long_files: LongFiles::default(),
         }
     }
 }

@@ -14,7 +14,7 @@ use hearken::grpc::proto::RecognizeRequest;
 use hearken::grpc::proto::speech_client::SpeechClient;
 use hearken::model::whisper::WhisperModel;
 use hearken::server::{RunningServer, ServeConfig};
-use hearken::service::Limits;
+use hearken::service::{Limits, LongFiles};
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use tokio_stream::StreamExt;
@@ -268,12 +268,22 @@ async fn read_to_first_delta(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_disconnect_cancels_queued_and_running_streams() {
-    // One window per model call, so a second long job waits in the queue.
+    // One window per model call, so a second long job waits in the queue; each file is one
+    // job, window after window (a chunked file's chunks are cancelled together too: see the
+    // engine's chunked tests).
     let engine = EngineConfig {
         max_batch: 1,
         ..EngineConfig::default()
     };
-    let server = start_with(Limits::default(), engine).await;
+    let model = WhisperModel::load(&support::default_model_dir(), &candle_core::Device::Cpu)
+        .expect("load model");
+    let config = ServeConfig {
+        long_files: LongFiles::Sequential,
+        ..config(Limits::default(), engine)
+    };
+    let server = RunningServer::start(WhisperBackend::from(model), config)
+        .await
+        .expect("server starts");
     let (long, _) = clip_file("librivox_sonnets_1_3");
     let stream = |bytes: Vec<u8>| form(bytes, "sonnets.wav", &[("stream", "true")]);
     let before = server.engine().stats();

@@ -8,6 +8,7 @@
 //! (no async, no global state), so every failure surfaces as an [`AudioError`] the serving layers
 //! map to a client error, never as a panic.
 
+mod chunks;
 mod container;
 mod decode;
 mod opus;
@@ -20,6 +21,7 @@ pub mod stream;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
+pub use chunks::{ChunkPlan, MAX_CHUNK_SECONDS};
 pub use decode::{DecodeLimits, DecodedAudio, decode_bytes, decode_file, load_file};
 pub use pcm::{
     alaw_to_f32, downmix_interleaved, f32_to_pcm16le, f32le_bytes_to_f32, mulaw_to_f32,

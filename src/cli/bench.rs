@@ -5,15 +5,21 @@
 //! Two ways of running the clips: `transcriber` hands the whole corpus to one transcriber
 //! (clips batched `batch` at a time, every core on each call), `engine` submits every clip at
 //! once to the serving engine (its workers, each with its own threads, batching up to `batch`
-//! windows), as a server given all the files at the same time would run them.
+//! windows), as a server given all the files at the same time would run them, and `chunked`
+//! does the same after preparing each clip as the server prepares a whole file (speech only,
+//! long clips cut at pauses into chunks side by side). The long-recording rows
+//! ([`super::bench_long`]) time one long recording at a time both ways.
 
 use std::process::Command;
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use super::corpus_run::{self, CorpusArgs, CorpusRun, LoadedClip};
-use super::load::{ModelArgs, WorkerArgs};
-use crate::engine::{Engine, EngineConfig, JobOptions, WhisperBackend};
+use super::corpus_run::{self, CorpusArgs, CorpusRun};
+use super::load::{ModelArgs, VadArgs, WorkerArgs};
+use crate::engine::{Engine, EngineConfig, WhisperBackend};
+use crate::service::LongFiles;
+use crate::session::VadConfig;
 
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
@@ -41,11 +47,30 @@ pub(super) struct OfflineArgs {
     /// Skip the faster-whisper comparison even if it is installed.
     #[arg(long)]
     no_peer: bool,
-    /// Which ways to run the clips (see the module doc): `transcriber`, `engine` or both.
-    #[arg(long, value_delimiter = ',', default_value = "transcriber,engine")]
+    /// Which ways to run the clips (see the module doc): `transcriber`, `engine`, `chunked`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "transcriber,engine,chunked"
+    )]
     mode: Vec<Mode>,
     #[command(flatten)]
     workers: WorkerArgs,
+    /// The speech detector of the `chunked` mode and the long recordings.
+    #[command(flatten)]
+    vad: VadArgs,
+    /// Long recordings transcribed one at a time, window after window and in chunks side by
+    /// side, on an engine batching up to the largest `--batch`: corpus clip ids, or
+    /// `concat:MINUTES` (the corpus's clips end to end). `none` for no such rows.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "librivox_sonnets_1_3,concat:15"
+    )]
+    long: Vec<String>,
+    /// Also write every row's figures to this JSON file.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
 }
 
 /// How `bench offline` runs the clips.
@@ -55,6 +80,10 @@ enum Mode {
     Transcriber,
     /// Every clip submitted at once to the serving engine's workers.
     Engine,
+    /// As `engine`, each clip prepared as the server prepares a whole file: its speech only,
+    /// cut at pauses into chunks of up to 30 s transcribed side by side (`--long-files
+    /// batched`).
+    Chunked,
 }
 
 pub(super) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -84,16 +113,18 @@ fn offline(args: OfflineArgs) -> anyhow::Result<()> {
         "{:<22} {:>6} {:>9} {:>8} {:>8} {:>12}",
         "hearken", "batch", "audio s", "wall s", "RTF", "WER"
     );
+    let mut rows = Vec::new();
     if args.mode.contains(&Mode::Transcriber) {
         for &batch in &args.batch {
             reset_peak_memory();
             let run = corpus_run::run(&model, &clips, batch, &opts)?;
-            print_row(&format!("transcriber {threads}t"), batch, &run);
+            rows.push(print_row(&format!("transcriber {threads}t"), batch, &run));
         }
     }
     // Each engine loads its own copy; the peak memory figures count one model.
     drop(model);
-    if args.mode.contains(&Mode::Engine) {
+    if args.mode.contains(&Mode::Engine) || args.mode.contains(&Mode::Chunked) {
+        let gate = VadConfig::whole_file(args.vad.detector()?);
         let (workers, worker_threads) = args.workers.engine();
         let per_worker = worker_threads.map_or(threads, |t| t.to_string());
         for &batch in &args.batch {
@@ -104,10 +135,27 @@ fn offline(args: OfflineArgs) -> anyhow::Result<()> {
                 ..EngineConfig::default()
             };
             let engine = Engine::start(WhisperBackend::from(args.model.load()?), config);
-            reset_peak_memory();
-            let run = engine_run(&engine, &clips, &args.corpus)?;
-            print_row(&format!("engine {workers}w x {per_worker}t"), batch, &run);
+            let job = args.corpus.job();
+            if args.mode.contains(&Mode::Engine) {
+                reset_peak_memory();
+                let run = corpus_run::run_on_engine(&engine, &clips, &job, None)?;
+                let label = format!("engine {workers}w x {per_worker}t");
+                rows.push(print_row(&label, batch, &run));
+            }
+            if args.mode.contains(&Mode::Chunked) {
+                reset_peak_memory();
+                let whole_files = Some((&gate, LongFiles::Batched));
+                let run = corpus_run::run_on_engine(&engine, &clips, &job, whole_files)?;
+                let label = format!("chunked {workers}w x {per_worker}t");
+                rows.push(print_row(&label, batch, &run));
+            }
         }
+    }
+    let long = long_rows(&args)?;
+    if let Some(path) = &args.json {
+        let report = serde_json::json!({ "corpus": rows, "long": long });
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if !args.no_peer {
         run_peer(&args)?;
@@ -115,44 +163,90 @@ fn offline(args: OfflineArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_row(label: &str, batch: usize, run: &CorpusRun) {
+/// The long recordings, each transcribed window after window and then in chunks side by side.
+fn long_rows(args: &OfflineArgs) -> anyhow::Result<Vec<serde_json::Value>> {
+    let specs: Vec<&String> = args.long.iter().filter(|s| *s != "none").collect();
+    if specs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let gate = VadConfig::whole_file(args.vad.detector()?);
+    let (workers, threads_per_worker) = args.workers.engine();
+    let max_batch = args.batch.iter().copied().max().unwrap_or(8);
+    let config = EngineConfig {
+        max_batch,
+        workers,
+        threads_per_worker,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(WhisperBackend::from(args.model.load()?), config);
+    let dir = args
+        .corpus
+        .corpus
+        .clone()
+        .unwrap_or_else(crate::eval::default_corpus_dir);
+    println!(
+        "\n{:<22} {:>9} {:>11} {:>8} {:>8} {:>8} {:>10}",
+        "long recording", "audio s", "long files", "wall s", "RTF", "WER", "wall ratio"
+    );
+    let mut rows = Vec::new();
+    for spec in specs {
+        let recording = super::bench_long::recording(spec, &dir, &args.corpus.lang)?;
+        let row = super::bench_long::compare(&engine, &recording, &args.corpus.job(), &gate)?;
+        for (way, run) in [("sequential", &row.sequential), ("batched", &row.batched)] {
+            println!(
+                "{:<22} {:>9.1} {way:>11} {:>8.2} {:>8.4} {:>7.2}% {:>10}",
+                row.id,
+                run.audio_seconds,
+                run.wall_seconds,
+                run.rtf(),
+                100.0 * run.total().wer(),
+                if way == "batched" {
+                    format!("{:.2}", row.ratio())
+                } else {
+                    String::new()
+                },
+            );
+        }
+        rows.push(serde_json::json!({
+            "recording": row.id,
+            "audio_seconds": row.sequential.audio_seconds,
+            "max_batch": max_batch,
+            "workers": workers,
+            "sequential": run_json(&row.sequential),
+            "batched": run_json(&row.batched),
+            "batched_over_sequential_wall": row.ratio(),
+        }));
+    }
+    Ok(rows)
+}
+
+fn run_json(run: &CorpusRun) -> serde_json::Value {
+    let total = run.total();
+    serde_json::json!({
+        "wall_seconds": run.wall_seconds,
+        "rtf": run.rtf(),
+        "wer": total.wer(),
+        "errors": total.errors(),
+        "reference_words": total.reference_words,
+    })
+}
+
+fn print_row(label: &str, batch: usize, run: &CorpusRun) -> serde_json::Value {
+    let peak = peak_memory();
     println!(
         "{label:<22} {batch:>6} {:>9.1} {:>8.2} {:>8.4} {:>11.2}%   peak RSS {}",
         run.audio_seconds,
         run.wall_seconds,
         run.rtf(),
         100.0 * run.total().wer(),
-        peak_memory().map_or("n/a".into(), |kb| format!("{:.0} MB", kb as f64 / 1024.0)),
+        peak.map_or("n/a".into(), |kb| format!("{:.0} MB", kb as f64 / 1024.0)),
     );
-}
-
-/// Submits every clip to `engine` at once and waits for all transcripts, timing the whole.
-fn engine_run(
-    engine: &Engine,
-    clips: &[LoadedClip],
-    corpus: &CorpusArgs,
-) -> anyhow::Result<CorpusRun> {
-    let options = JobOptions {
-        language: Some(corpus.lang.clone()),
-        trim_encoder: corpus.trim_encoder,
-        ..JobOptions::default()
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let started = std::time::Instant::now();
-    let mut jobs = clips
-        .iter()
-        .map(|c| engine.submit(c.samples.as_slice().into(), &options))
-        .collect::<Result<Vec<_>, _>>()?;
-    let transcripts = runtime.block_on(async {
-        let mut out = Vec::with_capacity(jobs.len());
-        for job in &mut jobs {
-            out.push(job.transcript().await?);
-        }
-        anyhow::Ok(out)
-    })?;
-    Ok(CorpusRun::new(clips, transcripts, started.elapsed()))
+    let mut row = run_json(run);
+    row["mode"] = label.into();
+    row["batch"] = batch.into();
+    row["audio_seconds"] = run.audio_seconds.into();
+    row["peak_rss_kib"] = peak.into();
+    row
 }
 
 /// Runs `clients/bench/faster_whisper_peer.py` when faster-whisper is importable.

@@ -236,6 +236,7 @@ async fn measure(
         transport: ServerOptions::default(),
         shutdown_grace: Duration::from_secs(5),
         vad: args.vad.detector()?,
+        long_files: crate::service::LongFiles::default(),
     };
     let config_vad = config.vad.name();
     let server = RunningServer::start(WhisperBackend::from(model), config).await?;

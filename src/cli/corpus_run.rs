@@ -7,10 +7,12 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::audio::{Splice, WHISPER_SAMPLE_RATE};
+use crate::engine::{Engine, JobOptions};
 use crate::eval::{CorpusClip, WerCounts, default_corpus_dir, english_wer, load_manifest};
 use crate::model::whisper::WhisperModel;
 use crate::model::whisper::decode::{DecodeOptions, EncoderFrames, Transcript};
-use crate::service::whole_file::speech_only;
+use crate::service::LongFiles;
+use crate::service::whole_file::{SpeechOnly, prepare, speech_only};
 use crate::session::VadConfig;
 
 /// Which clips to use.
@@ -106,13 +108,22 @@ impl CorpusArgs {
             .collect()
     }
 
+    /// The engine's job options for these clips.
+    pub(super) fn job(&self) -> JobOptions {
+        JobOptions {
+            language: Some(self.lang.clone()),
+            trim_encoder: self.trim_encoder,
+            ..JobOptions::default()
+        }
+    }
+
     pub(super) fn options(&self) -> DecodeOptions {
         DecodeOptions {
             language: Some(self.lang.clone()),
             encoder_frames: if self.trim_encoder {
                 EncoderFrames::AudioOnly
             } else {
-                EncoderFrames::FullWindow
+                EncoderFrames::FullFirstWindow
             },
             ..DecodeOptions::default()
         }
@@ -146,7 +157,12 @@ pub(super) fn run_speech_only(
     let started = Instant::now();
     let prepared: Vec<(Vec<f32>, Option<Splice>)> = clips
         .iter()
-        .map(|c| speech_only(c.samples.clone(), gate).into_parts())
+        .map(|c| match speech_only(c.samples.clone(), gate) {
+            SpeechOnly::Nothing => (Vec::new(), None),
+            SpeechOnly::Whole(samples) => (samples, None),
+            SpeechOnly::Cut(samples, splice) => (samples, Some(splice)),
+            SpeechOnly::Chunked(..) => unreachable!("speech_only never cuts chunks"),
+        })
         .collect();
     let cut = prepared.iter().filter(|(_, s)| s.is_some()).count();
     println!("speech only: {cut} of {} clips cut", clips.len());
@@ -159,6 +175,42 @@ pub(super) fn run_speech_only(
             crate::engine::unsplice(transcript, splice);
         }
     }
+    Ok(CorpusRun::new(clips, transcripts, started.elapsed()))
+}
+
+/// Submits every clip at once to `engine`, as a server given all the files at the same time
+/// would run them, and waits for all transcripts, timing the whole. With `whole_files`, each
+/// clip first goes through the server's whole-file preparation ([`prepare`]: the speech only,
+/// long clips cut into chunks side by side when batched); the detector's time counts too.
+pub(super) fn run_on_engine(
+    engine: &Engine,
+    clips: &[LoadedClip],
+    options: &JobOptions,
+    whole_files: Option<(&VadConfig, LongFiles)>,
+) -> anyhow::Result<CorpusRun> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    let mut jobs = clips
+        .iter()
+        .map(|c| {
+            let seconds = c.samples.len() as f64 / f64::from(WHISPER_SAMPLE_RATE);
+            match whole_files {
+                None => engine.submit(c.samples.as_slice().into(), options),
+                Some((gate, long_files)) => {
+                    prepare(c.samples.clone(), gate, long_files).submit(engine, options, seconds)
+                }
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let transcripts = runtime.block_on(async {
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in &mut jobs {
+            out.push(job.transcript().await?);
+        }
+        anyhow::Ok(out)
+    })?;
     Ok(CorpusRun::new(clips, transcripts, started.elapsed()))
 }
 

@@ -4,6 +4,7 @@
 //! logic lives in the library so the servers reuse it.
 
 mod bench;
+mod bench_long;
 mod bench_policy;
 mod bench_stream;
 mod bench_vad;

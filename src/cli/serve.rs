@@ -11,7 +11,7 @@ use crate::engine::EngineConfig;
 use crate::engine::WhisperBackend;
 use crate::grpc::ServerOptions;
 use crate::server::{RunningServer, ServeConfig};
-use crate::service::{Limits, Origins, Tenants};
+use crate::service::{Limits, LongFiles, Origins, Tenants};
 use crate::telemetry::{Telemetry, TelemetryConfig};
 
 /// Arguments of `hearken serve`; every flag also reads a `HEARKEN_*` variable.
@@ -23,6 +23,10 @@ pub(super) struct ServeArgs {
     workers: WorkerArgs,
     #[command(flatten)]
     vad: VadArgs,
+    /// How whole files longer than 30 s are transcribed: `batched` cuts them at pauses into
+    /// chunks of up to 30 s decoded side by side; `sequential` decodes window after window.
+    #[arg(long, env = "HEARKEN_LONG_FILES", value_enum, default_value_t = LongFiles::Batched)]
+    long_files: LongFiles,
     /// Address for gRPC and grpc-web.
     #[arg(long, env = "HEARKEN_GRPC_ADDR", default_value = "0.0.0.0:50051")]
     grpc_addr: SocketAddr,
@@ -157,6 +161,7 @@ where
         metrics_addr: args.metrics_addr,
         shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
         vad: args.vad.detector()?,
+        long_files: args.long_files,
     };
     let tls_on = config.tls.is_some();
     let runtime = tokio::runtime::Builder::new_multi_thread()

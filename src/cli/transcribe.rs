@@ -7,10 +7,12 @@ use anyhow::Context;
 use clap::Args;
 
 use super::load::{ModelArgs, VadArgs};
+use crate::engine::{Engine, EngineConfig, JobEvent, JobOptions, WhisperBackend};
 use crate::formats::{RenderOptions, ResponseFormat, render};
-use crate::model::whisper::decode::{DecodeOptions, EncoderFrames, Progress};
+use crate::model::whisper::decode::Transcript;
 use crate::model::whisper::tokens::Task;
-use crate::service::whole_file::speech_only;
+use crate::service::LongFiles;
+use crate::service::whole_file::{SpeechOnly, no_speech, prepare};
 
 /// Arguments of `hearken transcribe`.
 #[derive(Debug, Args)]
@@ -36,6 +38,10 @@ pub(super) struct TranscribeArgs {
     /// Encode only the audio present instead of a padded 30 s window (faster on short clips).
     #[arg(long)]
     trim_encoder: bool,
+    /// How a file longer than 30 s is transcribed: `batched` (chunks cut at pauses, side by
+    /// side) or `sequential` (window after window).
+    #[arg(long, value_enum, default_value_t = LongFiles::Batched)]
+    long_files: LongFiles,
 }
 
 pub(super) fn run(args: TranscribeArgs) -> anyhow::Result<()> {
@@ -46,57 +52,25 @@ pub(super) fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     } else {
         Task::Transcribe
     };
-    let opts = DecodeOptions {
-        task,
+    let job = JobOptions {
         language: args.language.clone(),
-        initial_prompt: args.prompt.clone(),
-        encoder_frames: if args.trim_encoder {
-            EncoderFrames::AudioOnly
-        } else {
-            EncoderFrames::FullWindow
-        },
-        ..DecodeOptions::default()
+        task,
+        prompt: args.prompt.clone(),
+        trim_encoder: args.trim_encoder,
+        ..JobOptions::default()
     };
     let gate = crate::session::VadConfig::whole_file(args.vad.detector()?);
     let seconds = samples.len() as f64 / f64::from(crate::audio::WHISPER_SAMPLE_RATE);
-    let (samples, splice) = speech_only(samples, &gate).into_parts();
-    if samples.is_empty() {
+    let speech = prepare(samples, &gate, args.long_files);
+    let transcript = match speech {
         // Whisper invents text ("you", "Thank you.") when made to decode silence or noise.
-        eprintln!("hearken: no speech in {}", args.file.display());
-        let job = crate::engine::JobOptions {
-            language: args.language.clone(),
-            ..Default::default()
-        };
-        let transcript = crate::service::whole_file::no_speech(seconds, &job);
-        let options = RenderOptions {
-            task,
-            ..RenderOptions::default()
-        };
-        std::io::stdout().write_all(render(&transcript, args.format, &options).as_bytes())?;
-        return Ok(());
-    }
-    // Loaded only once there is speech to transcribe.
-    let model = args.model.load()?;
-    let long = samples.len() > 30 * 16_000;
-    let mut report = |p: Progress| {
-        if long {
-            eprint!(
-                "\rtranscribed {:.0}/{:.0} s",
-                p.done_seconds, p.total_seconds
-            );
+        SpeechOnly::Nothing => {
+            eprintln!("hearken: no speech in {}", args.file.display());
+            no_speech(seconds, &job)
         }
+        // Loaded only once there is speech to transcribe.
+        speech => transcribe(speech, &args.model, &job, seconds)?,
     };
-    let mut transcript = model
-        .transcriber(1)
-        .transcribe_many(&[&samples], &opts, &mut report)?
-        .pop()
-        .expect("one transcript");
-    if let Some(splice) = &splice {
-        crate::engine::unsplice(&mut transcript, splice);
-    }
-    if long {
-        eprintln!();
-    }
     let mut out = std::io::stdout().lock();
     let options = RenderOptions {
         task,
@@ -110,4 +84,41 @@ pub(super) fn run(args: TranscribeArgs) -> anyhow::Result<()> {
         writeln!(out)?;
     }
     Ok(())
+}
+
+/// Runs `speech` through an engine over the model, as the server does, reporting progress on
+/// standard error for files longer than one window.
+fn transcribe(
+    speech: SpeechOnly,
+    model: &ModelArgs,
+    job: &JobOptions,
+    seconds: f64,
+) -> anyhow::Result<Transcript> {
+    let engine = Engine::start(WhisperBackend::from(model.load()?), EngineConfig::default());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut handle = speech.submit(&engine, job, seconds)?;
+    let long = seconds > 30.0;
+    runtime.block_on(async {
+        while let Some(event) = handle.next().await {
+            match event {
+                JobEvent::Window(w) if long => {
+                    eprint!(
+                        "\rtranscribed {:.0}/{:.0} s",
+                        w.done_seconds, w.total_seconds
+                    )
+                }
+                JobEvent::Window(_) => {}
+                JobEvent::Done(transcript) => {
+                    if long {
+                        eprintln!();
+                    }
+                    return Ok(transcript);
+                }
+                JobEvent::Failed(error) => return Err(error.into()),
+            }
+        }
+        anyhow::bail!("the engine stopped before the transcript was done")
+    })
 }

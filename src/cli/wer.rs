@@ -4,6 +4,8 @@ use clap::Args;
 
 use super::corpus_run::{self, CorpusArgs};
 use super::load::{ModelArgs, VadArgs};
+use crate::engine::{Engine, EngineConfig, WhisperBackend};
+use crate::service::LongFiles;
 use crate::session::VadConfig;
 
 /// Arguments of `hearken wer`.
@@ -20,19 +22,32 @@ pub(super) struct WerArgs {
     /// cut out by the `--vad` detector, times mapped back.
     #[arg(long)]
     speech_only: bool,
+    /// Transcribe each clip through the serving engine exactly as the server does a whole
+    /// file, long ones the given way (`batched`: cut at pauses into chunks side by side;
+    /// `sequential`: window after window). `--batch` is the engine's batch limit.
+    #[arg(long, value_enum, conflicts_with = "speech_only")]
+    long_files: Option<LongFiles>,
     #[command(flatten)]
     vad: VadArgs,
 }
 
 pub(super) fn run(args: WerArgs) -> anyhow::Result<()> {
-    let model = args.model.load()?;
     let clips = args.corpus.load()?;
     let opts = args.corpus.options();
-    let run = if args.speech_only {
+    let run = if let Some(long_files) = args.long_files {
         let gate = VadConfig::whole_file(args.vad.detector()?);
-        corpus_run::run_speech_only(&model, &clips, args.batch, &opts, &gate)?
+        let config = EngineConfig {
+            max_batch: args.batch,
+            ..EngineConfig::default()
+        };
+        let engine = Engine::start(WhisperBackend::from(args.model.load()?), config);
+        let whole_files = Some((&gate, long_files));
+        corpus_run::run_on_engine(&engine, &clips, &args.corpus.job(), whole_files)?
+    } else if args.speech_only {
+        let gate = VadConfig::whole_file(args.vad.detector()?);
+        corpus_run::run_speech_only(&args.model.load()?, &clips, args.batch, &opts, &gate)?
     } else {
-        corpus_run::run(&model, &clips, args.batch, &opts)?
+        corpus_run::run(&args.model.load()?, &clips, args.batch, &opts)?
     };
     println!("{:<24} {:>7} {:>7}  hypothesis", "clip", "seconds", "WER");
     for s in &run.scores {

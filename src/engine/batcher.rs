@@ -14,6 +14,10 @@
 //!   file to end;
 //! - admission is otherwise first come, first served, so no job waits behind jobs of its kind
 //!   queued after it;
+//! - a worker admits at most its share of the work not started yet (waiting jobs plus those
+//!   it admitted and has not stepped, over the idle workers, rounded up), leaving the rest to
+//!   the other idle workers; a job no idle worker takes waits at most until one of them steps
+//!   (its `max_wait`), after which fewer workers share;
 //! - while live and whole-file rows are both running they share the model's time: after a
 //!   step with file rows (a file's window costs many times a live request's), live rows run
 //!   alone for a multiple of its time (the worker's share), so a live request waits for at
@@ -140,6 +144,11 @@ pub(crate) struct BatchPolicy {
     pub(crate) max_wait: Duration,
     /// Whether live requests go ahead of whole files; off, all are first come, first served.
     pub(crate) live_priority: bool,
+    /// Workers free to admit work now, this one included (at least 1): each takes its share
+    /// of the waiting jobs, so a burst (a long file's chunks, streams starting together) is
+    /// spread over the workers instead of filling the first one's batch while the others
+    /// idle.
+    pub(crate) idle_workers: usize,
 }
 
 impl BatchPolicy {
@@ -154,8 +163,14 @@ impl BatchPolicy {
         now: Instant,
     ) -> (Next, usize) {
         let max_batch = self.max_batch.max(1);
+        // This worker's share of the work not started yet: the waiting jobs and those it has
+        // admitted while it waits for company (other workers' are not known here).
+        let unstarted = running.iter().filter(|e| !e.started).count();
+        let share = (queue.len() + unstarted)
+            .div_ceil(self.idle_workers.max(1))
+            .saturating_sub(unstarted);
         let mut admitted = 0;
-        loop {
+        while admitted < share {
             let live_waiting = self.live_priority && queue.waiting.iter().any(|e| e.live);
             if running.len() >= max_batch && live_waiting {
                 // A live request waits and files fill the batch: the newest file steps back.
@@ -239,7 +254,40 @@ mod tests {
             max_batch,
             max_wait: WAIT,
             live_priority: true,
+            idle_workers: 1,
         }
+    }
+
+    #[test]
+    fn idle_workers_share_a_burst_and_a_lone_job_still_goes_to_one() {
+        let t0 = Instant::now();
+        let mut queue = Queue::new(16);
+        for id in 1..=7 {
+            queue.push(id, "chunk", false, t0).unwrap();
+        }
+        let two_idle = BatchPolicy {
+            idle_workers: 2,
+            ..policy(8)
+        };
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        let (_, admitted) = two_idle.admit(&mut queue, &mut first, t0);
+        assert_eq!(admitted, 4, "7 jobs over 2 idle workers: 4 here");
+        // The first worker is stepping now; the second is the only idle one.
+        let one_idle = BatchPolicy {
+            idle_workers: 1,
+            ..policy(8)
+        };
+        let (_, admitted) = one_idle.admit(&mut queue, &mut second, t0);
+        assert_eq!((admitted, ids(&second)), (3, vec![5, 6, 7]));
+        // One job arrives while both are idle again: the one that looks first takes it, and a
+        // second arrival goes to the other while the first waits for company.
+        step(&mut first, &[1, 2, 3, 4]);
+        step(&mut second, &[5, 6, 7]);
+        queue.push(8, "lone", false, t0).unwrap();
+        assert_eq!(two_idle.admit(&mut queue, &mut first, t0).1, 1);
+        queue.push(9, "next", false, t0).unwrap();
+        assert_eq!(two_idle.admit(&mut queue, &mut first, t0).1, 0);
+        assert_eq!(two_idle.admit(&mut queue, &mut second, t0).1, 1);
     }
 
     fn ms(t0: Instant, ms: u64) -> Instant {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::EngineError;
+use super::chunked::ChunkedJob;
 use super::worker::Cancel;
 use crate::audio::Splice;
 use crate::model::whisper::decode::{DecodeOptions, EncoderFrames, Segment, Transcript};
@@ -47,7 +48,7 @@ impl JobOptions {
             encoder_frames: if self.trim_encoder {
                 EncoderFrames::AudioOnly
             } else {
-                EncoderFrames::FullWindow
+                EncoderFrames::FullFirstWindow
             },
             temperatures: self.temperatures(&policy.temperatures),
             ..policy.clone()
@@ -102,18 +103,40 @@ pub enum JobEvent {
 
 /// The caller's end of a job. Dropping it cancels the job.
 pub struct JobHandle {
-    id: u64,
-    events: mpsc::UnboundedReceiver<JobEvent>,
-    engine: Arc<dyn Cancel>,
+    source: Source,
     /// When the job transcribes speech cut out of a recording: the way back to its times.
     splice: Option<Splice>,
 }
 
+/// Where a handle's events come from.
+enum Source {
+    /// One engine job.
+    One(OneJob),
+    /// A recording cut into chunks, transcribed as many jobs side by side.
+    Chunks(Box<ChunkedJob>),
+}
+
+/// One engine job's channel; dropping it cancels the job.
+struct OneJob {
+    id: u64,
+    events: mpsc::UnboundedReceiver<JobEvent>,
+    engine: Arc<dyn Cancel>,
+}
+
+impl Drop for OneJob {
+    fn drop(&mut self) {
+        self.engine.cancel(self.id);
+    }
+}
+
 impl std::fmt::Debug for JobHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JobHandle")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
+        let mut handle = f.debug_struct("JobHandle");
+        match &self.source {
+            Source::One(job) => handle.field("id", &job.id),
+            Source::Chunks(job) => handle.field("chunks", &job.len()),
+        };
+        handle.finish_non_exhaustive()
     }
 }
 
@@ -124,9 +147,14 @@ impl JobHandle {
         engine: Arc<dyn Cancel>,
     ) -> Self {
         Self {
-            id,
-            events,
-            engine,
+            source: Source::One(OneJob { id, events, engine }),
+            splice: None,
+        }
+    }
+
+    pub(super) fn chunked(job: ChunkedJob) -> Self {
+        Self {
+            source: Source::Chunks(Box::new(job)),
             splice: None,
         }
     }
@@ -155,21 +183,34 @@ impl JobHandle {
         };
         let _ = tx.send(JobEvent::Window(window));
         let _ = tx.send(JobEvent::Done(transcript));
-        Self {
-            id: 0,
-            events,
-            engine: Arc::new(Nowhere),
-            splice: None,
-        }
+        Self::new(0, events, Arc::new(Nowhere))
     }
 
     /// The next event; `None` once the job is over (or was cancelled by shutdown).
     pub async fn next(&mut self) -> Option<JobEvent> {
-        let event = self.events.recv().await?;
-        let Some(splice) = &self.splice else {
-            return Some(event);
+        let event = match &mut self.source {
+            Source::One(job) => job.events.recv().await?,
+            // Boxed: a chunked job reads its chunks' handles, so the future would hold itself.
+            Source::Chunks(job) => Box::pin(job.next()).await?,
         };
-        Some(match event {
+        Some(self.map_times(event))
+    }
+
+    /// The next event if one is waiting (a single job's only: a chunked job orders its
+    /// events as it is read).
+    pub(super) fn try_next(&mut self) -> Option<JobEvent> {
+        let event = match &mut self.source {
+            Source::One(job) => job.events.try_recv().ok()?,
+            Source::Chunks(_) => return None,
+        };
+        Some(self.map_times(event))
+    }
+
+    fn map_times(&self, event: JobEvent) -> JobEvent {
+        let Some(splice) = &self.splice else {
+            return event;
+        };
+        match event {
             JobEvent::Window(mut window) => {
                 window
                     .segments
@@ -184,7 +225,7 @@ impl JobHandle {
                 JobEvent::Done(transcript)
             }
             failed @ JobEvent::Failed(_) => failed,
-        })
+        }
     }
 
     /// Waits for the whole transcript, skipping window updates.
@@ -222,12 +263,6 @@ fn unsplice_segment(segment: &mut Segment, splice: &Splice) {
     for word in &mut segment.words {
         word.start = splice.start_time(word.start);
         word.end = splice.end_time(word.end);
-    }
-}
-
-impl Drop for JobHandle {
-    fn drop(&mut self) {
-        self.engine.cancel(self.id);
     }
 }
 

@@ -15,6 +15,7 @@
 
 pub mod backend;
 mod batcher;
+mod chunked;
 mod job;
 mod stats;
 mod worker;
@@ -168,14 +169,24 @@ impl Engine {
         samples: Arc<[f32]>,
         options: &JobOptions,
     ) -> Result<JobHandle, EngineError> {
-        self.core.stats().record_submitted();
-        let live = options.live;
-        let options = options.decode_options(&self.config().policy);
-        let submitted = self.core.submit(samples, &options, live);
-        if let Err(e) = &submitted {
-            self.core.stats().record_rejected(e);
-        }
-        submitted
+        submit_to(&*self.core, samples, options)
+    }
+
+    /// Queues a long recording (16 kHz mono) as the chunks of `plan`, transcribed side by side
+    /// in shared batches, behind one handle that reports in the recording's order and times
+    /// (see [`chunked`]). `plan` must hold a chunk. Fails at once when the options are invalid
+    /// for this model or the queue is full.
+    pub fn submit_chunked(
+        &self,
+        samples: Arc<[f32]>,
+        plan: crate::audio::ChunkPlan,
+        options: &JobOptions,
+    ) -> Result<JobHandle, EngineError> {
+        // Twice what one step takes, so the next batch is queued while this one runs.
+        let in_flight = 2 * self.config().max_batch * self.config().workers.max(1);
+        let job =
+            chunked::ChunkedJob::start(Arc::clone(&self.core), samples, plan, options, in_flight)?;
+        Ok(JobHandle::chunked(job))
     }
 
     /// Checks `options` against the model (language, task) without queuing anything.
@@ -218,6 +229,21 @@ impl Drop for Engine {
             let _ = worker.join();
         }
     }
+}
+
+/// Queues one job on `core`, counting it (or its refusal) in the engine's statistics.
+fn submit_to(
+    core: &dyn Core,
+    samples: Arc<[f32]>,
+    options: &JobOptions,
+) -> Result<JobHandle, EngineError> {
+    core.stats().record_submitted();
+    let decode = options.decode_options(&core.config().policy);
+    let submitted = core.submit(samples, &decode, options.live);
+    if let Err(e) = &submitted {
+        core.stats().record_rejected(e);
+    }
+    submitted
 }
 
 /// A worker's own thread pool for its model math: kernels run on the pool they are called

@@ -1,7 +1,7 @@
 //! The worker thread: carries out the [`BatchPolicy`]'s decisions on a [`Backend`] (waits,
 //! admissions, model steps) and reports each job's windows back to its handle.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,8 @@ pub(super) struct Shared<S> {
     wake: Condvar,
     next_id: AtomicU64,
     prefer_live: AtomicBool,
+    /// Workers in [`Worker::admit`] (not stepping), changed under the queue's lock.
+    idle_workers: AtomicUsize,
 }
 
 /// What a [`JobHandle`] needs of the engine: taking its job out of the queue.
@@ -66,6 +68,7 @@ impl<S: Send + 'static> Shared<S> {
             wake: Condvar::new(),
             next_id: AtomicU64::new(1),
             prefer_live: AtomicBool::new(false),
+            idle_workers: AtomicUsize::new(0),
         }
     }
 
@@ -79,6 +82,7 @@ impl<S: Send + 'static> Shared<S> {
             max_batch: self.config.max_batch,
             max_wait: self.config.max_wait,
             live_priority: self.config.live_priority,
+            idle_workers: self.idle_workers.load(Ordering::Relaxed),
         }
     }
 
@@ -157,12 +161,16 @@ impl<B: Backend> Worker<B> {
     /// Fills the running set as the policy says, sleeping while it says wait; false when the
     /// engine is closed and nothing is left to do.
     fn admit(&mut self) -> bool {
-        let policy = self.shared.policy();
         let shared = Arc::clone(&self.shared);
         let mut queue = shared.lock();
+        shared.idle_workers.fetch_add(1, Ordering::Relaxed);
         loop {
             let now = Instant::now();
-            let (next, admitted) = policy.admit(&mut queue, &mut self.running, now);
+            let (next, admitted) = shared.policy().admit(&mut queue, &mut self.running, now);
+            if queue.len() > 0 && shared.idle_workers.load(Ordering::Relaxed) > 1 {
+                // The rest of the waiting jobs are another idle worker's share.
+                shared.wake.notify_all();
+            }
             let from = self.running.len() - admitted;
             // A file readmitted after stepping back for live work was counted the first time.
             for entry in self.running[from..].iter_mut().filter(|e| !e.admitted) {
@@ -172,8 +180,14 @@ impl<B: Backend> Worker<B> {
                     .record_admitted(now.saturating_duration_since(entry.enqueued));
             }
             let wait = match next {
-                Next::Step => return true,
-                Next::Exit => return false,
+                Next::Step => {
+                    shared.idle_workers.fetch_sub(1, Ordering::Relaxed);
+                    return true;
+                }
+                Next::Exit => {
+                    shared.idle_workers.fetch_sub(1, Ordering::Relaxed);
+                    return false;
+                }
                 Next::WaitUntil(deadline) => deadline - now,
                 Next::WaitForWork => Duration::from_secs(3600),
             };

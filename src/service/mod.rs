@@ -24,7 +24,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 pub use access::Origins;
 pub use error::{ServiceError, openai_type};
 pub use tenants::{Tenant, Tenants};
-pub use whole_file::AudioFormat;
+pub use whole_file::{AudioFormat, LongFiles};
 
 use crate::engine::{Engine, ModelInfo};
 use crate::session::Detector;
@@ -175,6 +175,7 @@ pub struct Service {
     /// `None`: no tenants file, the server is open.
     tenants: Option<Tenants>,
     detector: Detector,
+    long_files: LongFiles,
 }
 
 /// A session's place on the server: its slot, its tenant's slot when the tenant has a
@@ -228,6 +229,7 @@ impl Service {
             origins: Origins::none(),
             tenants: None,
             detector: Detector::Energy,
+            long_files: LongFiles::default(),
         }
     }
 
@@ -240,6 +242,18 @@ impl Service {
     /// The speech detector streams and whole files are gated with.
     pub fn detector(&self) -> &Detector {
         &self.detector
+    }
+
+    /// Transcribes whole files longer than one window the `long_files` way (batched chunks
+    /// unless this is called).
+    pub fn with_long_files(mut self, long_files: LongFiles) -> Self {
+        self.long_files = long_files;
+        self
+    }
+
+    /// How whole files longer than one window are transcribed.
+    pub fn long_files(&self) -> LongFiles {
+        self.long_files
     }
 
     /// Requires an API key of one of `tenants` on every request but health checks.

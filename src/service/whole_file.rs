@@ -1,13 +1,14 @@
 //! The whole-file pipeline both front ends share (gRPC `Recognize`/`RecognizeStream`, HTTP
 //! `/v1/audio/transcriptions` and `/translations`): check the length the payload declares,
 //! decode it off the async runtime within the length limit, find its speech, skip the model
-//! when there is none and cut out long silences when there are some ([`speech_only`]), submit
-//! it to the engine with the way back to the recording's times.
+//! when there is none, cut out long silences when there are some ([`speech_only`]) or, for a
+//! recording longer than one window, cut it at its pauses into chunks transcribed side by side
+//! ([`LongFiles`]), and submit it to the engine with the way back to the recording's times.
 
-use crate::audio::Splice;
 use crate::audio::stream::{StreamDecoder, StreamEncoding};
 use crate::audio::{AudioError, DecodeLimits, WHISPER_SAMPLE_RATE, decode_bytes};
-use crate::engine::{EngineError, JobHandle, JobOptions};
+use crate::audio::{ChunkPlan, MAX_CHUNK_SECONDS, Splice};
+use crate::engine::{Engine, EngineError, JobHandle, JobOptions};
 use crate::model::whisper::decode::Transcript;
 use crate::session::{Detector, VadConfig, speech_regions};
 
@@ -66,31 +67,34 @@ impl Service {
         let seconds = samples.len() as f64 / f64::from(WHISPER_SAMPLE_RATE);
         self.charge_audio(caller, seconds)?;
         let gate = VadConfig::whole_file(detector);
+        let long_files = self.long_files();
         // The detector reads the whole file: minutes of audio are seconds of work.
-        let speech = tokio::task::spawn_blocking(move || speech_only(samples, &gate))
+        let speech = tokio::task::spawn_blocking(move || prepare(samples, &gate, long_files))
             .await
             .map_err(|_| EngineError::Model("the speech detector panicked".into()))?;
-        match speech {
-            SpeechOnly::Nothing => {
-                tracing::debug!(seconds, "no speech in the audio; the model is not run");
-                Ok(JobHandle::completed(no_speech(seconds, job)))
-            }
-            SpeechOnly::Whole(samples) => Ok(self.engine().submit(samples.into(), job)?),
-            SpeechOnly::Cut(samples, splice) => {
-                tracing::debug!(
-                    seconds,
-                    kept = splice.kept_seconds(),
-                    "transcribing the speech only"
-                );
-                Ok(self.engine().submit(samples.into(), job)?.through(splice))
-            }
-        }
+        speech.log(seconds);
+        Ok(speech.submit(self.engine(), job, seconds)?)
     }
+}
+
+/// How whole files longer than one window are transcribed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LongFiles {
+    /// Cut at the speech's pauses into chunks of up to 30 s, transcribed side by side in shared
+    /// batches: a long file finishes in a fraction of its window-after-window time.
+    #[default]
+    Batched,
+    /// Window after window, each conditioned on the text before it (Whisper's own way).
+    Sequential,
 }
 
 /// Audio kept around each stretch of speech (faster-whisper's `speech_pad_ms`): breath and
 /// soft word edges the detector leaves out.
 pub const SPEECH_PAD_SECONDS: f64 = 0.4;
+/// Silences this long or longer are cut out of a whole file transcribed in one piece
+/// (faster-whisper's `vad_filter` `min_silence_duration_ms`): shorter pauses stay inside the
+/// speech handed to the model, which keeps its context across them.
+const CUT_PAUSE_SECONDS: f64 = 2.0;
 /// Cutting pays only when it removes this share of the audio or more; below it the joints cost
 /// the model context for little saving.
 const MIN_CUT_SHARE: f64 = 0.1;
@@ -104,26 +108,85 @@ pub enum SpeechOnly {
     Whole(Vec<f32>),
     /// The speech, joined, and the map back to the recording's times.
     Cut(Vec<f32>, Splice),
+    /// The recording and its chunks, transcribed side by side ([`LongFiles::Batched`]).
+    Chunked(Vec<f32>, ChunkPlan),
 }
 
 impl SpeechOnly {
-    /// The samples for the model (none for [`SpeechOnly::Nothing`]) and, when cut, the map back.
-    pub fn into_parts(self) -> (Vec<f32>, Option<Splice>) {
+    /// Queues the model's part on `engine` (none when there is no speech: the handle then
+    /// holds the empty transcript of the recording's `seconds`).
+    pub fn submit(
+        self,
+        engine: &Engine,
+        job: &JobOptions,
+        seconds: f64,
+    ) -> Result<JobHandle, EngineError> {
         match self {
-            Self::Nothing => (Vec::new(), None),
-            Self::Whole(samples) => (samples, None),
-            Self::Cut(samples, splice) => (samples, Some(splice)),
+            Self::Nothing => Ok(JobHandle::completed(no_speech(seconds, job))),
+            Self::Whole(samples) => engine.submit(samples.into(), job),
+            Self::Cut(samples, splice) => Ok(engine.submit(samples.into(), job)?.through(splice)),
+            Self::Chunked(samples, plan) => engine.submit_chunked(samples.into(), plan, job),
+        }
+    }
+
+    /// Records in the debug log what the model will get of a recording of `seconds`.
+    pub fn log(&self, seconds: f64) {
+        match self {
+            Self::Nothing => {
+                tracing::debug!(seconds, "no speech in the audio; the model is not run")
+            }
+            Self::Whole(_) => {}
+            Self::Cut(_, splice) => tracing::debug!(
+                seconds,
+                kept = splice.kept_seconds(),
+                "transcribing the speech only"
+            ),
+            Self::Chunked(_, plan) => tracing::debug!(
+                seconds,
+                kept = plan.kept_seconds(),
+                chunks = plan.len(),
+                "transcribing the speech in chunks side by side"
+            ),
         }
     }
 }
 
-/// Finds the speech in `samples` with `gate`'s detector and cuts out silences worth cutting.
-pub fn speech_only(samples: Vec<f32>, gate: &VadConfig) -> SpeechOnly {
+/// [`speech_only`], and with [`LongFiles::Batched`] a recording whose speech fills more than
+/// one chunk is cut into chunks instead.
+pub fn prepare(samples: Vec<f32>, gate: &VadConfig, long_files: LongFiles) -> SpeechOnly {
     let regions = speech_regions(&samples, gate);
     if regions.is_empty() {
         return SpeechOnly::Nothing;
     }
-    let (joined, splice) = Splice::keep(&samples, &regions, SPEECH_PAD_SECONDS);
+    if long_files == LongFiles::Batched {
+        let plan = ChunkPlan::new(&samples, &regions, SPEECH_PAD_SECONDS, MAX_CHUNK_SECONDS);
+        if plan.len() > 1 {
+            return SpeechOnly::Chunked(samples, plan);
+        }
+    }
+    cut_silences(samples, &bridge_pauses(&regions, CUT_PAUSE_SECONDS))
+}
+
+/// `regions` with every pause shorter than `pause` bridged: one stretch of speech across it.
+fn bridge_pauses(regions: &[(f64, f64)], pause: f64) -> Vec<(f64, f64)> {
+    let mut bridged: Vec<(f64, f64)> = Vec::with_capacity(regions.len());
+    for &(start, end) in regions {
+        match bridged.last_mut() {
+            Some(last) if start - last.1 < pause => last.1 = end,
+            _ => bridged.push((start, end)),
+        }
+    }
+    bridged
+}
+
+/// Finds the speech in `samples` with `gate`'s detector and cuts out silences worth cutting.
+pub fn speech_only(samples: Vec<f32>, gate: &VadConfig) -> SpeechOnly {
+    prepare(samples, gate, LongFiles::Sequential)
+}
+
+/// The recording without its silences between `regions`, when that removes enough to pay.
+fn cut_silences(samples: Vec<f32>, regions: &[(f64, f64)]) -> SpeechOnly {
+    let (joined, splice) = Splice::keep(&samples, regions, SPEECH_PAD_SECONDS);
     if splice.kept_seconds() > (1.0 - MIN_CUT_SHARE) * splice.original_seconds() {
         SpeechOnly::Whole(samples)
     } else {
@@ -209,7 +272,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::engine::backend::scripted::{say, silence};
+    use crate::engine::backend::scripted::{WORDS, say, silence};
     use crate::engine::{Engine, EngineConfig, ScriptedBackend};
     use crate::service::{Limits, ServedModel};
     use crate::telemetry::Metrics;
@@ -306,6 +369,54 @@ mod tests {
                 .iter()
                 .all(|&(_, total)| (total - 81.3).abs() < 0.01)
         );
+    }
+
+    #[test]
+    fn pauses_under_the_cut_length_are_bridged() {
+        let regions = [(1.0, 2.0), (2.5, 4.0), (7.0, 8.0), (9.9, 10.0)];
+        assert_eq!(
+            bridge_pauses(&regions, 2.0),
+            [(1.0, 4.0), (7.0, 10.0)],
+            "0.5 s and 1.9 s bridged, 3 s kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_long_file_is_cut_at_pauses_into_chunks_decoded_side_by_side() {
+        // 60 words without a pause the detector would end speech at (39 s), 20 s of silence,
+        // then 10 more words.
+        let words: Vec<&str> = WORDS.iter().copied().cycle().take(70).collect();
+        let mut audio = say(&words[..60]);
+        audio.extend(silence(20.0));
+        audio.extend(say(&words[60..]));
+        let expected = words.join(" ");
+        let job = JobOptions {
+            word_timestamps: true,
+            ..JobOptions::default()
+        };
+        for long_files in [LongFiles::Batched, LongFiles::Sequential] {
+            let backend = ScriptedBackend::english();
+            let service = service_over(backend.clone(), 3_600.0).with_long_files(long_files);
+            let handle = service
+                .submit_file(&Caller::anonymous(), pcm16(&audio), linear16(), &job)
+                .await
+                .unwrap();
+            let transcript = handle.finish().await.unwrap();
+            let batches = backend.batches();
+            match long_files {
+                LongFiles::Batched => {
+                    assert_eq!(transcript.text, expected);
+                    assert!(batches[0] >= 2, "chunks side by side: {batches:?}");
+                    // The last ten words keep their place after the 20 s of silence.
+                    let last = transcript.segments.last().unwrap().words.last().unwrap();
+                    let end = audio.len() as f64 / 16_000.0 - 0.25;
+                    assert!((last.end - end).abs() < 0.1, "{last:?} vs {end}");
+                }
+                LongFiles::Sequential => {
+                    assert!(batches.iter().all(|&rows| rows == 1), "{batches:?}")
+                }
+            }
+        }
     }
 
     #[tokio::test]

@@ -144,9 +144,10 @@ impl VadConfig {
     pub fn whole_file(detector: Detector) -> Self {
         Self {
             min_speech_ms: 200,
-            // faster-whisper's `min_silence_duration_ms`: shorter pauses stay inside the speech
-            // handed to the model, which keeps its context across them.
-            endpoint_ms: 2000,
+            // A pause of 300 ms ends a stretch of speech: a long file is cut into chunks at
+            // such pauses (faster-whisper's batched pipeline uses 160 ms). The silences cut
+            // out of a whole file are only those of 2 s and more (see `service::whole_file`).
+            endpoint_ms: 300,
             detector,
             ..Self::default()
         }

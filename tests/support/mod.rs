@@ -59,6 +59,7 @@ pub fn serve_config(limits: Limits, http: bool) -> ServeConfig {
         transport: ServerOptions::default(),
         shutdown_grace: Duration::from_secs(30),
         vad: hearken::session::Detector::Energy,
+        long_files: Default::default(),
     }
 }
 

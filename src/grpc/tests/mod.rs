@@ -43,6 +43,7 @@ fn serve_config(limits: Limits, engine: EngineConfig, grace: Duration) -> ServeC
         transport: ServerOptions::default(),
         shutdown_grace: grace,
         vad: crate::session::Detector::Energy,
+        long_files: crate::service::LongFiles::default(),
     }
 }
 

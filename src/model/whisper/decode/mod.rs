@@ -126,7 +126,7 @@ impl Default for DecodeOptions {
             sample_len: None,
             without_timestamps: false,
             max_initial_timestamp: 1.0,
-            encoder_frames: EncoderFrames::FullWindow,
+            encoder_frames: EncoderFrames::FullFirstWindow,
             word_timestamps: false,
         }
     }

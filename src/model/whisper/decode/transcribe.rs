@@ -32,8 +32,15 @@ pub(super) const TRIMMED_PAD_FRAMES: usize = 100;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EncoderFrames {
     /// Whisper's way: every window padded to 30 s (3000 frames).
-    #[default]
     FullWindow,
+    /// The first window padded to 30 s as Whisper does; a later window shorter than that (the
+    /// audio left after the model stopped early in the window before) encodes only its audio,
+    /// as [`Self::AudioOnly`] does. The rest of a 30 s chunk is often a few seconds, and a
+    /// padded window for it cost as much as the chunk: on the corpus's 158 s clip cut into
+    /// chunks, the wall time fell from 0.70–0.88× to 0.55× of window after window, WER
+    /// 11.20 → 10.92 %; window after window the corpus still reads 7.65 %.
+    #[default]
+    FullFirstWindow,
     /// Only the frames holding audio plus [`TRIMMED_PAD_FRAMES`] of silence; the decoder sees
     /// the rest of the 30 s window as an encoded silent window (see [`EncodedAudio`]).
     /// Cheaper for short windows. The decoder needs the whole window: encoder output cut to
@@ -166,7 +173,8 @@ impl LongFormStream {
         let size = self.next_window_frames();
         match self.encoder_frames {
             EncoderFrames::FullWindow => CHUNK_FRAMES,
-            EncoderFrames::AudioOnly => {
+            EncoderFrames::FullFirstWindow if self.seek == 0 => CHUNK_FRAMES,
+            EncoderFrames::FullFirstWindow | EncoderFrames::AudioOnly => {
                 ((size + TRIMMED_PAD_FRAMES).div_ceil(2) * 2).min(CHUNK_FRAMES)
             }
         }

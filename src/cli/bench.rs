@@ -292,6 +292,30 @@ fn run_peer(args: &OfflineArgs) -> anyhow::Result<()> {
         )
         .status()?;
     anyhow::ensure!(status.success(), "faster-whisper peer failed: {status}");
+    let long: Vec<&str> = args
+        .long
+        .iter()
+        .map(String::as_str)
+        .filter(|s| *s != "none")
+        .collect();
+    if long.is_empty() {
+        return Ok(());
+    }
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/clients/bench/faster_whisper_long.py"
+    );
+    let status = Command::new("python3")
+        .arg(script)
+        .args(["--model-dir", &model_dir.to_string_lossy()])
+        .args(["--corpus", &corpus.to_string_lossy()])
+        .args(["--lang", &args.corpus.lang, "--threads", &threads])
+        .args(["--long", &long.join(",")])
+        .status()?;
+    anyhow::ensure!(
+        status.success(),
+        "faster-whisper long recordings failed: {status}"
+    );
     Ok(())
 }
 

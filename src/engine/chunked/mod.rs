@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::job::{JobEvent, JobHandle, JobOptions};
 use super::{Core, EngineError, submit_to};
 use crate::audio::ChunkPlan;
-use crate::model::whisper::decode::{Segment, Transcript};
+use crate::model::whisper::decode::{Segment, Transcript, joined_text};
 
 /// The scheduler side of a chunked job (held by its [`JobHandle`]; dropping that cancels
 /// every chunk still queued or running).
@@ -186,13 +186,12 @@ impl ChunkedJob {
             return None;
         }
         let segments = std::mem::take(&mut self.segments);
-        let text: String = segments.iter().map(|s| s.text.as_str()).collect();
         let (language, language_probability) = self
             .language
             .take()
             .unwrap_or_else(|| (self.options.language.clone().unwrap_or("en".into()), None));
         Some(JobEvent::Done(Transcript {
-            text: text.trim().to_string(),
+            text: joined_text(&segments),
             segments,
             language,
             language_probability,

@@ -20,7 +20,9 @@ pub use language::detect_languages;
 pub use phases::PhaseTimes;
 pub use rules::LogitRules;
 pub use segments::{TIME_PRECISION, WindowSegment, WindowSplit, split_window};
-pub use transcribe::{EncoderFrames, LongFormStream, Progress, Segment, Transcriber, Transcript};
+pub use transcribe::{
+    EncoderFrames, LongFormStream, Progress, Segment, Transcriber, Transcript, joined_text,
+};
 pub use words::{Word, WordWindow, align_windows, align_words};
 
 use super::tokens::{Task, TokenizerError};

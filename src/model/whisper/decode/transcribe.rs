@@ -92,6 +92,12 @@ pub struct Transcript {
     pub duration: f64,
 }
 
+/// A transcript's text: its segments' texts (each with Whisper's leading space) joined, trimmed.
+pub fn joined_text(segments: &[Segment]) -> String {
+    let text: String = segments.iter().map(|s| s.text.as_str()).collect();
+    text.trim().to_string()
+}
+
 /// Progress of one stream after a batch of windows.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
@@ -157,10 +163,9 @@ impl LongFormStream {
 
     /// The transcript of what has been decoded (all of it once [`Self::is_done`]).
     pub fn into_transcript(self) -> Transcript {
-        let text: String = self.segments.iter().map(|seg| seg.text.as_str()).collect();
         let (language, language_probability) = self.language.map_or(("en", None), |(c, p)| (c, p));
         Transcript {
-            text: text.trim().to_string(),
+            text: joined_text(&self.segments),
             duration: self.total_seconds(),
             segments: self.segments,
             language: language.to_string(),

@@ -98,7 +98,7 @@ pub(super) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
 fn offline(args: OfflineArgs) -> anyhow::Result<()> {
     let model = args.model.load()?;
     let clips = args.corpus.load()?;
-    let opts = args.corpus.options();
+    let opts = args.corpus.options()?;
     let threads =
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| num_cpus::get().to_string());
     println!(
@@ -135,17 +135,17 @@ fn offline(args: OfflineArgs) -> anyhow::Result<()> {
                 ..EngineConfig::default()
             };
             let engine = Engine::start(WhisperBackend::from(args.model.load()?), config);
-            let job = args.corpus.job();
+            let job = args.corpus.job()?;
             if args.mode.contains(&Mode::Engine) {
                 reset_peak_memory();
-                let run = corpus_run::run_on_engine(&engine, &clips, &job, None)?;
+                let run = corpus_run::run_on_engine(&engine, &clips, |_| job.clone(), None)?;
                 let label = format!("engine {workers}w x {per_worker}t");
                 rows.push(print_row(&label, batch, &run));
             }
             if args.mode.contains(&Mode::Chunked) {
                 reset_peak_memory();
                 let whole_files = Some((&gate, LongFiles::Batched));
-                let run = corpus_run::run_on_engine(&engine, &clips, &job, whole_files)?;
+                let run = corpus_run::run_on_engine(&engine, &clips, |_| job.clone(), whole_files)?;
                 let label = format!("chunked {workers}w x {per_worker}t");
                 rows.push(print_row(&label, batch, &run));
             }
@@ -191,7 +191,7 @@ fn long_rows(args: &OfflineArgs) -> anyhow::Result<Vec<serde_json::Value>> {
     let mut rows = Vec::new();
     for spec in specs {
         let recording = super::bench_long::recording(spec, &dir, &args.corpus.lang)?;
-        let row = super::bench_long::compare(&engine, &recording, &args.corpus.job(), &gate)?;
+        let row = super::bench_long::compare(&engine, &recording, &args.corpus.job()?, &gate)?;
         for (way, run) in [("sequential", &row.sequential), ("batched", &row.batched)] {
             println!(
                 "{:<22} {:>9.1} {way:>11} {:>8.2} {:>8.4} {:>7.2}% {:>10}",

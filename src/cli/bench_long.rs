@@ -97,9 +97,18 @@ pub(super) fn compare(
     gate: &VadConfig,
 ) -> anyhow::Result<LongRow> {
     let one = std::slice::from_ref(recording);
-    let sequential =
-        corpus_run::run_on_engine(engine, one, job, Some((gate, LongFiles::Sequential)))?;
-    let batched = corpus_run::run_on_engine(engine, one, job, Some((gate, LongFiles::Batched)))?;
+    let sequential = corpus_run::run_on_engine(
+        engine,
+        one,
+        |_| job.clone(),
+        Some((gate, LongFiles::Sequential)),
+    )?;
+    let batched = corpus_run::run_on_engine(
+        engine,
+        one,
+        |_| job.clone(),
+        Some((gate, LongFiles::Batched)),
+    )?;
     Ok(LongRow {
         id: recording.clip.id.clone(),
         sequential,

@@ -15,10 +15,10 @@ use clap::Args;
 use super::corpus_run::{CorpusArgs, LoadedClip, percentile};
 use super::load::{ModelArgs, VadArgs};
 use crate::engine::{Engine, EngineConfig, JobOptions, WhisperBackend};
-use crate::eval::{WerCounts, english_wer};
+use crate::eval::{WerCounts, score};
 use crate::model::whisper::decode::PhaseTimes;
 use crate::session::{Output, SessionConfig, SessionPolicy, SpeechEvent, TranscriptUpdate};
-use crate::streaming::{hypothesis, streaming_job_options};
+use crate::streaming::StreamJobs;
 
 /// Frame length fed to the policy.
 const FRAME_SECONDS: f64 = 0.1;
@@ -55,18 +55,19 @@ pub(super) fn policy(args: PolicyArgs) -> anyhow::Result<()> {
     let engine = Engine::start(WhisperBackend::from(model), EngineConfig::default());
     let mut config = SessionConfig::default();
     config.vad.detector = args.vad.detector()?;
+    let session = args.corpus.job()?;
     println!("hearken bench policy: vad {}", config.vad.detector.name());
     let mut total = WerCounts::default();
     let (mut requests, mut request_audio_s) = (0, 0.0);
     let (mut lags, mut first_words) = (Vec::new(), Vec::new());
     let phases_before = PhaseTimes::now();
     for clip in &clips {
-        let replay = runtime.block_on(replay(&engine, clip, &config, args.trace))?;
+        let replay = runtime.block_on(replay(&engine, clip, &config, &session, args.trace))?;
         requests += replay.requests;
         request_audio_s += replay.request_audio_s;
         lags.extend_from_slice(&replay.commit_lags);
         first_words.extend_from_slice(&replay.first_words_lags);
-        let counts = english_wer(&clip.clip.text, &replay.text);
+        let counts = score(&clip.clip.lang, &clip.clip.text, &replay.text);
         println!(
             "{:<32} {:>3}/{:<3} errors  {:>3} requests",
             clip.clip.id,
@@ -115,9 +116,11 @@ pub(super) fn policy(args: PolicyArgs) -> anyhow::Result<()> {
 }
 
 /// What replaying one clip produced.
-struct Replay {
+pub(super) struct Replay {
     /// The finals joined, as a client would show them.
-    text: String,
+    pub(super) text: String,
+    /// The language of each utterance that ended with text, in order.
+    pub(super) languages: Vec<String>,
     requests: usize,
     /// Seconds of audio over every request.
     request_audio_s: f64,
@@ -133,15 +136,20 @@ struct Replay {
     committed: std::collections::HashMap<u64, usize>,
 }
 
-async fn replay(
+/// Streams `clip` through the policy with `session`'s job options, as one live session would
+/// be served.
+pub(super) async fn replay(
     engine: &Engine,
     clip: &LoadedClip,
     config: &SessionConfig,
+    session: &JobOptions,
     trace: bool,
 ) -> anyhow::Result<Replay> {
     let mut policy = SessionPolicy::new(config.clone())?;
+    let mut jobs = StreamJobs::new(session.clone(), engine.model().multilingual);
     let mut out = Replay {
         text: String::new(),
+        languages: Vec::new(),
         requests: 0,
         request_audio_s: 0.0,
         commit_lags: Vec::new(),
@@ -152,10 +160,10 @@ async fn replay(
     let frame = (FRAME_SECONDS * 16_000.0) as usize;
     for samples in clip.samples.chunks(frame) {
         policy.push_audio(samples);
-        drain(engine, &mut policy, &mut out, trace).await?;
+        drain(engine, &mut policy, &mut jobs, &mut out, trace).await?;
     }
     policy.finalize();
-    drain(engine, &mut policy, &mut out, trace).await?;
+    drain(engine, &mut policy, &mut jobs, &mut out, trace).await?;
     Ok(out)
 }
 
@@ -163,28 +171,33 @@ async fn replay(
 async fn drain(
     engine: &Engine,
     policy: &mut SessionPolicy,
+    jobs: &mut StreamJobs,
     out: &mut Replay,
     trace: bool,
 ) -> anyhow::Result<()> {
-    let session = JobOptions::default();
     while let Some(output) = policy.poll() {
         match output {
             Output::Transcribe(request) => {
+                if let Some(hypothesis) = jobs.answer_without_model(&request) {
+                    policy.submit(request.request_id, hypothesis);
+                    continue;
+                }
                 out.requests += 1;
                 out.request_audio_s += request.duration_seconds();
-                let options = streaming_job_options(&session, &request);
+                let options = jobs.options(&request);
                 let transcript = engine
                     .submit(request.audio.as_slice().into(), &options)?
                     .transcript()
                     .await?;
-                let hypothesis = hypothesis(&transcript);
+                let hypothesis = jobs.on_transcript(&request, &transcript);
                 if trace {
                     println!(
-                        "  request {} [{:.2}..{:.2}]{} prompt {:?}\n    hyp: {}",
+                        "  request {} [{:.2}..{:.2}]{} {} prompt {:?}\n    hyp: {}",
                         request.request_id,
                         request.audio_start_seconds,
                         request.audio_start_seconds + request.duration_seconds(),
                         if request.is_final { " final" } else { "" },
+                        language_label(&transcript),
                         request.prompt,
                         timed_text(&hypothesis.words, request.audio_start_seconds)
                     );
@@ -213,6 +226,7 @@ async fn drain(
                 if update.is_final {
                     let text = update.committed.trim();
                     if !text.is_empty() {
+                        out.languages.push(jobs.language().to_string());
                         if !out.text.is_empty() {
                             out.text.push(' ');
                         }
@@ -221,6 +235,7 @@ async fn drain(
                 }
             }
             Output::Speech(event) => {
+                jobs.on_speech(&event);
                 if let SpeechEvent::Started {
                     utterance_id,
                     at_seconds,
@@ -235,6 +250,14 @@ async fn drain(
         }
     }
     Ok(())
+}
+
+/// The transcript's language, with the detection's probability when it was detected.
+fn language_label(transcript: &crate::model::whisper::decode::Transcript) -> String {
+    match transcript.language_probability {
+        Some(p) => format!("{} ({p:.2})", transcript.language),
+        None => transcript.language.clone(),
+    }
 }
 
 fn timed_text(words: &[crate::session::TimedWord], offset: f64) -> String {

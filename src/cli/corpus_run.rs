@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::audio::{Splice, WHISPER_SAMPLE_RATE};
 use crate::engine::{Engine, JobOptions};
-use crate::eval::{CorpusClip, WerCounts, default_corpus_dir, english_wer, load_manifest};
+use crate::eval::{CorpusClip, WerCounts, default_corpus_dir, load_manifest, score};
 use crate::model::whisper::WhisperModel;
 use crate::model::whisper::decode::{DecodeOptions, EncoderFrames, Transcript};
 use crate::service::LongFiles;
@@ -21,9 +21,13 @@ pub(super) struct CorpusArgs {
     /// Corpus directory holding `manifest.jsonl` (default: `$HEARKEN_CORPUS_DIR` or `../shared/corpus`).
     #[arg(long)]
     pub(super) corpus: Option<std::path::PathBuf>,
-    /// Only clips in this language.
+    /// Only clips in these languages: a code, a comma-separated list (`de,fr`) or `all`.
     #[arg(long, default_value = "en")]
     pub(super) lang: String,
+    /// Leave the language to the model to detect (multilingual models) instead of naming each
+    /// clip's language from the manifest.
+    #[arg(long)]
+    pub(super) detect_language: bool,
     /// Only the first N clips (after the language filter).
     #[arg(long)]
     pub(super) limit: Option<usize>,
@@ -41,9 +45,29 @@ pub(super) struct LoadedClip {
 /// One clip's transcript and score.
 pub(super) struct ClipScore {
     pub(super) id: String,
+    /// The clip's language, from the manifest.
+    pub(super) lang: String,
     pub(super) seconds: f64,
     pub(super) hypothesis: String,
+    /// The language the transcript is in (detected, or the one given).
+    pub(super) language: String,
+    /// Word errors, or character errors for a language scored by CER ([`Metric`]).
     pub(super) counts: WerCounts,
+}
+
+/// A transcript as the corpus runs score it.
+pub(super) struct Transcribed {
+    pub(super) text: String,
+    pub(super) language: String,
+}
+
+impl From<Transcript> for Transcribed {
+    fn from(t: Transcript) -> Self {
+        Self {
+            text: t.text,
+            language: t.language,
+        }
+    }
 }
 
 /// A timed run over the corpus.
@@ -57,17 +81,22 @@ impl CorpusRun {
     /// Scores `transcripts` (one per clip, in order) of a run that took `wall`.
     pub(super) fn new(
         clips: &[LoadedClip],
-        transcripts: Vec<Transcript>,
+        transcripts: Vec<impl Into<Transcribed>>,
         wall: std::time::Duration,
     ) -> Self {
         let scores: Vec<ClipScore> = clips
             .iter()
             .zip(transcripts)
-            .map(|(c, t)| ClipScore {
-                id: c.clip.id.clone(),
-                seconds: c.samples.len() as f64 / f64::from(WHISPER_SAMPLE_RATE),
-                counts: english_wer(&c.clip.text, &t.text),
-                hypothesis: t.text,
+            .map(|(c, t)| {
+                let t = t.into();
+                ClipScore {
+                    id: c.clip.id.clone(),
+                    lang: c.clip.lang.clone(),
+                    seconds: c.samples.len() as f64 / f64::from(WHISPER_SAMPLE_RATE),
+                    counts: score(&c.clip.lang, &c.clip.text, &t.text),
+                    hypothesis: t.text,
+                    language: t.language,
+                }
             })
             .collect();
         let audio_seconds = scores.iter().map(|s| s.seconds).sum();
@@ -79,9 +108,27 @@ impl CorpusRun {
     }
 
     pub(super) fn total(&self) -> WerCounts {
+        self.scores.iter().map(|s| s.counts).sum()
+    }
+
+    /// Errors summed over the clips in `lang`.
+    pub(super) fn total_in(&self, lang: &str) -> WerCounts {
         self.scores
             .iter()
-            .fold(WerCounts::default(), |acc, s| acc + s.counts)
+            .filter(|s| s.lang == lang)
+            .map(|s| s.counts)
+            .sum()
+    }
+
+    /// The clips' languages, in order of first appearance.
+    pub(super) fn languages(&self) -> Vec<&str> {
+        let mut seen: Vec<&str> = Vec::new();
+        for s in &self.scores {
+            if !seen.contains(&s.lang.as_str()) {
+                seen.push(&s.lang);
+            }
+        }
+        seen
     }
 
     pub(super) fn rtf(&self) -> f64 {
@@ -95,9 +142,10 @@ impl CorpusArgs {
         let dir = self.corpus.clone().unwrap_or_else(default_corpus_dir);
         let clips =
             load_manifest(&dir).with_context(|| format!("reading corpus at {}", dir.display()))?;
+        let wanted: Vec<&str> = self.lang.split(',').map(str::trim).collect();
         let selected = clips
             .into_iter()
-            .filter(|c| c.lang == self.lang)
+            .filter(|c| wanted == ["all"] || wanted.contains(&c.lang.as_str()))
             .take(self.limit.unwrap_or(usize::MAX));
         selected
             .map(|clip| {
@@ -108,25 +156,48 @@ impl CorpusArgs {
             .collect()
     }
 
+    /// The language every selected clip is decoded in: `None` to detect it.
+    fn language(&self) -> anyhow::Result<Option<String>> {
+        if self.detect_language {
+            return Ok(None);
+        }
+        anyhow::ensure!(
+            !self.lang.contains(',') && self.lang != "all",
+            "--lang {} selects several languages: this command decodes one at a time unless \
+             --detect-language leaves it to the model",
+            self.lang
+        );
+        Ok(Some(self.lang.clone()))
+    }
+
     /// The engine's job options for these clips.
-    pub(super) fn job(&self) -> JobOptions {
+    pub(super) fn job(&self) -> anyhow::Result<JobOptions> {
+        Ok(JobOptions {
+            language: self.language()?,
+            trim_encoder: self.trim_encoder,
+            ..JobOptions::default()
+        })
+    }
+
+    /// The engine's job options for `clip`: its own language unless the model detects it.
+    pub(super) fn job_for(&self, clip: &CorpusClip) -> JobOptions {
         JobOptions {
-            language: Some(self.lang.clone()),
+            language: (!self.detect_language).then(|| clip.lang.clone()),
             trim_encoder: self.trim_encoder,
             ..JobOptions::default()
         }
     }
 
-    pub(super) fn options(&self) -> DecodeOptions {
-        DecodeOptions {
-            language: Some(self.lang.clone()),
+    pub(super) fn options(&self) -> anyhow::Result<DecodeOptions> {
+        Ok(DecodeOptions {
+            language: self.language()?,
             encoder_frames: if self.trim_encoder {
                 EncoderFrames::AudioOnly
             } else {
                 EncoderFrames::FullFirstWindow
             },
             ..DecodeOptions::default()
-        }
+        })
     }
 }
 
@@ -185,7 +256,7 @@ pub(super) fn run_speech_only(
 pub(super) fn run_on_engine(
     engine: &Engine,
     clips: &[LoadedClip],
-    options: &JobOptions,
+    options: impl Fn(&CorpusClip) -> JobOptions,
     whole_files: Option<(&VadConfig, LongFiles)>,
 ) -> anyhow::Result<CorpusRun> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -196,10 +267,11 @@ pub(super) fn run_on_engine(
         .iter()
         .map(|c| {
             let seconds = c.samples.len() as f64 / f64::from(WHISPER_SAMPLE_RATE);
+            let options = options(&c.clip);
             match whole_files {
-                None => engine.submit(c.samples.as_slice().into(), options),
+                None => engine.submit(c.samples.as_slice().into(), &options),
                 Some((gate, long_files)) => {
-                    prepare(c.samples.clone(), gate, long_files).submit(engine, options, seconds)
+                    prepare(c.samples.clone(), gate, long_files).submit(engine, &options, seconds)
                 }
             }
         })

@@ -9,7 +9,7 @@
 use std::iter::Sum;
 use std::ops::{Add, AddAssign};
 
-use super::normalize::normalize_english;
+use super::normalize::{normalize_basic, normalize_english};
 
 /// Error counts from aligning a hypothesis against a reference, for one clip or summed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -85,6 +85,66 @@ pub fn english_wer(reference: &str, hypothesis: &str) -> WerCounts {
         &normalize_english(reference),
         &normalize_english(hypothesis),
     )
+}
+
+/// What a transcript in some language is scored by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Word error rate: languages written with spaces between words.
+    Wer,
+    /// Character error rate, whitespace left out: languages written without spaces between
+    /// words (Japanese, Chinese, Thai…) or whose spacing varies between writers (Korean), where
+    /// a word count would measure the segmentation instead of the recognition.
+    Cer,
+}
+
+impl Metric {
+    /// The metric Whisper's evaluations use for `language` (an ISO 639-1 code).
+    pub fn for_language(language: &str) -> Self {
+        match language {
+            "ja" | "ko" | "zh" | "yue" | "th" | "lo" | "my" | "km" | "bo" => Self::Cer,
+            _ => Self::Wer,
+        }
+    }
+
+    /// `WER` or `CER`, for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Wer => "WER",
+            Self::Cer => "CER",
+        }
+    }
+}
+
+/// Scores a transcript in `language` the way Whisper's evaluations do: English through the
+/// English normaliser, every other language through the basic one, then words or characters
+/// by [`Metric::for_language`]. For CER, `reference_words` counts reference characters.
+pub fn score(language: &str, reference: &str, hypothesis: &str) -> WerCounts {
+    if language == "en" {
+        return english_wer(reference, hypothesis);
+    }
+    let (reference, hypothesis) = (normalize_basic(reference), normalize_basic(hypothesis));
+    match Metric::for_language(language) {
+        Metric::Wer => word_error_counts(&reference, &hypothesis),
+        Metric::Cer => character_error_counts(&reference, &hypothesis),
+    }
+}
+
+/// Aligns two already-normalised texts character by character, whitespace left out.
+pub fn character_error_counts(reference: &str, hypothesis: &str) -> WerCounts {
+    let chars = |s: &str| -> Vec<String> {
+        s.chars()
+            .filter(|c| !c.is_whitespace())
+            .map(String::from)
+            .collect()
+    };
+    let (reference, hypothesis) = (chars(reference), chars(hypothesis));
+    let reference: Vec<&str> = reference.iter().map(String::as_str).collect();
+    let hypothesis: Vec<&str> = hypothesis.iter().map(String::as_str).collect();
+    WerCounts {
+        reference_words: reference.len(),
+        ..align(&reference, &hypothesis)
+    }
 }
 
 /// The error counts of rapidfuzz's alignment; `reference_words` is left at zero.
@@ -186,5 +246,24 @@ mod tests {
         assert!((total.wer() - 0.3).abs() < 1e-12);
         assert_eq!(total.hits(), 8);
         assert_eq!(counts(0, 0, 2, 0).wer(), 2.0);
+    }
+
+    #[test]
+    fn each_language_is_scored_by_its_metric() {
+        // Japanese by characters: one wrong kanji of eleven, punctuation and spaces ignored.
+        let ja = score("ja", "客観的実在の判断的知識。", "客観的実在 の判段的知識");
+        assert_eq!(ja, counts(1, 0, 0, 11));
+        // Korean by characters too, whatever the spacing.
+        assert_eq!(
+            score("ko", "그는 이리저리", "그는이리 저리"),
+            counts(0, 0, 0, 6)
+        );
+        // French by words, accents kept: "foret" is not "forêt".
+        let fr = score("fr", "Les eaux et forêts.", "les eaux et foret");
+        assert_eq!(fr, counts(1, 0, 0, 4));
+        // English through the English normaliser: "Mr." is "mister".
+        assert_eq!(score("en", "Mr. Smith", "mister smith"), counts(0, 0, 0, 2));
+        assert_eq!(Metric::for_language("ko").name(), "CER");
+        assert_eq!(Metric::for_language("de"), Metric::Wer);
     }
 }

@@ -16,7 +16,9 @@ use std::time::Instant;
 
 mod jobs;
 
-pub use jobs::{hypothesis, streaming_job_options};
+pub use jobs::{
+    LANGUAGE_CONFIDENCE, LANGUAGE_DETECTION_SECONDS, StreamJobs, hypothesis, streaming_job_options,
+};
 
 use crate::engine::{Engine, EngineError, JobHandle, JobOptions};
 use crate::model::whisper::decode::Transcript;
@@ -82,7 +84,7 @@ struct InFlight {
 /// One session's policy, engine job and backlog accounting.
 pub struct SessionDriver {
     engine: Arc<Engine>,
-    job: JobOptions,
+    jobs: StreamJobs,
     policy: SessionPolicy,
     max_lead_seconds: f64,
     overflow: Overflow,
@@ -94,7 +96,6 @@ pub struct SessionDriver {
     processed_seconds: f64,
     /// Stream time up to which the session was idle (silence, or everything transcribed).
     idle_until: f64,
-    language: String,
 }
 
 impl std::fmt::Debug for SessionDriver {
@@ -117,9 +118,8 @@ impl SessionDriver {
         max_lead_seconds: f64,
     ) -> Self {
         Self {
-            language: job.language.clone().unwrap_or_default(),
+            jobs: StreamJobs::new(job, engine.model().multilingual),
             engine,
-            job,
             policy,
             max_lead_seconds,
             overflow: Overflow::Reject,
@@ -178,15 +178,40 @@ impl SessionDriver {
     /// The next event for the client, or `None` once everything due is out; then the next
     /// queued request, if any, is started on the engine.
     pub fn poll(&mut self) -> Result<Option<SessionEvent>, DriverError> {
-        while let Some(output) = self.policy.poll() {
-            match output {
-                Output::Transcribe(request) => self.pending.push_back(request),
-                Output::Update(update) => return Ok(Some(SessionEvent::Update(update))),
-                Output::Speech(event) => return Ok(Some(SessionEvent::Speech(event))),
+        loop {
+            while let Some(output) = self.policy.poll() {
+                match output {
+                    Output::Transcribe(request) => self.pending.push_back(request),
+                    Output::Update(update) => return Ok(Some(SessionEvent::Update(update))),
+                    Output::Speech(event) => {
+                        self.jobs.on_speech(&event);
+                        return Ok(Some(SessionEvent::Speech(event)));
+                    }
+                }
+            }
+            if !self.answer_without_model() {
+                self.start_next_job()?;
+                return Ok(None);
             }
         }
-        self.start_next_job()?;
-        Ok(None)
+    }
+
+    /// Answers the next queued request itself when it needs no model (see
+    /// [`StreamJobs::answer_without_model`]); whether it did.
+    fn answer_without_model(&mut self) -> bool {
+        if self.in_flight.is_some() {
+            return false;
+        }
+        let Some(request) = self.pending.front() else {
+            return false;
+        };
+        let Some(hypothesis) = self.jobs.answer_without_model(request) else {
+            return false;
+        };
+        let request_id = request.request_id;
+        self.pending.pop_front();
+        self.policy.submit(request_id, hypothesis);
+        true
     }
 
     /// Whether a job is running: only then does [`Self::next_result`] resolve.
@@ -221,11 +246,8 @@ impl SessionDriver {
                 self.processed_seconds = self
                     .processed_seconds
                     .max(request.audio_start_seconds + request.duration_seconds());
-                if !transcript.language.is_empty() {
-                    self.language = transcript.language.clone();
-                }
-                self.policy
-                    .submit(request.request_id, hypothesis(&transcript));
+                let hypothesis = self.jobs.on_transcript(&request, &transcript);
+                self.policy.submit(request.request_id, hypothesis);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "transcription failed; the session goes on");
@@ -314,14 +336,15 @@ impl SessionDriver {
         self.policy.buffered_seconds()
     }
 
-    /// The session's language: the configured one, else the last one the model detected.
+    /// The language of the latest result: the configured one, else the one the model
+    /// detected for the utterance (see [`StreamJobs`]).
     pub fn language(&self) -> &str {
-        &self.language
+        self.jobs.language()
     }
 
     /// The session's own job options (before per-request prompt and timing settings).
     pub fn job_options(&self) -> &JobOptions {
-        &self.job
+        self.jobs.session()
     }
 
     fn start_next_job(&mut self) -> Result<(), DriverError> {
@@ -331,7 +354,7 @@ impl SessionDriver {
         let Some(request) = self.pending.pop_front() else {
             return Ok(());
         };
-        let options = streaming_job_options(&self.job, &request);
+        let options = self.jobs.options(&request);
         match self
             .engine
             .submit(Arc::from(request.audio.as_slice()), &options)

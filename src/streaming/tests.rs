@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::engine::backend::scripted::{say, silence};
+use crate::engine::backend::scripted::{say, say_in, silence};
 use crate::engine::{EngineConfig, ScriptedBackend};
 use crate::session::SessionConfig;
 
@@ -249,4 +249,82 @@ async fn drop_oldest_keeps_reading_drops_past_the_lead_and_says_so() {
     events = stream(&mut driver, &tail).await;
     let last = finals(&events).pop().expect("a final");
     assert!(last.ends_with("nine"), "{events:?}");
+}
+
+/// Consecutive repeats collapsed: the runs in `values`.
+fn runs<T: PartialEq + Clone>(values: &[T]) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
+    for v in values {
+        if out.last() != Some(v) {
+            out.push(v.clone());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn each_utterance_detects_its_language_once_and_keeps_it() {
+    let backend = ScriptedBackend::multilingual();
+    let engine = engine(&backend, EngineConfig::default());
+    let mut driver = driver(&engine, 30.0);
+    let mut audio = silence(0.5);
+    audio.extend(say_in("de", &["three", "five", "two", "one"]));
+    audio.extend(silence(1.5));
+    audio.extend(say_in("fr", &["nine", "eight", "seven", "six"]));
+    audio.extend(silence(1.5));
+    // The language the driver reports with each final, as a transport renders it.
+    let mut finals_in = Vec::new();
+    for frame in audio.chunks(1_600) {
+        driver.push_audio(frame);
+        for event in settle(&mut driver).await {
+            if let SessionEvent::Update(u) = event
+                && u.is_final
+            {
+                finals_in.push((
+                    u.committed.trim().to_string(),
+                    driver.language().to_string(),
+                ));
+            }
+        }
+    }
+    assert_eq!(
+        finals_in,
+        [
+            ("three five two one".to_string(), "de".to_string()),
+            ("nine eight seven six".to_string(), "fr".to_string())
+        ]
+    );
+    // Interims before a second of speech wait for the model (none was asked for a language
+    // it could not yet hear); one request detects, the rest of the utterance is decoded in its
+    // language; the next utterance detects afresh.
+    let asked = backend.languages_asked();
+    let de = Some("de".to_string());
+    let fr = Some("fr".to_string());
+    assert_eq!(runs(&asked), [None, de, None, fr], "{asked:?}");
+    let detections = asked.iter().filter(|l| l.is_none()).count();
+    assert_eq!(detections, 2, "one per utterance: {asked:?}");
+}
+
+#[tokio::test]
+async fn a_configured_language_is_never_detected() {
+    let backend = ScriptedBackend::multilingual();
+    let engine = engine(&backend, EngineConfig::default());
+    let job = JobOptions {
+        language: Some("fr".into()),
+        ..JobOptions::default()
+    };
+    let policy = SessionPolicy::new(SessionConfig::default()).unwrap();
+    let mut driver = SessionDriver::new(Arc::clone(&engine), job, policy, 30.0);
+    assert_eq!(driver.language(), "fr", "known before any result");
+    let mut audio = say_in("de", &["four", "four"]);
+    audio.extend(silence(1.5));
+    let events = stream(&mut driver, &audio).await;
+    assert_eq!(finals(&events), ["four four"]);
+    let asked = backend.languages_asked();
+    assert!(!asked.is_empty());
+    assert!(
+        asked.iter().all(|l| l.as_deref() == Some("fr")),
+        "{asked:?}"
+    );
+    assert_eq!(driver.language(), "fr");
 }

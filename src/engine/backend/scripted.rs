@@ -31,12 +31,29 @@ const MIN_WORD_FRAMES: usize = 5;
 /// Quiet frames that end a burst (30 ms).
 const GAP_FRAMES: usize = 3;
 
+/// The pitch each language is "spoken" at: the multilingual backend detects a job's language
+/// from the pitch of its first word.
+const LANGUAGE_PITCHES: [(&str, f32); 3] = [("en", 440.0), ("de", 550.0), ("fr", 660.0)];
+
 /// Audio that the scripted backend hears as `words`: for each, a 440 Hz tone of 0.4 s at the
 /// word's amplitude, then 0.25 s of silence.
 ///
 /// # Panics
 /// On a word not in [`WORDS`].
 pub fn say(words: &[&str]) -> Vec<f32> {
+    say_in("en", words)
+}
+
+/// [`say`] in `language` (`en`, `de` or `fr`): the tones at that language's pitch, which the
+/// multilingual backend detects.
+///
+/// # Panics
+/// On a word not in [`WORDS`] or another language.
+pub fn say_in(language: &str, words: &[&str]) -> Vec<f32> {
+    let (_, pitch) = LANGUAGE_PITCHES
+        .iter()
+        .find(|(l, _)| *l == language)
+        .unwrap_or_else(|| panic!("the scripted backend speaks {LANGUAGE_PITCHES:?}"));
     let mut audio = Vec::new();
     for word in words {
         let level = WORDS
@@ -46,7 +63,7 @@ pub fn say(words: &[&str]) -> Vec<f32> {
         let amplitude = (level + 1) as f32 / 10.0;
         audio.extend(
             (0..6_400).map(|i| {
-                amplitude * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 16_000.0).sin()
+                amplitude * (2.0 * std::f32::consts::PI * pitch * i as f32 / 16_000.0).sin()
             }),
         );
         audio.extend(silence(0.25));
@@ -77,6 +94,7 @@ struct Inner {
     resumed: Condvar,
     batches: Mutex<Vec<usize>>,
     batch_ran: Condvar,
+    languages_asked: Mutex<Vec<Option<String>>>,
 }
 
 impl Default for ScriptedBackend {
@@ -94,7 +112,8 @@ impl ScriptedBackend {
         })
     }
 
-    /// A multilingual model knowing English, German and French; it "detects" English.
+    /// A multilingual model knowing English, German and French; it detects the language a job
+    /// is spoken in ([`say_in`]) from the pitch of its first word, English when silent.
     pub fn multilingual() -> Self {
         Self::with(ModelInfo {
             languages: ["en", "de", "fr"].map(String::from).to_vec(),
@@ -115,6 +134,7 @@ impl ScriptedBackend {
                 resumed: Condvar::new(),
                 batches: Mutex::new(Vec::new()),
                 batch_ran: Condvar::new(),
+                languages_asked: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -169,6 +189,12 @@ impl ScriptedBackend {
         Paused {
             inner: Arc::clone(&self.inner),
         }
+    }
+
+    /// The language every job with audio so far was started with, in order (`None`: to be
+    /// detected).
+    pub fn languages_asked(&self) -> Vec<Option<String>> {
+        lock(&self.inner.languages_asked).clone()
     }
 
     /// The size of every batch started so far, in order.
@@ -230,11 +256,15 @@ impl Backend for ScriptedBackend {
         samples: Arc<[f32]>,
         options: &DecodeOptions,
     ) -> Result<ScriptedStream, DecodeError> {
-        let language = self
-            .inner
-            .info
-            .check(options)?
-            .unwrap_or_else(|| "en".into());
+        let asked = self.inner.info.check(options)?;
+        if !samples.is_empty() {
+            // Not the engine checking options with an empty job.
+            lock(&self.inner.languages_asked).push(asked.clone());
+        }
+        let language = asked.unwrap_or_else(|| match self.inner.info.multilingual {
+            true => detect_language(&samples).to_string(),
+            false => "en".into(),
+        });
         Ok(ScriptedStream {
             samples,
             seek: 0,
@@ -322,6 +352,23 @@ impl ScriptedStream {
         }
         self.seek = end;
     }
+}
+
+/// The language whose pitch is nearest the first word's, from its zero crossings.
+fn detect_language(audio: &[f32]) -> &'static str {
+    let Some(&(start, end, _)) = bursts(audio).first() else {
+        return "en";
+    };
+    let burst = &audio[start..end];
+    let crossings = burst
+        .windows(2)
+        .filter(|pair| (pair[0] < 0.0) != (pair[1] < 0.0))
+        .count();
+    let pitch = crossings as f32 / 2.0 / (burst.len() as f32 / SAMPLE_RATE as f32);
+    LANGUAGE_PITCHES
+        .iter()
+        .min_by(|a, b| (a.1 - pitch).abs().total_cmp(&(b.1 - pitch).abs()))
+        .map_or("en", |(language, _)| language)
 }
 
 fn word_for(peak: f32) -> &'static str {
@@ -466,6 +513,15 @@ mod tests {
         let stream = multilingual.start(Arc::from(vec![]), &german).unwrap();
         assert_eq!(JobStream::language(&stream), Some("de"));
         assert!(multilingual.start(Arc::from(vec![]), &translate).is_ok());
+        // Left to detect, it hears the language from the first word's pitch.
+        for language in ["en", "de", "fr"] {
+            let mut audio = silence(0.3);
+            audio.extend(say_in(language, &["two", "five"]));
+            let options = DecodeOptions::default();
+            let stream = multilingual.start(audio.into(), &options).unwrap();
+            assert_eq!(JobStream::language(&stream), Some(language));
+        }
+        assert_eq!(multilingual.languages_asked(), [None, None, None]);
     }
 
     #[test]

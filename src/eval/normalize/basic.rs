@@ -5,6 +5,9 @@
 //! Unicode than the reference's Python 3.11 `unicodedata`, Unicode 14), which only differs for
 //! characters assigned since, none of which a transcript is likely to contain.
 
+use std::sync::LazyLock;
+
+use regex::Regex;
 use unicode_normalization::UnicodeNormalization;
 use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
 
@@ -56,9 +59,47 @@ pub fn remove_symbols_and_diacritics(s: &str, keep: &str) -> String {
     out
 }
 
+/// Whisper's `BasicTextNormalizer()` (diacritics kept), the normaliser its papers score every
+/// language but English with: lower case, bracketed and parenthesised words gone, marks,
+/// symbols and punctuation blanked after NFKC, runs of whitespace made one space.
+pub fn normalize_basic(s: &str) -> String {
+    static BRACKETS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[<\[][^>\]]*[>\]]").unwrap());
+    static PARENTHESES: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\(([^)]+?)\)").unwrap());
+    let s = s.to_lowercase();
+    let s = BRACKETS.replace_all(&s, "");
+    let s = PARENTHESES.replace_all(&s, "");
+    let blanked: String = s
+        .nfkc()
+        .map(|c| {
+            let blank = matches!(
+                c.general_category_group(),
+                GeneralCategoryGroup::Mark
+                    | GeneralCategoryGroup::Symbol
+                    | GeneralCategoryGroup::Punctuation
+            );
+            if blank { ' ' } else { c }
+        })
+        .collect();
+    blanked
+        .to_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basic_keeps_accents_and_drops_punctuation_and_brackets() {
+        assert_eq!(
+            normalize_basic("Sous le Consulat, il devient « conservateur » [musique] (rires)."),
+            "sous le consulat il devient conservateur"
+        );
+        assert_eq!(normalize_basic("客観的実在の、判断。"), "客観的実在の 判断");
+        assert_eq!(normalize_basic("Ｆｕｌｌ　ｗｉｄｔｈ"), "full width");
+    }
 
     #[test]
     fn accents_drop_and_symbols_blank() {

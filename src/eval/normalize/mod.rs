@@ -12,7 +12,7 @@ mod numbers;
 mod pyre;
 mod spelling;
 
-pub use basic::remove_symbols_and_diacritics;
+pub use basic::{normalize_basic, remove_symbols_and_diacritics};
 pub use english::{EnglishTextNormalizer, normalize_english};
 pub use numbers::EnglishNumberNormalizer;
 pub use spelling::EnglishSpellingNormalizer;

@@ -139,3 +139,86 @@ async fn browsers_pass_their_key_as_a_subprotocol_and_no_key_is_refused_before_u
     drop(socket);
     server.shutdown().await.unwrap();
 }
+
+/// Reads events until one of `kind` arrives.
+async fn wait_for(socket: &mut Socket, kind: &str) -> Value {
+    loop {
+        let message = tokio::time::timeout(TIMEOUT, socket.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} in time"));
+        if let Some(Ok(Message::Text(text))) = message {
+            let event: Value = serde_json::from_str(&text).unwrap();
+            assert_ne!(event["type"], "error", "{event}");
+            if event["type"] == kind {
+                return event;
+            }
+        } else {
+            panic!("socket ended waiting for {kind}: {message:?}");
+        }
+    }
+}
+
+/// Sends `audio` (16 kHz) as one `input_audio_buffer.append`.
+async fn append(socket: &mut Socket, audio: &[f32]) {
+    use base64::Engine as _;
+    let pcm = base64::engine::general_purpose::STANDARD.encode(crate::audio::f32_to_pcm16le(audio));
+    let event = serde_json::json!({"type": "input_audio_buffer.append", "audio": pcm});
+    socket
+        .send(Message::Text(event.to_string().into()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_language_is_honoured_and_otherwise_detected_per_item() {
+    use crate::engine::backend::scripted::{say_in, silence};
+    let backend = ScriptedBackend::multilingual();
+    let server = RunningServer::start(backend.clone(), config(Limits::default()))
+        .await
+        .unwrap();
+    for language in ["de", ""] {
+        let mut socket = connect(&server).await;
+        wait_for(&mut socket, "session.created").await;
+        let update = serde_json::json!({"type": "session.update", "session": {
+            "type": "transcription",
+            "audio": {"input": {
+                "format": {"type": "audio/pcm", "rate": 16_000},
+                "transcription": {"language": language}}}}});
+        socket
+            .send(Message::Text(update.to_string().into()))
+            .await
+            .unwrap();
+        wait_for(&mut socket, "session.updated").await;
+        // Jobs before this point (the server's warm-up) are not this session's.
+        let asked_before = backend.languages_asked().len();
+        // Spoken in French.
+        let mut audio = say_in("fr", &["two", "five", "two", "five"]);
+        audio.extend(silence(1.5));
+        append(&mut socket, &audio).await;
+        let done = wait_for(
+            &mut socket,
+            "conversation.item.input_audio_transcription.completed",
+        )
+        .await;
+        assert_eq!(
+            done["transcript"].as_str().unwrap().trim(),
+            "two five two five"
+        );
+        let asked = backend.languages_asked()[asked_before..].to_vec();
+        if language == "de" {
+            assert!(
+                asked.iter().all(|l| l.as_deref() == Some("de")),
+                "{asked:?}"
+            );
+        } else {
+            assert_eq!(asked[0], None, "detected first: {asked:?}");
+            assert!(
+                asked
+                    .iter()
+                    .all(|l| l.is_none() || l.as_deref() == Some("fr")),
+                "then kept: {asked:?}"
+            );
+        }
+    }
+    server.shutdown().await.unwrap();
+}

@@ -14,6 +14,7 @@ mod keys;
 mod load;
 mod models;
 mod serve;
+mod stream;
 mod transcribe;
 mod wer;
 
@@ -48,6 +49,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Serve the gRPC speech API (native gRPC and grpc-web on one port).
     Serve(serve::ServeArgs),
+    /// Stream a file or stdin to a remote hearken and print the transcript as it settles.
+    Stream(stream::StreamArgs),
     /// List known models and which are cached locally.
     Models(models::ModelsArgs),
     /// Benchmarks: real-time factor, WER and peak memory on the speech corpus.
@@ -80,6 +83,7 @@ pub fn run() -> ExitCode {
         Command::Transcribe(args) => transcribe::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Stream(args) => stream::run(args),
         Command::Models(args) => models::run(args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Wer(args) => wer::run(args),

@@ -1,0 +1,307 @@
+//! `hearken stream`: a live client for a remote hearken over gRPC. It streams a file at
+//! real-time pace (or as fast as the server takes it), or raw PCM from stdin as it arrives (so
+//! `arecord`, `ffmpeg` or `sox` can pipe a microphone), and prints what the server sends: on a
+//! terminal the tentative text rewritten in place and each final on its own line, piped one
+//! JSON object per update.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+
+use crate::grpc::client::pcm16_stream;
+use crate::grpc::proto::speech_client::SpeechClient;
+use crate::grpc::proto::streaming_recognize_request::Request;
+use crate::grpc::proto::streaming_recognize_response::Event;
+use crate::grpc::proto::{
+    AudioChunk, AudioEncoding, RecognitionConfig, StreamingRecognizeRequest, Task, TranscriptUpdate,
+};
+
+/// Audio per message: 100 ms, as a microphone client would send it.
+const FRAME: Duration = Duration::from_millis(100);
+
+/// How updates are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum Format {
+    /// Tentative text rewritten in place, finals on their own lines.
+    Text,
+    /// One JSON object per transcript update.
+    Jsonl,
+}
+
+/// Arguments of `hearken stream`.
+#[derive(Debug, Args)]
+pub(super) struct StreamArgs {
+    /// Audio file (any format hearken decodes), or `-` for raw 16-bit little-endian PCM on
+    /// stdin (see `--rate` and `--channels`).
+    input: String,
+    /// The server: `http://HOST:PORT`, or `https://HOST:PORT` for TLS.
+    #[arg(long, env = "HEARKEN_SERVER", default_value = "http://127.0.0.1:50051")]
+    server: String,
+    /// Sample rate of stdin PCM.
+    #[arg(long, default_value_t = 16_000)]
+    rate: u32,
+    /// Channels of stdin PCM (interleaved; downmixed by the server).
+    #[arg(long, default_value_t = 1)]
+    channels: u32,
+    /// Send a file as fast as the server takes it instead of at real-time pace.
+    #[arg(long)]
+    fast: bool,
+    /// Spoken language (ISO code or name); unset, a multilingual model detects it.
+    #[arg(long, short)]
+    language: Option<String>,
+    /// Translate to English (multilingual models).
+    #[arg(long)]
+    translate: bool,
+    /// Text that primes the model: names, spelling, style.
+    #[arg(long)]
+    prompt: Option<String>,
+    /// Model id (see `hearken models`); unset, the server's.
+    #[arg(long)]
+    model: Option<String>,
+    /// API key, sent as `authorization: Bearer KEY`.
+    #[arg(long, env = "HEARKEN_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// PEM certificate of a CA to trust for `https://` (default: the system's roots).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Output format; `text` on a terminal, `jsonl` when piped.
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+}
+
+pub(super) fn run(args: StreamArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(stream(args))
+}
+
+async fn stream(args: StreamArgs) -> anyhow::Result<()> {
+    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
+        Format::Text
+    } else {
+        Format::Jsonl
+    });
+    let channel = connect(&args).await?;
+    let mut client = SpeechClient::new(channel);
+    let config = RecognitionConfig {
+        language: args.language.clone().unwrap_or_default(),
+        task: if args.translate {
+            Task::Translate
+        } else {
+            Task::Transcribe
+        } as i32,
+        prompt: args.prompt.clone().unwrap_or_default(),
+        model: args.model.clone().unwrap_or_default(),
+        interim_results: true,
+        word_timestamps: true,
+        ..Default::default()
+    };
+    let requests = if args.input == "-" {
+        stdin_stream(config, args.rate, args.channels)
+    } else {
+        let samples = crate::audio::load_file(&PathBuf::from(&args.input))
+            .with_context(|| format!("reading {}", args.input))?;
+        pcm16_stream(config, &samples, FRAME, !args.fast).0
+    };
+    let mut request = tonic::Request::new(requests);
+    if let Some(key) = &args.api_key {
+        let value = format!("Bearer {key}")
+            .parse()
+            .context("the API key is not a valid header value")?;
+        request.metadata_mut().insert("authorization", value);
+    }
+    let mut responses = client
+        .streaming_recognize(request)
+        .await
+        .map_err(|status| refused(&args.server, &status))?
+        .into_inner();
+    let mut printer = Printer::new(format);
+    while let Some(response) = responses.next().await {
+        let response = response.map_err(|status| refused(&args.server, &status))?;
+        if let Some(Event::Transcript(update)) = response.event {
+            printer.print(&update)?;
+        }
+    }
+    printer.finish()
+}
+
+/// A channel to `args.server`, over TLS for `https://`.
+async fn connect(args: &StreamArgs) -> anyhow::Result<Channel> {
+    let endpoint = Channel::from_shared(args.server.clone())
+        .with_context(|| {
+            format!(
+                "--server {:?} is not a URL like http://HOST:PORT",
+                args.server
+            )
+        })?
+        .connect_timeout(Duration::from_secs(10));
+    let endpoint = if args.server.starts_with("https://") {
+        let tls = match &args.ca {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("reading --ca {}", path.display()))?;
+                ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))
+            }
+            None => ClientTlsConfig::new().with_native_roots(),
+        };
+        endpoint.tls_config(tls)?
+    } else {
+        anyhow::ensure!(args.ca.is_none(), "--ca needs an https:// --server");
+        endpoint
+    };
+    endpoint
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {}", args.server))
+}
+
+/// The server's refusal, as the user should read it.
+fn refused(server: &str, status: &tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{server} ended the stream: {:?}: {}",
+        status.code(),
+        status.message()
+    )
+}
+
+/// Raw PCM16 read from stdin in 100 ms messages as it arrives, after the config.
+fn stdin_stream(
+    config: RecognitionConfig,
+    rate: u32,
+    channels: u32,
+) -> ReceiverStream<StreamingRecognizeRequest> {
+    let config = RecognitionConfig {
+        encoding: AudioEncoding::Linear16 as i32,
+        sample_rate_hertz: rate,
+        channels,
+        ..config
+    };
+    let bytes_per_frame = (rate as usize * channels as usize * 2 / 10).max(2);
+    let (tx, rx) = mpsc::channel(8);
+    std::thread::spawn(move || {
+        let message = |request| StreamingRecognizeRequest {
+            request: Some(request),
+        };
+        if tx.blocking_send(message(Request::Config(config))).is_err() {
+            return;
+        }
+        let mut stdin = std::io::stdin().lock();
+        let mut buffer = vec![0u8; bytes_per_frame];
+        for sequence in 1.. {
+            let filled = read_up_to(&mut stdin, &mut buffer);
+            if filled == 0 {
+                return;
+            }
+            let chunk = AudioChunk {
+                // A frame always holds whole samples: an odd trailing byte is dropped.
+                data: buffer[..filled & !1].to_vec(),
+                sequence,
+            };
+            if tx.blocking_send(message(Request::Audio(chunk))).is_err() {
+                return;
+            }
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+/// Fills `buffer` from `input` until it is full or the input ends; the bytes read.
+fn read_up_to(input: &mut impl Read, buffer: &mut [u8]) -> usize {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match input.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    filled
+}
+
+/// Prints updates in the chosen format.
+struct Printer {
+    format: Format,
+    /// A tentative line is on screen (text format), to be rewritten.
+    line_open: bool,
+    out: std::io::Stdout,
+}
+
+impl Printer {
+    fn new(format: Format) -> Self {
+        Self {
+            format,
+            line_open: false,
+            out: std::io::stdout(),
+        }
+    }
+
+    fn print(&mut self, update: &TranscriptUpdate) -> anyhow::Result<()> {
+        let mut out = self.out.lock();
+        match self.format {
+            Format::Jsonl => writeln!(out, "{}", update_json(update))?,
+            Format::Text if update.is_final => {
+                let text = update.committed.trim();
+                if self.line_open || !text.is_empty() {
+                    writeln!(out, "\r\x1b[2K{text}")?;
+                }
+                self.line_open = false;
+            }
+            Format::Text => {
+                // Committed text plain, tentative text dimmed, on one line rewritten in place.
+                let committed = update.committed.trim_start();
+                write!(
+                    out,
+                    "\r\x1b[2K{committed}\x1b[2m{}\x1b[0m",
+                    update.tentative
+                )?;
+                self.line_open = true;
+            }
+        }
+        out.flush()?;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> anyhow::Result<()> {
+        if self.line_open {
+            writeln!(self.out)?;
+        }
+        Ok(())
+    }
+}
+
+/// One update as a JSON object: the proto's fields, words included.
+fn update_json(update: &TranscriptUpdate) -> serde_json::Value {
+    let words: Vec<serde_json::Value> = update
+        .words
+        .iter()
+        .map(|w| {
+            serde_json::json!({
+                "word": w.word, "start": w.start, "end": w.end, "probability": w.probability,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "utterance_id": update.utterance_id,
+        "revision": update.revision,
+        "is_final": update.is_final,
+        "committed": update.committed,
+        "committed_delta": update.committed_delta,
+        "tentative": update.tentative,
+        "stability": update.stability,
+        "start": update.start,
+        "end": update.end,
+        "language": update.language,
+        "audio_dropped": update.audio_dropped,
+        "words": words,
+    })
+}

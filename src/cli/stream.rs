@@ -4,24 +4,19 @@
 //! terminal the tentative text rewritten in place and each final on its own line, piped one
 //! JSON object per update.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
-use crate::grpc::client::pcm16_stream;
+use crate::grpc::client::{pcm16_reader_stream, pcm16_stream};
 use crate::grpc::proto::speech_client::SpeechClient;
-use crate::grpc::proto::streaming_recognize_request::Request;
 use crate::grpc::proto::streaming_recognize_response::Event;
-use crate::grpc::proto::{
-    AudioChunk, AudioEncoding, RecognitionConfig, StreamingRecognizeRequest, Task, TranscriptUpdate,
-};
+use crate::grpc::proto::{RecognitionConfig, Task, TranscriptUpdate};
 
 /// Audio per message: 100 ms, as a microphone client would send it.
 const FRAME: Duration = Duration::from_millis(100);
@@ -106,7 +101,7 @@ async fn stream(args: StreamArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let requests = if args.input == "-" {
-        stdin_stream(config, args.rate, args.channels)
+        pcm16_reader_stream(config, std::io::stdin(), args.rate, args.channels)
     } else {
         let samples = crate::audio::load_file(&PathBuf::from(&args.input))
             .with_context(|| format!("reading {}", args.input))?;
@@ -171,61 +166,6 @@ fn refused(server: &str, status: &tonic::Status) -> anyhow::Error {
         status.code(),
         status.message()
     )
-}
-
-/// Raw PCM16 read from stdin in 100 ms messages as it arrives, after the config.
-fn stdin_stream(
-    config: RecognitionConfig,
-    rate: u32,
-    channels: u32,
-) -> ReceiverStream<StreamingRecognizeRequest> {
-    let config = RecognitionConfig {
-        encoding: AudioEncoding::Linear16 as i32,
-        sample_rate_hertz: rate,
-        channels,
-        ..config
-    };
-    let bytes_per_frame = (rate as usize * channels as usize * 2 / 10).max(2);
-    let (tx, rx) = mpsc::channel(8);
-    std::thread::spawn(move || {
-        let message = |request| StreamingRecognizeRequest {
-            request: Some(request),
-        };
-        if tx.blocking_send(message(Request::Config(config))).is_err() {
-            return;
-        }
-        let mut stdin = std::io::stdin().lock();
-        let mut buffer = vec![0u8; bytes_per_frame];
-        for sequence in 1.. {
-            let filled = read_up_to(&mut stdin, &mut buffer);
-            if filled == 0 {
-                return;
-            }
-            let chunk = AudioChunk {
-                // A frame always holds whole samples: an odd trailing byte is dropped.
-                data: buffer[..filled & !1].to_vec(),
-                sequence,
-            };
-            if tx.blocking_send(message(Request::Audio(chunk))).is_err() {
-                return;
-            }
-        }
-    });
-    ReceiverStream::new(rx)
-}
-
-/// Fills `buffer` from `input` until it is full or the input ends; the bytes read.
-fn read_up_to(input: &mut impl Read, buffer: &mut [u8]) -> usize {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match input.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    filled
 }
 
 /// Prints updates in the chosen format.

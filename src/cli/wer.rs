@@ -242,10 +242,13 @@ fn print_languages(rows: &[LanguageRow], offline: &CorpusRun) {
         );
     }
     let total = offline.total();
-    let (metric, units) = match rows.iter().map(|r| r.metric).collect::<Vec<_>>()[..] {
-        [Metric::Wer, ..] if rows.iter().all(|r| r.metric == Metric::Wer) => ("WER", "words"),
-        [Metric::Cer, ..] if rows.iter().all(|r| r.metric == Metric::Cer) => ("CER", "characters"),
-        _ => ("WER/CER", "words or characters"),
+    let only = |metric| rows.iter().all(|r| r.metric == metric);
+    let (metric, units) = if only(Metric::Wer) {
+        ("WER", "words")
+    } else if only(Metric::Cer) {
+        ("CER", "characters")
+    } else {
+        ("WER/CER", "words or characters")
     };
     println!(
         "corpus {metric} {:.2}% ({} errors: {} sub, {} del, {} ins / {} {units}) over {} clips, {:.1} s of audio",

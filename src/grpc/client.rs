@@ -1,6 +1,6 @@
-//! Client side of `StreamingRecognize`, for hearken's own tools (`hearken demo`, `hearken bench
-//! stream`): 16 kHz samples sent as LINEAR16 frames, optionally at real-time pace, the way a
-//! microphone client would send them.
+//! Client side of `StreamingRecognize`, for hearken's own tools (`hearken demo`, `hearken
+//! stream`, `hearken bench stream`): 16 kHz samples sent as LINEAR16 frames, optionally at
+//! real-time pace, or raw PCM from a reader as it arrives, the way a microphone client sends.
 
 use std::time::{Duration, Instant};
 
@@ -57,6 +57,60 @@ pub fn pcm16_stream(
         let _ = done_tx.send(sent);
     });
     (ReceiverStream::new(rx), done_rx)
+}
+
+/// The request stream of one session fed by `input`, raw PCM16 (little-endian, `rate` Hz,
+/// `channels` interleaved): `config` (set to LINEAR16 at that rate) then 100 ms messages as the
+/// bytes arrive, read on a thread of its own (a pipe from a microphone blocks).
+pub fn pcm16_reader_stream(
+    config: RecognitionConfig,
+    mut input: impl std::io::Read + Send + 'static,
+    rate: u32,
+    channels: u32,
+) -> ReceiverStream<StreamingRecognizeRequest> {
+    let config = RecognitionConfig {
+        encoding: AudioEncoding::Linear16 as i32,
+        sample_rate_hertz: rate,
+        channels,
+        ..config
+    };
+    let bytes_per_frame = (rate as usize * channels as usize * 2 / 10).max(2);
+    let (tx, rx) = mpsc::channel(8);
+    std::thread::spawn(move || {
+        if tx.blocking_send(request(Request::Config(config))).is_err() {
+            return;
+        }
+        let mut buffer = vec![0u8; bytes_per_frame];
+        for sequence in 1.. {
+            let filled = read_up_to(&mut input, &mut buffer);
+            if filled == 0 {
+                return;
+            }
+            let chunk = AudioChunk {
+                // A message always holds whole samples: an odd trailing byte is dropped.
+                data: buffer[..filled & !1].to_vec(),
+                sequence,
+            };
+            if tx.blocking_send(request(Request::Audio(chunk))).is_err() {
+                return;
+            }
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+/// Fills `buffer` from `input` until it is full or the input ends; the bytes read.
+fn read_up_to(input: &mut impl std::io::Read, buffer: &mut [u8]) -> usize {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match input.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    filled
 }
 
 fn request(request: Request) -> StreamingRecognizeRequest {

@@ -133,7 +133,9 @@ impl RunningServer {
         });
         let separate_metrics = metrics_task.is_some();
         let http_task = http_incoming.map(|incoming| {
-            let mut gateway = GatewayState::new(Arc::clone(&service));
+            // grpc-web on this port too: the browser app served here calls it same-origin.
+            let mut gateway = GatewayState::new(Arc::clone(&service))
+                .with_routes(crate::grpc::grpc_web_routes(Arc::clone(&service)));
             if separate_metrics {
                 gateway = gateway.without_metrics_route();
             }

@@ -36,22 +36,38 @@ async fn start() -> RunningServer {
         .expect("server starts")
 }
 
-/// One grpc-web call over plain HTTP/1.1: returns the data frames and the trailer text.
+/// One grpc-web call over plain HTTP/1.1 to the gRPC port, from a page on an allowed origin:
+/// returns the data frames and the trailer text.
 async fn grpc_web_call(
     server: &RunningServer,
     method: &str,
     message: &[u8],
 ) -> (Vec<Vec<u8>>, String) {
+    let (frames, trailers, headers) =
+        grpc_web_at(server.grpc_addr, "http://example.test", method, message).await;
+    assert!(headers.starts_with("http/1.1 200"), "{headers}");
+    assert!(
+        headers.contains("access-control-allow-origin: http://example.test"),
+        "{headers}"
+    );
+    (frames, trailers)
+}
+
+/// One grpc-web call to `addr` from a page on `origin`: data frames, trailer text, headers.
+async fn grpc_web_at(
+    addr: std::net::SocketAddr,
+    origin: &str,
+    method: &str,
+    message: &[u8],
+) -> (Vec<Vec<u8>>, String, String) {
     let mut body = vec![0u8];
     body.extend((message.len() as u32).to_be_bytes());
     body.extend_from_slice(message);
-    let mut stream = tokio::net::TcpStream::connect(server.grpc_addr)
-        .await
-        .unwrap();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let head = format!(
-        "POST /hearken.speech.v1.Speech/{method} HTTP/1.1\r\nHost: localhost\r\n\
+        "POST /hearken.speech.v1.Speech/{method} HTTP/1.1\r\nHost: {addr}\r\n\
          Content-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\n\
-         Origin: http://example.test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+         Origin: {origin}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
@@ -63,13 +79,11 @@ async fn grpc_web_call(
         .position(|w| w == b"\r\n\r\n")
         .expect("HTTP head");
     let headers = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    assert!(headers.starts_with("http/1.1 200"), "{headers}");
+    if !headers.starts_with("http/1.1 200") {
+        return (Vec::new(), String::new(), headers);
+    }
     assert!(
         headers.contains("content-type: application/grpc-web"),
-        "{headers}"
-    );
-    assert!(
-        headers.contains("access-control-allow-origin: http://example.test"),
         "{headers}"
     );
     let mut payload = raw[split + 4..].to_vec();
@@ -89,7 +103,7 @@ async fn grpc_web_call(
         }
         rest = &rest[5 + len..];
     }
-    (frames, trailers)
+    (frames, trailers, headers)
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
@@ -262,4 +276,101 @@ async fn shutdown_gives_live_streams_their_finals() {
         clip.id
     );
     drop(tx);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_port_serves_the_browser_app_and_grpc_web_from_its_own_origin() {
+    let model = WhisperModel::load(&support::default_model_dir(), &candle_core::Device::Cpu)
+        .expect("load model");
+    // No cross-origin caller is allowed: the app's own origin needs no listing.
+    let server = RunningServer::start(
+        WhisperBackend::from(model),
+        support::serve_config(Limits::default(), true),
+    )
+    .await
+    .expect("server starts");
+    let http = server.http_addr.unwrap();
+    let page = reqwest::get(format!("http://{http}/")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    let html = page.text().await.unwrap();
+    for id in [
+        "id=\"transcript\"",
+        "id=\"mic\"",
+        "id=\"file\"",
+        "id=\"status\"",
+    ] {
+        assert!(html.contains(id), "the page lacks {id}");
+    }
+    for asset in ["app.js", "capture-worklet.js", "app.css"] {
+        let response = reqwest::get(format!("http://{http}/{asset}"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{asset}");
+        assert!(!response.bytes().await.unwrap().is_empty(), "{asset}");
+    }
+
+    // A 158 s recording over grpc-web on this port: segments, and progress after each window
+    // ending at the whole recording.
+    let (clip, _) = support::clip("librivox_sonnets_1_3");
+    let request = RecognizeRequest {
+        config: None,
+        audio: std::fs::read(&clip.file).unwrap(),
+    };
+    let own_origin = format!("http://{http}");
+    let (frames, trailers, _) = grpc_web_at(
+        http,
+        &own_origin,
+        "RecognizeStream",
+        &request.encode_to_vec(),
+    )
+    .await;
+    assert!(trailers.contains("grpc-status:0"), "{trailers}");
+    let events: Vec<Event> = frames
+        .iter()
+        .filter_map(|f| {
+            StreamingRecognizeResponse::decode(f.as_slice())
+                .unwrap()
+                .event
+        })
+        .collect();
+    let progress: Vec<(f64, f64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::AudioAck(ack) => Some((ack.processed_seconds, ack.backlog_seconds)),
+            _ => None,
+        })
+        .collect();
+    assert!(progress.len() >= 3, "{progress:?}");
+    assert!(
+        progress.windows(2).all(|w| w[0].0 <= w[1].0),
+        "{progress:?}"
+    );
+    let (done, left) = *progress.last().unwrap();
+    assert_eq!(left, 0.0);
+    assert!((done - clip.seconds).abs() < 0.1, "{progress:?}");
+    let text: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Transcript(t) => Some(t.committed.clone()),
+            _ => None,
+        })
+        .collect();
+    let wer = hearken::eval::english_wer(&clip.text, &text.join(" ")).wer();
+    assert!(wer <= 0.15, "WER {wer:.3}");
+
+    // Another origin is refused on this port too.
+    let (_, _, headers) = grpc_web_at(
+        http,
+        "http://evil.test",
+        "ListModels",
+        &ListModelsRequest {}.encode_to_vec(),
+    )
+    .await;
+    assert!(headers.starts_with("http/1.1 403"), "{headers}");
+    server.shutdown().await.unwrap();
 }

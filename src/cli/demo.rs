@@ -125,6 +125,7 @@ fn print_next_steps(server: &ReadyServer, file: &std::path::Path) {
     let grpc = local(server.grpc_addr);
     println!("\n== The server keeps running (Ctrl-C stops it). Try:");
     if let Some(http) = server.http_addr.map(local) {
+        println!("  open http://{http}/ in a browser: your microphone live, or a file");
         println!(
             "  curl http://{http}/v1/audio/transcriptions -F file=@{} -F response_format=verbose_json",
             file.display()

@@ -181,6 +181,7 @@ where
         );
         if let Some(http_addr) = server.http_addr {
             eprintln!("hearken: OpenAI-compatible API on {scheme}://{http_addr}/v1");
+            eprintln!("hearken: browser app on {scheme}://{http_addr}/");
         }
         let ready = ReadyServer {
             grpc_addr: server.grpc_addr,

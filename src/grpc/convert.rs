@@ -2,6 +2,7 @@
 
 use super::config::Settings;
 use super::proto::{self, RecognizeResponse, ServerLimits, SessionStarted, TranscriptUpdate};
+use crate::engine::WindowUpdate;
 use crate::model::whisper::decode::{Segment, Transcript};
 use crate::service::Service;
 
@@ -89,5 +90,27 @@ pub(super) fn final_segment_update(
         end: s.end,
         language: language.to_string(),
         audio_dropped: false,
+    }
+}
+
+/// How far a whole-audio request has got after a decoded window: seconds of the recording done
+/// and still to go.
+pub(super) fn window_progress(window: &WindowUpdate) -> proto::AudioAck {
+    let done = window.done_seconds.min(window.total_seconds);
+    proto::AudioAck {
+        sequence: 0,
+        processed_seconds: done,
+        backlog_seconds: window.total_seconds - done,
+        dropped_seconds: 0.0,
+    }
+}
+
+/// The last progress of a whole-audio request: all of it done.
+pub(super) fn file_done(transcript: &Transcript) -> proto::AudioAck {
+    proto::AudioAck {
+        sequence: 0,
+        processed_seconds: transcript.duration,
+        backlog_seconds: 0.0,
+        dropped_seconds: 0.0,
     }
 }

@@ -26,7 +26,7 @@ mod server;
 mod service;
 mod streaming;
 
-pub use server::{GrpcServer, SERVICE_NAME, ServerOptions, set_health};
+pub use server::{GrpcServer, SERVICE_NAME, ServerOptions, grpc_web_routes, set_health};
 pub use service::SpeechService;
 
 use crate::service::ServiceError;

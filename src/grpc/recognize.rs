@@ -38,7 +38,8 @@ pub(super) async fn whole(
     ))
 }
 
-/// `RecognizeStream`: one `TranscriptUpdate` per segment as windows are decoded.
+/// `RecognizeStream`: one `TranscriptUpdate` per segment as windows are decoded, then an
+/// `AudioAck` saying how much of the recording is done (a progress bar's figures).
 pub(super) async fn progressive(
     service: Arc<Service>,
     caller: Caller,
@@ -119,6 +120,7 @@ async fn forward_segments(
         };
         let failure: ServiceError = match event {
             Some(JobEvent::Window(update)) => {
+                let progress = respond(Event::AudioAck(convert::window_progress(&update)));
                 for segment in &update.segments {
                     utterance_id += 1;
                     let update = convert::final_segment_update(
@@ -135,9 +137,16 @@ async fn forward_segments(
                         return;
                     }
                 }
+                if tx.send(Ok(progress)).await.is_err() {
+                    return;
+                }
                 continue;
             }
-            Some(JobEvent::Done(_)) => return,
+            Some(JobEvent::Done(transcript)) => {
+                let done = respond(Event::AudioAck(convert::file_done(&transcript)));
+                let _ = tx.send(Ok(done)).await;
+                return;
+            }
             Some(JobEvent::Failed(e)) => e.into(),
             None => EngineError::ShuttingDown.into(),
         };

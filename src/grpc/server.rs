@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderName;
+use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
@@ -83,22 +84,8 @@ impl GrpcServer {
         incoming: Incoming,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
-        let max_message = self.service.limits().max_message_bytes;
-        let speech = SpeechServer::new(SpeechService::new(Arc::clone(&self.service)))
-            .max_decoding_message_size(max_message)
-            .max_encoding_message_size(max_message);
-        let guard = Arc::clone(&self.service);
-        // Every speech call: the browser origin rule, then the API key (health and reflection
-        // stay open for the mesh's probes).
-        let speech = InterceptedService::new(speech, move |mut request: tonic::Request<()>| {
-            let metadata = request.metadata();
-            let header = |name| metadata.get(name).map(|v| v.to_str().unwrap_or("?"));
-            // No page is served on this port: any browser caller is cross-origin.
-            guard.check_origin(header("origin"), None)?;
-            let caller = guard.authenticate(header("authorization"))?;
-            request.extensions_mut().insert(caller);
-            Ok(request)
-        });
+        // No page is served on this port: any browser caller is cross-origin.
+        let speech = speech_service(Arc::clone(&self.service), OwnOrigin::None);
         let health = HealthServer::new(HealthService::from_health_reporter(self.health.clone()));
         let reflection = self.options.reflection;
         let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -128,6 +115,69 @@ impl GrpcServer {
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
     }
+}
+
+/// Which browser origin counts as the server's own when a speech call is checked.
+#[derive(Debug, Clone, Copy)]
+enum OwnOrigin {
+    /// None: this port serves no page, so every browser caller is cross-origin.
+    None,
+    /// The request's `Host`: the HTTP gateway serves the browser app, whose grpc-web calls
+    /// come from the same origin.
+    Host,
+}
+
+/// The speech service behind its guard.
+fn speech_service(
+    service: Arc<Service>,
+    own_origin: OwnOrigin,
+) -> InterceptedService<SpeechServer<SpeechService>, SpeechGuard> {
+    let max_message = service.limits().max_message_bytes;
+    let speech = SpeechServer::new(SpeechService::new(Arc::clone(&service)))
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(max_message);
+    InterceptedService::new(
+        speech,
+        SpeechGuard {
+            service,
+            own_origin,
+        },
+    )
+}
+
+/// Every speech call passes the browser origin rule, then the API key, whose caller it hands
+/// to the handler (health and reflection, served beside it, stay open for the mesh's probes).
+#[derive(Clone)]
+struct SpeechGuard {
+    service: Arc<Service>,
+    own_origin: OwnOrigin,
+}
+
+impl tonic::service::Interceptor for SpeechGuard {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        let metadata = request.metadata();
+        let header = |name| metadata.get(name).map(|v| v.to_str().unwrap_or("?"));
+        let host = match self.own_origin {
+            OwnOrigin::None => None,
+            OwnOrigin::Host => header("host"),
+        };
+        self.service.check_origin(header("origin"), host)?;
+        let caller = self.service.authenticate(header("authorization"))?;
+        request.extensions_mut().insert(caller);
+        Ok(request)
+    }
+}
+
+/// The speech service as grpc-web routes for the HTTP gateway's port, which serves the browser
+/// app: the same guard, metrics and status rewrite as on the gRPC port, with the request's own
+/// host as the page's origin (the app's calls are same-origin).
+pub fn grpc_web_routes(service: Arc<Service>) -> axum::Router {
+    let speech = tower::ServiceBuilder::new()
+        .layer(GrpcWebLayer::new())
+        .layer(RpcLayer::new(service.metrics().service().clone()))
+        .layer(MapResponseLayer::new(oversize_is_resource_exhausted))
+        .service(speech_service(service, OwnOrigin::Host));
+    axum::Router::new().route_service(&format!("/{SERVICE_NAME}/{{method}}"), speech)
 }
 
 /// Sets the speech service's and the server's (`""`) health status.

@@ -1,6 +1,8 @@
 //! The OpenAI-compatible HTTP gateway: `/v1/audio/transcriptions`, `/v1/audio/translations`
 //! (JSON, text, subtitles or Server-Sent Events), the Realtime transcription WebSocket
-//! (`/v1/realtime`, [`realtime`]), `/v1/models`, `/healthz` and `/metrics` (Prometheus text).
+//! (`/v1/realtime`, [`realtime`]), `/v1/models`, `/healthz` and `/metrics` (Prometheus text);
+//! beside them the browser app at `/` ([`web`]) and the speech service as grpc-web, which the
+//! app calls from the same origin.
 //!
 //! It is a thin translation layer over the serving core ([`Service`]): requests take their
 //! session slot from it, run through its whole-file pipeline or the shared streaming driver,
@@ -19,6 +21,7 @@ pub use form::fuzz_form;
 pub use realtime::fuzz_events;
 mod sse;
 mod transcribe;
+mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -50,6 +53,8 @@ pub struct GatewayState {
     metrics_route: bool,
     /// Unix seconds when the gateway started: the `created` of the model object.
     created: u64,
+    /// Routes of other front ends served on this port (grpc-web, for the browser app).
+    other_routes: Router,
 }
 
 impl std::fmt::Debug for GatewayState {
@@ -70,7 +75,15 @@ impl GatewayState {
             service,
             metrics_route: true,
             created,
+            other_routes: Router::new(),
         }
+    }
+
+    /// Also serves `routes` on this port (the server adds grpc-web here, so the browser app's
+    /// calls stay same-origin); they bring their own authentication.
+    pub fn with_routes(mut self, routes: Router) -> Self {
+        self.other_routes = routes;
+        self
     }
 
     /// Leaves `/metrics` out of the gateway (it is served on its own address).
@@ -114,6 +127,7 @@ pub fn router(state: Arc<GatewayState>) -> Router {
         ));
     Router::new()
         .merge(api)
+        .merge(web::routes())
         .route("/healthz", get(healthz))
         .merge(if metrics_route {
             Router::new().route("/metrics", get(metrics))
@@ -123,13 +137,15 @@ pub fn router(state: Arc<GatewayState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(Arc::clone(&state))
+        // Behind the origin rule and CORS like the rest; they authenticate themselves.
+        .merge(state.other_routes.clone())
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             same_origin_or_allowed,
         ))
         .layer(telemetry)
         .layer(cors(state.service.origins().clone()))
-        .with_state(state)
 }
 
 /// Serves the gateway on `listener` until `shutdown` resolves, then lets open requests (and
@@ -250,6 +266,11 @@ fn cors(origins: Origins) -> CorsLayer {
         }))
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers(AllowHeaders::mirror_request())
+        // grpc-web callers read the status from these when it comes in the headers.
+        .expose_headers(
+            ["grpc-status", "grpc-message", "grpc-status-details-bin"]
+                .map(header::HeaderName::from_static),
+        )
         .max_age(Duration::from_secs(24 * 3600))
 }
 

@@ -23,6 +23,11 @@ const G711_RATE: u32 = 8_000;
 /// default) gives the policy's own 10 dB.
 const DB_PER_THRESHOLD: f32 = 20.0;
 
+/// The `include` entry (hearken's own, beside OpenAI's `...logprobs`) that asks for
+/// `conversation.item.input_audio_transcription.tentative` events: the words not yet committed,
+/// for a live caption. OpenAI clients never ask, so they never see the event.
+pub(super) const INCLUDE_TENTATIVE: &str = "item.input_audio_transcription.tentative";
+
 /// The `param` of turn-detection refusals that no single field explains.
 const TURN_DETECTION: &str = "session.audio.input.turn_detection";
 
@@ -61,6 +66,8 @@ pub(super) struct RealtimeConfig {
     pub(super) model: Option<String>,
     pub(super) language: Option<String>,
     pub(super) prompt: Option<String>,
+    /// Send tentative-text events ([`INCLUDE_TENTATIVE`]).
+    pub(super) tentative: bool,
 }
 
 impl Default for RealtimeConfig {
@@ -74,6 +81,7 @@ impl Default for RealtimeConfig {
             model: None,
             language: None,
             prompt: None,
+            tentative: false,
         }
     }
 }
@@ -85,6 +93,7 @@ pub(super) struct GaSession {
     kind: Option<String>,
     #[serde(default)]
     audio: GaAudio,
+    include: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,6 +124,7 @@ pub(super) struct BetaSession {
     input_audio_transcription: Option<Transcription>,
     #[serde(default, deserialize_with = "present")]
     turn_detection: Option<Option<TurnDetection>>,
+    include: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +167,7 @@ impl RealtimeConfig {
             next.format = ga_format(&format)?;
         }
         next.apply(input.transcription, input.turn_detection)?;
+        next.include(session.include);
         Ok(next)
     }
 
@@ -167,7 +178,16 @@ impl RealtimeConfig {
             next.format = beta_format(format)?;
         }
         next.apply(session.input_audio_transcription, session.turn_detection)?;
+        next.include(session.include);
         Ok(next)
+    }
+
+    /// `include`, when sent, replaces the list: entries this server does not produce (OpenAI's
+    /// logprobs) are accepted and ignored, as OpenAI ignores what it cannot add.
+    fn include(&mut self, include: Option<Vec<String>>) {
+        if let Some(include) = include {
+            self.tentative = include.iter().any(|entry| entry == INCLUDE_TENTATIVE);
+        }
     }
 
     fn apply(
@@ -287,6 +307,7 @@ impl RealtimeConfig {
                 "transcription": self.transcription_json(served_model),
                 "turn_detection": self.turn_detection_json(),
             }},
+            "include": self.include_json(),
         })
     }
 
@@ -303,7 +324,16 @@ impl RealtimeConfig {
             "input_audio_format": format,
             "input_audio_transcription": self.transcription_json(served_model),
             "turn_detection": self.turn_detection_json(),
+            "include": self.include_json(),
         })
+    }
+
+    fn include_json(&self) -> Value {
+        if self.tentative {
+            json!([INCLUDE_TENTATIVE])
+        } else {
+            json!([])
+        }
     }
 
     fn transcription_json(&self, served_model: &str) -> Value {

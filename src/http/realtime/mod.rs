@@ -58,11 +58,13 @@ pub(super) async fn realtime(
             ),
         });
     }
+    // The slot before the upgrade check: a browser, which cannot read a refused upgrade's
+    // status, learns it by repeating the request over plain HTTP (429 when full, not 400).
+    let permit = state.service.open_session(&caller)?;
     let upgrade = upgrade.map_err(|rejection| HttpError::NotAWebSocket {
         path: "/v1/realtime",
         reason: rejection.body_text(),
     })?;
-    let permit = state.service.open_session(&caller)?;
     let context = SessionContext {
         service: Arc::clone(&state.service),
         caller,

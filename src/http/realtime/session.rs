@@ -263,6 +263,15 @@ impl RealtimeSession {
                 }),
             );
         }
+        if self.config.tentative && !update.is_final {
+            self.emit(
+                "conversation.item.input_audio_transcription.tentative",
+                json!({
+                    "item_id": item_id, "content_index": 0,
+                    "tentative": update.tentative, "stability": update.stability,
+                }),
+            );
+        }
         if update.is_final {
             self.items.remove(&update.utterance_id);
             let seconds = (update.end_seconds - update.start_seconds).max(0.0);

@@ -222,3 +222,120 @@ async fn the_session_language_is_honoured_and_otherwise_detected_per_item() {
     }
     server.shutdown().await.unwrap();
 }
+
+/// Every event type of one utterance, up to its completion, with `include` as sent.
+async fn utterance_events(server: &RunningServer, include: Value) -> Vec<Value> {
+    use crate::engine::backend::scripted::{say, silence};
+    let mut socket = connect(server).await;
+    wait_for(&mut socket, "session.created").await;
+    let update = serde_json::json!({"type": "session.update", "session": {
+        "type": "transcription", "include": include,
+        "audio": {"input": {"format": {"type": "audio/pcm", "rate": 16_000}}}}});
+    socket
+        .send(Message::Text(update.to_string().into()))
+        .await
+        .unwrap();
+    let updated = wait_for(&mut socket, "session.updated").await;
+    let mut events = vec![updated];
+    // Spoken in pieces, so interims run while the words arrive.
+    let words = [
+        "one", "two", "three", "four", "five", "six", "seven", "eight",
+    ];
+    for pair in words.chunks(2) {
+        append(&mut socket, &say(pair)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    append(&mut socket, &silence(1.5)).await;
+    loop {
+        let message = tokio::time::timeout(TIMEOUT, socket.next()).await.unwrap();
+        let Some(Ok(Message::Text(text))) = message else {
+            panic!("socket ended: {message:?}");
+        };
+        let event: Value = serde_json::from_str(&text).unwrap();
+        let done = event["type"] == "conversation.item.input_audio_transcription.completed";
+        events.push(event);
+        if done {
+            return events;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tentative_text_is_sent_only_to_sessions_that_include_it() {
+    let server = start(Limits::default()).await;
+    let tentative = "conversation.item.input_audio_transcription.tentative";
+
+    let events = utterance_events(
+        &server,
+        serde_json::json!([super::config::INCLUDE_TENTATIVE]),
+    )
+    .await;
+    assert_eq!(
+        events[0]["session"]["include"],
+        serde_json::json!([super::config::INCLUDE_TENTATIVE])
+    );
+    let shown: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == tentative)
+        .map(|e| e["tentative"].as_str().unwrap())
+        .collect();
+    assert!(
+        shown.iter().any(|t| !t.trim().is_empty()),
+        "no tentative words before the final: {events:#?}"
+    );
+    let item = events.last().unwrap()["item_id"].clone();
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["type"] == tentative)
+            .all(|e| e["item_id"] == item)
+    );
+
+    // OpenAI's clients never ask (and OpenAI's own include entries are accepted, ignored).
+    let events = utterance_events(
+        &server,
+        serde_json::json!(["item.input_audio_transcription.logprobs"]),
+    )
+    .await;
+    assert_eq!(events[0]["session"]["include"], serde_json::json!([]));
+    assert!(events.iter().all(|e| e["type"] != tentative), "{events:#?}");
+    assert_eq!(
+        events.last().unwrap()["transcript"]
+            .as_str()
+            .unwrap()
+            .trim(),
+        "one two three four five six seven eight"
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_server_says_so_to_a_plain_request_as_browsers_ask_after_a_refused_upgrade() {
+    let server = start(Limits {
+        max_sessions: 1,
+        ..Limits::default()
+    })
+    .await;
+    let url = format!(
+        "http://{}/v1/realtime?intent=transcription",
+        server.http_addr.unwrap()
+    );
+    // With a slot free, a request that is no upgrade is told so.
+    let free = reqwest::get(&url).await.unwrap();
+    assert_eq!(free.status(), 400);
+    let mut socket = connect(&server).await;
+    wait_for(&mut socket, "session.created").await;
+    // With none, the same request learns why an upgrade would be refused.
+    let full = reqwest::get(&url).await.unwrap();
+    assert_eq!(full.status(), 429);
+    let body: Value = full.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("session"),
+        "{body}"
+    );
+    drop(socket);
+    server.shutdown().await.unwrap();
+}

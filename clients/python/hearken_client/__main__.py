@@ -1,0 +1,7 @@
+"""``python -m hearken_client``: see ``hearken_client.cli``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,54 @@
+"""What a caller asks of a transcription, in Python terms; turned into the proto's
+``RecognitionConfig`` once the audio's encoding is known."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._proto import speech_pb2 as pb
+
+
+@dataclass(frozen=True)
+class Config:
+    """Options of a stream or a whole-file request. The defaults are what a live client wants:
+    tentative results while audio arrives and timed words.
+
+    ``sample_rate`` and ``channels`` describe raw PCM16 input (an iterable of bytes, a pipe);
+    files carry their own.
+    """
+
+    #: ISO 639-1 code ("en") or name ("german"); empty: detected on multilingual models.
+    language: str = ""
+    #: Model id (see ``list_models``); empty: the server's default.
+    model: str = ""
+    #: Text that primes the model: names, spelling, style.
+    prompt: str = ""
+    #: Translate to English (multilingual models only).
+    translate: bool = False
+    interim_results: bool = True
+    word_timestamps: bool = True
+    #: End the stream after the first utterance is final.
+    single_utterance: bool = False
+    #: Silence that ends an utterance, milliseconds; 0: the server's default.
+    endpointing_ms: int = 0
+    sample_rate: int = 16_000
+    channels: int = 1
+
+    def to_proto(
+        self, encoding: pb.AudioEncoding, sample_rate: int = 0, channels: int = 0
+    ) -> pb.RecognitionConfig:
+        """The proto config for audio in ``encoding`` (rate and channels 0 for containers,
+        which carry their own)."""
+        return pb.RecognitionConfig(
+            encoding=encoding,
+            sample_rate_hertz=sample_rate,
+            channels=channels,
+            language=self.language,
+            model=self.model,
+            task=pb.TRANSLATE if self.translate else pb.TRANSCRIBE,
+            prompt=self.prompt,
+            interim_results=self.interim_results,
+            word_timestamps=self.word_timestamps,
+            single_utterance=self.single_utterance,
+            endpointing_ms=self.endpointing_ms,
+        )

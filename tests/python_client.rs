@@ -1,0 +1,153 @@
+//! The Python client package (`clients/python/hearken_client`) against real servers: starts
+//! two in-process with the default model, one open on plaintext and one over TLS (a CA the
+//! test makes) that wants an API key (its tenant may hold one session at a time, so a second
+//! is refused with a retry hint), and runs `clients/python/tests` with pytest on the source
+//! tree. Python, grpcio, grpcio-tools,
+//! protobuf and pytest are required, not optional: a missing one fails the test with the
+//! install command.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rcgen::{CertificateParams, CertifiedIssuer, DnType, KeyPair};
+
+use hearken::engine::WhisperBackend;
+use hearken::eval::default_corpus_dir;
+use hearken::model::whisper::WhisperModel;
+use hearken::server::{RunningServer, ServeConfig};
+use hearken::service::tenants::digest_line;
+use hearken::service::{Limits, Tenants};
+use hearken::tls::TlsFiles;
+
+const INSTALL: &str = "python3 -m pip install -r clients/python/requirements.txt";
+/// The key of the keyed server's one tenant.
+const KEY: &str = "hk_python_client_test";
+/// The tests `clients/python/tests` holds; a test that stops being collected fails this.
+const EXPECTED: &str = "16 passed";
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Fails with the install command unless python3 can import what the package and its tests
+/// need.
+fn require_python_packages() {
+    let probe = Command::new("python3")
+        .args(["-c", "import grpc, grpc_tools, google.protobuf, pytest"])
+        .current_dir(repo())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("python3 could not be run ({e}); install Python 3, then: {INSTALL}")
+        });
+    assert!(
+        probe.status.success(),
+        "the Python packages for the client test are missing; run: {INSTALL}\n{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+}
+
+/// A CA and a server certificate it signed for `localhost` and 127.0.0.1, as PEM files.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "hearken python client test CA");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        std::fs::write(dir.path().join("ca.crt"), ca.pem()).unwrap();
+        std::fs::write(dir.path().join("server.crt"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
+        Self { dir }
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join(file)
+    }
+
+    fn server_files(&self) -> TlsFiles {
+        TlsFiles {
+            cert: self.path("server.crt"),
+            key: self.path("server.key"),
+            client_ca: None,
+        }
+    }
+}
+
+/// A server for tiny.en; with `keyed`, over TLS and letting in only [`KEY`], for one session
+/// at a time.
+async fn start(keyed: Option<&Pki>) -> RunningServer {
+    let tenants = keyed.map(|_| {
+        Tenants::parse(&format!(
+            "[[tenant]]\nid = \"python\"\nkeys = [\"{}\"]\nmax_sessions = 1\n",
+            digest_line(KEY)
+        ))
+        .expect("tenants parse")
+    });
+    let config = ServeConfig {
+        tenants,
+        tls: keyed.map(Pki::server_files),
+        ..support::serve_config(Limits::default(), false)
+    };
+    let model = WhisperModel::load(&support::default_model_dir(), &candle_core::Device::Cpu)
+        .expect("load model");
+    RunningServer::start(WhisperBackend::from(model), config)
+        .await
+        .expect("server starts")
+}
+
+fn pytest(server: &str, keyed_server: &str, ca: &Path) -> Output {
+    Command::new("python3")
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .arg("clients/python/tests")
+        .current_dir(repo())
+        .env("PYTHONPATH", "clients/python")
+        .env("HEARKEN_TEST_SERVER", server)
+        .env("HEARKEN_TEST_KEYED_SERVER", keyed_server)
+        .env("HEARKEN_TEST_API_KEY", KEY)
+        .env("HEARKEN_TEST_CA", ca)
+        .env("HEARKEN_CORPUS_DIR", default_corpus_dir())
+        // The client reads a key from here by default; the tests decide which key is sent.
+        .env_remove("HEARKEN_API_KEY")
+        .env_remove("HEARKEN_SERVER")
+        .output()
+        .expect("python3 runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_client_passes_against_real_servers() {
+    require_python_packages();
+    let pki = Pki::new();
+    let open = start(None).await;
+    let keyed = start(Some(&pki)).await;
+    let server = open.grpc_addr.to_string();
+    let keyed_server = format!("https://127.0.0.1:{}", keyed.grpc_addr.port());
+    let ca = pki.path("ca.crt");
+    let output = tokio::task::spawn_blocking(move || pytest(&server, &keyed_server, &ca))
+        .await
+        .unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Shown with --nocapture (add PYTEST_ADDOPTS=--durations=0 for the slow tests).
+    println!("{report}");
+    assert!(output.status.success(), "pytest failed:\n{report}");
+    assert!(report.contains(EXPECTED), "expected {EXPECTED}:\n{report}");
+    open.shutdown().await.unwrap();
+    keyed.shutdown().await.unwrap();
+}

@@ -1,6 +1,7 @@
 //! `hearken stream` as a user runs it: the binary against a real server on 127.0.0.1:0 with the
 //! default model and an API key, a file and stdin PCM, JSON lines out; a missing key is an error
-//! that names the refusal.
+//! that names the refusal. The same over the Realtime protocol and over TLS, and Ctrl-C, which
+//! stops the audio but still prints the final.
 
 mod support;
 
@@ -16,7 +17,12 @@ use hearken::service::{Limits, Tenants};
 
 const KEY: &str = "hk_stream_test";
 
-async fn start() -> RunningServer {
+/// One test at a time: each streams at real-time pace and expects interims, which a 2-core
+/// machine running three servers at once may not have the time for.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A keyed server with the HTTP gateway on; over TLS with `pki`'s certificate.
+async fn start_with(pki: Option<&support::Pki>) -> RunningServer {
     let tenants = Tenants::parse(&format!(
         "[[tenant]]\nid = \"cli\"\nkeys = [\"{}\"]\n",
         digest_line(KEY)
@@ -24,13 +30,18 @@ async fn start() -> RunningServer {
     .unwrap();
     let config = ServeConfig {
         tenants: Some(tenants),
-        ..support::serve_config(Limits::default(), false)
+        tls: pki.map(support::Pki::server_files),
+        ..support::serve_config(Limits::default(), true)
     };
     let model = WhisperModel::load(&support::default_model_dir(), &candle_core::Device::Cpu)
         .expect("load model");
     RunningServer::start(WhisperBackend::from(model), config)
         .await
         .expect("server starts")
+}
+
+async fn start() -> RunningServer {
+    start_with(None).await
 }
 
 /// Runs `hearken stream ARGS` with `stdin` on its standard input.
@@ -74,6 +85,7 @@ fn updates(output: &Output) -> (Vec<serde_json::Value>, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_a_file_and_stdin_pcm_and_names_a_refusal() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let server = start().await;
     let url = format!("http://{}", server.grpc_addr);
     let (clip, samples) = support::clip("jfk");
@@ -120,5 +132,123 @@ async fn streams_a_file_and_stdin_pcm_and_names_a_refusal() {
         stderr.contains("Unauthenticated") && stderr.contains("API key"),
         "{stderr}"
     );
+    server.shutdown().await.unwrap();
+}
+
+/// `--api-key KEY --format jsonl` and `extra`.
+fn keyed(extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["--api-key", KEY, "--format", "jsonl"];
+    args.extend_from_slice(extra);
+    args.into_iter().map(String::from).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speaks_the_realtime_protocol_and_tls_with_a_given_ca() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let pki = support::Pki::new();
+    let server = start_with(Some(&pki)).await;
+    let (clip, _) = support::clip("jfk");
+    let file = clip.file.to_string_lossy().into_owned();
+    let ca = pki.path("ca.crt").to_string_lossy().into_owned();
+    let grpc = format!("https://localhost:{}", server.grpc_addr.port());
+    let realtime = format!("wss://localhost:{}", server.http_addr.unwrap().port());
+
+    // gRPC over TLS, trusting the test CA.
+    let output = hearken_stream(
+        keyed(&["--server", &grpc, "--ca", &ca, "--fast", &file]),
+        Vec::new(),
+    )
+    .await;
+    assert!(output.status.success(), "{output:?}");
+    let wer = english_wer(&clip.text, &updates(&output).1).wer();
+    assert!(wer <= 0.15, "gRPC over TLS: WER {wer:.2}");
+
+    // The Realtime protocol over TLS, at real-time pace: tentative words, then finals.
+    let output = hearken_stream(
+        keyed(&["--realtime-ws", &realtime, "--ca", &ca, &file]),
+        Vec::new(),
+    )
+    .await;
+    assert!(output.status.success(), "{output:?}");
+    let (lines, text) = updates(&output);
+    let wer = english_wer(&clip.text, &text).wer();
+    assert!(wer <= 0.15, "Realtime: WER {wer:.2}: {text:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|u| u["is_final"] == false && u["tentative"] != ""),
+        "tentative text while it played: {lines:?}"
+    );
+
+    // Without the CA the system's roots do not know the server: refused, and said so.
+    let output = hearken_stream(
+        keyed(&["--realtime-ws", &realtime, "--fast", &file]),
+        Vec::new(),
+    )
+    .await;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("TLS"), "{stderr}");
+    // A wrong key: the HTTP status and the server's message.
+    let args = [
+        "--realtime-ws",
+        &realtime,
+        "--ca",
+        &ca,
+        "--api-key",
+        "hk_wrong",
+        &file,
+    ];
+    let output = hearken_stream(args.map(String::from).to_vec(), Vec::new()).await;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("401"), "{stderr}");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_the_audio_and_still_prints_the_final() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let server = start().await;
+    let (clip, _) = support::clip("jfk");
+    let file = clip.file.to_string_lossy().into_owned();
+    let url = format!("http://{}", server.grpc_addr);
+    let realtime = format!("ws://{}", server.http_addr.unwrap());
+    for protocol in [
+        ["--server", url.as_str()],
+        ["--realtime-ws", realtime.as_str()],
+    ] {
+        let mut args = keyed(&protocol);
+        args.push(file.clone());
+        let output = tokio::task::spawn_blocking(move || {
+            let child = Command::new(env!("CARGO_BIN_EXE_hearken"))
+                .arg("stream")
+                .args(&args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("starting hearken stream");
+            // Four seconds into the 11 s clip: "And so, my fellow Americans" has been said.
+            std::thread::sleep(std::time::Duration::from_secs(4));
+            let sent = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(sent.success());
+            child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(output.status.success(), "{protocol:?}: {output:?}");
+        let (_, text) = updates(&output);
+        let heard = hearken::eval::normalize_english(&text);
+        assert!(heard.contains("fellow americans"), "{protocol:?}: {text:?}");
+        assert!(
+            !heard.contains("for your country"),
+            "{protocol:?}: the audio went on: {text:?}"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("waiting for the last final"), "{stderr}");
+    }
     server.shutdown().await.unwrap();
 }

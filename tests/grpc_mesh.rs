@@ -374,3 +374,55 @@ async fn the_http_port_serves_the_browser_app_and_grpc_web_from_its_own_origin()
     assert!(headers.starts_with("http/1.1 403"), "{headers}");
     server.shutdown().await.unwrap();
 }
+
+/// `buf curl` (from the web app's npm toolchain) with no proto files: reflection describes the
+/// service, as the README's example shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buf_curl_needs_no_proto_files() {
+    let buf =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/web/node_modules/.bin/buf");
+    assert!(
+        buf.exists(),
+        "buf is missing; run: cd clients/web && npm ci"
+    );
+    let server = start().await;
+    let url = |method: &str| format!("http://{}/{SERVICE_NAME}/{method}", server.grpc_addr);
+    let curl = |method: String, body: Vec<u8>| {
+        let buf = buf.clone();
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut child = std::process::Command::new(buf)
+                .args([
+                    "curl",
+                    "--protocol",
+                    "grpc",
+                    "--http2-prior-knowledge",
+                    "-d",
+                    "@-",
+                ])
+                .arg(method)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(&body).unwrap();
+            let output = child.wait_with_output().unwrap();
+            assert!(output.status.success(), "{output:?}");
+            serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+        })
+    };
+    let models = curl(url("ListModels"), b"{}".to_vec()).await.unwrap();
+    assert_eq!(models["models"][0]["id"], "tiny.en", "{models}");
+    use base64::Engine as _;
+    let (clip, _) = support::clip("jfk");
+    let audio =
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(&clip.file).unwrap());
+    let body = serde_json::json!({ "audio": audio })
+        .to_string()
+        .into_bytes();
+    let response = curl(url("Recognize"), body).await.unwrap();
+    let wer = hearken::eval::english_wer(&clip.text, response["text"].as_str().unwrap()).wer();
+    assert!(wer <= 0.15, "{response}");
+    server.shutdown().await.unwrap();
+}

@@ -8,10 +8,8 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-
-use rcgen::{CertificateParams, CertifiedIssuer, DnType, KeyPair};
 
 use hearken::engine::WhisperBackend;
 use hearken::eval::default_corpus_dir;
@@ -19,7 +17,6 @@ use hearken::model::whisper::WhisperModel;
 use hearken::server::{RunningServer, ServeConfig};
 use hearken::service::tenants::digest_line;
 use hearken::service::{Limits, Tenants};
-use hearken::tls::TlsFiles;
 
 const INSTALL: &str = "python3 -m pip install -r clients/python/requirements.txt";
 /// The key of the keyed server's one tenant.
@@ -48,48 +45,9 @@ fn require_python_packages() {
     );
 }
 
-/// A CA and a server certificate it signed for `localhost` and 127.0.0.1, as PEM files.
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "hearken python client test CA");
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &ca)
-            .unwrap();
-        std::fs::write(dir.path().join("ca.crt"), ca.pem()).unwrap();
-        std::fs::write(dir.path().join("server.crt"), cert.pem()).unwrap();
-        std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
-        Self { dir }
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.dir.path().join(file)
-    }
-
-    fn server_files(&self) -> TlsFiles {
-        TlsFiles {
-            cert: self.path("server.crt"),
-            key: self.path("server.key"),
-            client_ca: None,
-        }
-    }
-}
-
 /// A server for tiny.en; with `keyed`, over TLS and letting in only [`KEY`], for one session
 /// at a time.
-async fn start(keyed: Option<&Pki>) -> RunningServer {
+async fn start(keyed: Option<&support::Pki>) -> RunningServer {
     let tenants = keyed.map(|_| {
         Tenants::parse(&format!(
             "[[tenant]]\nid = \"python\"\nkeys = [\"{}\"]\nmax_sessions = 1\n",
@@ -99,7 +57,7 @@ async fn start(keyed: Option<&Pki>) -> RunningServer {
     });
     let config = ServeConfig {
         tenants,
-        tls: keyed.map(Pki::server_files),
+        tls: keyed.map(support::Pki::server_files),
         ..support::serve_config(Limits::default(), false)
     };
     let model = WhisperModel::load(&support::default_model_dir(), &candle_core::Device::Cpu)
@@ -130,7 +88,7 @@ fn pytest(server: &str, keyed_server: &str, ca: &Path) -> Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_client_passes_against_real_servers() {
     require_python_packages();
-    let pki = Pki::new();
+    let pki = support::Pki::new();
     let open = start(None).await;
     let keyed = start(Some(&pki)).await;
     let server = open.grpc_addr.to_string();

@@ -1,8 +1,9 @@
-//! `hearken stream`: a live client for a remote hearken over gRPC. It streams a file at
-//! real-time pace (or as fast as the server takes it), or raw PCM from stdin as it arrives (so
-//! `arecord`, `ffmpeg` or `sox` can pipe a microphone), and prints what the server sends: on a
-//! terminal the tentative text rewritten in place and each final on its own line, piped one
-//! JSON object per update.
+//! `hearken stream`: a live client for a remote hearken over gRPC, or (`--realtime-ws`) for any
+//! server speaking OpenAI's Realtime transcription protocol. It streams a file at real-time pace
+//! (or as fast as the server takes it), or raw PCM from stdin as it arrives (so `arecord`,
+//! `ffmpeg` or `sox` can pipe a microphone), and prints what the server sends: on a terminal the
+//! tentative text rewritten in place and each final on its own line, piped one JSON object per
+//! update. Ctrl-C stops the audio and waits for the last final; a second Ctrl-C quits.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -13,13 +14,18 @@ use clap::{Args, ValueEnum};
 use tokio_stream::StreamExt;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
+use crate::audio::WHISPER_SAMPLE_RATE;
 use crate::grpc::client::{pcm16_reader_stream, pcm16_stream};
 use crate::grpc::proto::speech_client::SpeechClient;
 use crate::grpc::proto::streaming_recognize_response::Event;
 use crate::grpc::proto::{RecognitionConfig, Task, TranscriptUpdate};
+use crate::http::realtime::client::{self as realtime, RealtimeOptions};
+use tokio_stream::wrappers::ReceiverStream;
 
 /// Audio per message: 100 ms, as a microphone client would send it.
 const FRAME: Duration = Duration::from_millis(100);
+/// The Realtime protocol's PCM rate (OpenAI accepts no other).
+const REALTIME_RATE: u32 = 24_000;
 
 /// How updates are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -69,6 +75,12 @@ pub(super) struct StreamArgs {
     /// Output format; `text` on a terminal, `jsonl` when piped.
     #[arg(long, value_enum)]
     format: Option<Format>,
+    /// Speak OpenAI's Realtime transcription protocol to this `ws://` or `wss://` URL instead
+    /// of gRPC to `--server` (hearken's HTTP port, or any server speaking it; a bare
+    /// `ws://HOST:PORT` gets `/v1/realtime`). Files are sent as 24 kHz PCM16, the protocol's
+    /// rate; stdin PCM at `--rate`.
+    #[arg(long, value_name = "URL")]
+    realtime_ws: Option<String>,
 }
 
 pub(super) fn run(args: StreamArgs) -> anyhow::Result<()> {
@@ -85,6 +97,9 @@ async fn stream(args: StreamArgs) -> anyhow::Result<()> {
     } else {
         Format::Jsonl
     });
+    if args.realtime_ws.is_some() {
+        return stream_realtime(args, format).await;
+    }
     let channel = connect(&args).await?;
     let mut client = SpeechClient::new(channel);
     let config = RecognitionConfig {
@@ -107,6 +122,8 @@ async fn stream(args: StreamArgs) -> anyhow::Result<()> {
             .with_context(|| format!("reading {}", args.input))?;
         pcm16_stream(config, &samples, FRAME, !args.fast).0
     };
+    // Ending the request stream is the end of the audio: the server still sends the finals.
+    let requests = futures_util::StreamExt::take_until(requests, first_interrupt());
     let mut request = tonic::Request::new(requests);
     if let Some(key) = &args.api_key {
         let value = format!("Bearer {key}")
@@ -127,6 +144,111 @@ async fn stream(args: StreamArgs) -> anyhow::Result<()> {
         }
     }
     printer.finish()
+}
+
+/// The stream over the Realtime protocol: the same audio and output, item by item.
+async fn stream_realtime(args: StreamArgs, format: Format) -> anyhow::Result<()> {
+    let ca_pem = match &args.ca {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("reading --ca {}", path.display()))?)
+        }
+        None => None,
+    };
+    let (audio, rate) = realtime_audio(&args)?;
+    let options = RealtimeOptions {
+        url: args.realtime_ws.clone().unwrap_or_default(),
+        api_key: args.api_key.clone(),
+        ca_pem,
+        rate,
+        model: args.model.clone(),
+        language: args.language.clone(),
+        prompt: args.prompt.clone(),
+    };
+    anyhow::ensure!(
+        !args.translate,
+        "--translate is not part of the Realtime protocol; use gRPC (--server)"
+    );
+    let mut printer = Printer::new(format);
+    realtime::transcribe(&options, audio, first_interrupt(), |item| {
+        printer.print(&TranscriptUpdate {
+            utterance_id: item.index,
+            committed: item.committed,
+            committed_delta: item.committed_delta,
+            tentative: item.tentative,
+            is_final: item.is_final,
+            stability: if item.is_final { 1.0 } else { 0.0 },
+            ..Default::default()
+        })
+    })
+    .await?;
+    printer.finish()
+}
+
+/// PCM16 chunks of 100 ms for the Realtime protocol, and their rate: a file resampled to
+/// 24 kHz (the protocol's rate) and paced unless `--fast`, or stdin downmixed at `--rate`.
+fn realtime_audio(args: &StreamArgs) -> anyhow::Result<(ReceiverStream<Vec<u8>>, u32)> {
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    if args.input == "-" {
+        let (rate, channels) = (args.rate, args.channels.max(1) as usize);
+        crate::audio::check_sample_rate(rate)?;
+        let frame_bytes = (rate as usize * channels * 2 / 10).max(2 * channels);
+        std::thread::spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            let mut buffer = vec![0u8; frame_bytes];
+            loop {
+                let filled = crate::grpc::client::read_up_to(&mut stdin, &mut buffer);
+                let whole = filled - filled % (2 * channels);
+                if whole == 0 {
+                    return;
+                }
+                let Ok(samples) = crate::audio::pcm16le_to_f32(&buffer[..whole]) else {
+                    return;
+                };
+                let mono = crate::audio::downmix_interleaved(&samples, channels);
+                if tx
+                    .blocking_send(crate::audio::f32_to_pcm16le(&mono))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        return Ok((ReceiverStream::new(rx), rate));
+    }
+    let samples = crate::audio::load_file(&PathBuf::from(&args.input))
+        .with_context(|| format!("reading {}", args.input))?;
+    let samples = crate::audio::resample(&samples, WHISPER_SAMPLE_RATE, REALTIME_RATE)?;
+    let frame = REALTIME_RATE as usize / 10;
+    let realtime = !args.fast;
+    tokio::spawn(async move {
+        let started = tokio::time::Instant::now();
+        for (i, chunk) in samples.chunks(frame).enumerate() {
+            if realtime {
+                tokio::time::sleep_until(started + FRAME * i as u32).await;
+            }
+            if tx.send(crate::audio::f32_to_pcm16le(chunk)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok((ReceiverStream::new(rx), REALTIME_RATE))
+}
+
+/// Resolves on the first Ctrl-C (the audio then ends and the finals are awaited); a second
+/// Ctrl-C exits at once.
+fn first_interrupt() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return std::future::pending().await;
+        }
+        eprintln!(
+            "\nhearken stream: audio stopped; waiting for the last final (Ctrl-C again quits)"
+        );
+        tokio::spawn(async {
+            let _ = tokio::signal::ctrl_c().await;
+            std::process::exit(130);
+        });
+    })
 }
 
 /// A channel to `args.server`, over TLS for `https://`.

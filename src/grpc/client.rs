@@ -100,7 +100,7 @@ pub fn pcm16_reader_stream(
 }
 
 /// Fills `buffer` from `input` until it is full or the input ends; the bytes read.
-fn read_up_to(input: &mut impl std::io::Read, buffer: &mut [u8]) -> usize {
+pub(crate) fn read_up_to(input: &mut impl std::io::Read, buffer: &mut [u8]) -> usize {
     let mut filled = 0;
     while filled < buffer.len() {
         match input.read(&mut buffer[filled..]) {

@@ -13,7 +13,7 @@
 mod error;
 mod form;
 mod models;
-mod realtime;
+pub mod realtime;
 
 #[doc(hidden)]
 pub use form::fuzz_form;

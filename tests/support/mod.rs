@@ -88,3 +88,43 @@ pub fn silero_vad() -> std::sync::Arc<hearken::model::silero::SileroVad> {
     })
     .clone()
 }
+
+/// A CA and a server certificate it signed for `localhost` and 127.0.0.1, as PEM files.
+pub struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "hearken test CA");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap())
+            .unwrap();
+        let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        std::fs::write(dir.path().join("ca.crt"), ca.pem()).unwrap();
+        std::fs::write(dir.path().join("server.crt"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
+        Self { dir }
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join(file)
+    }
+
+    pub fn server_files(&self) -> hearken::tls::TlsFiles {
+        hearken::tls::TlsFiles {
+            cert: self.path("server.crt"),
+            key: self.path("server.key"),
+            client_ca: None,
+        }
+    }
+}

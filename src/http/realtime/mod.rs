@@ -9,6 +9,7 @@
 //! A client that disconnects drops the session and with it its queued job. On server
 //! shutdown the open item is committed, its completion sent, then the socket closes.
 
+pub mod client;
 mod config;
 mod error;
 mod events;

@@ -58,6 +58,13 @@ pub(super) struct ServeArgs {
     /// (KeepAlive resets the clock).
     #[arg(long, env = "HEARKEN_IDLE_TIMEOUT_SECONDS", default_value_t = 30.0, value_parser = positive_seconds)]
     idle_timeout_seconds: f64,
+    /// Whole-file results kept, so an identical request (same tenant, audio bytes and
+    /// options) is answered without the model; 0 turns the cache off.
+    #[arg(long, env = "HEARKEN_RESULT_CACHE_ENTRIES", default_value_t = 1024)]
+    result_cache_entries: u64,
+    /// Memory the result cache may hold (MiB of transcripts); 0 turns it off.
+    #[arg(long, env = "HEARKEN_RESULT_CACHE_MB", default_value_t = 64)]
+    result_cache_mb: u64,
     /// Web origins allowed to call from a browser (grpc-web, the HTTP API, the Realtime
     /// WebSocket), comma-separated (`https://app.example.com,http://localhost:5173`), or `*`
     /// for any. Default: none; requests without an `Origin` (every non-browser client) and
@@ -142,6 +149,10 @@ where
             max_upload_bytes: args.max_upload_bytes,
             max_audio_seconds: args.max_audio_seconds,
             idle_timeout: Duration::from_secs_f64(args.idle_timeout_seconds),
+            result_cache: crate::service::ResultCacheSize {
+                entries: args.result_cache_entries,
+                bytes: args.result_cache_mb << 20,
+            },
             ..Limits::default()
         },
         origins: args.cors_origins.clone(),

@@ -106,7 +106,12 @@ pub struct JobHandle {
     source: Source,
     /// When the job transcribes speech cut out of a recording: the way back to its times.
     splice: Option<Splice>,
+    /// Called with the finished transcript as it passes (the result cache keeps it).
+    on_done: Option<DoneHook>,
 }
+
+/// What [`JobHandle::on_done`] keeps.
+type DoneHook = Box<dyn FnOnce(&Transcript) + Send>;
 
 /// Where a handle's events come from.
 enum Source {
@@ -149,6 +154,7 @@ impl JobHandle {
         Self {
             source: Source::One(OneJob { id, events, engine }),
             splice: None,
+            on_done: None,
         }
     }
 
@@ -156,6 +162,7 @@ impl JobHandle {
         Self {
             source: Source::Chunks(Box::new(job)),
             splice: None,
+            on_done: None,
         }
     }
 
@@ -193,7 +200,23 @@ impl JobHandle {
             // Boxed: a chunked job reads its chunks' handles, so the future would hold itself.
             Source::Chunks(job) => Box::pin(job.next()).await?,
         };
-        Some(self.map_times(event))
+        Some(self.finished(self.map_times(event)))
+    }
+
+    /// Hands the transcript, once done, to `hook` (in the recording's times); a job that
+    /// fails or is cancelled never calls it.
+    pub fn on_done(mut self, hook: impl FnOnce(&Transcript) + Send + 'static) -> Self {
+        self.on_done = Some(Box::new(hook));
+        self
+    }
+
+    fn finished(&mut self, event: JobEvent) -> JobEvent {
+        if let JobEvent::Done(transcript) = &event
+            && let Some(hook) = self.on_done.take()
+        {
+            hook(transcript);
+        }
+        event
     }
 
     /// The next event if one is waiting (a single job's only: a chunked job orders its
@@ -203,7 +226,8 @@ impl JobHandle {
             Source::One(job) => job.events.try_recv().ok()?,
             Source::Chunks(_) => return None,
         };
-        Some(self.map_times(event))
+        let event = self.map_times(event);
+        Some(self.finished(event))
     }
 
     fn map_times(&self, event: JobEvent) -> JobEvent {

@@ -9,6 +9,7 @@
 
 pub mod access;
 mod error;
+pub mod result_cache;
 pub mod tenants;
 pub mod whole_file;
 
@@ -23,6 +24,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 
 pub use access::Origins;
 pub use error::{ServiceError, openai_type};
+pub use result_cache::{ResultCache, ResultCacheSize};
 pub use tenants::{Tenant, Tenants};
 pub use whole_file::{AudioFormat, LongFiles};
 
@@ -53,6 +55,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// How slowly an HTTP upload's body may arrive.
     pub body_pace: BodyPace,
+    /// Whole-file results kept for identical requests (off unless set; `serve` sets it).
+    pub result_cache: ResultCacheSize,
 }
 
 impl Default for Limits {
@@ -66,6 +70,7 @@ impl Default for Limits {
             config_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             body_pace: BodyPace::default(),
+            result_cache: ResultCacheSize::OFF,
         }
     }
 }
@@ -176,6 +181,8 @@ pub struct Service {
     tenants: Option<Tenants>,
     detector: Detector,
     long_files: LongFiles,
+    /// Whole-file results by request (`Limits::result_cache`); `None` when off.
+    result_cache: Option<ResultCache>,
 }
 
 /// A session's place on the server: its slot, its tenant's slot when the tenant has a
@@ -219,7 +226,6 @@ impl Service {
         Self {
             engine,
             model,
-            limits,
             slots,
             sessions: TaskTracker::new(),
             ready: AtomicBool::new(false),
@@ -230,6 +236,8 @@ impl Service {
             tenants: None,
             detector: Detector::Energy,
             long_files: LongFiles::default(),
+            result_cache: ResultCache::new(limits.result_cache),
+            limits,
         }
     }
 
@@ -254,6 +262,11 @@ impl Service {
     /// How whole files longer than one window are transcribed.
     pub fn long_files(&self) -> LongFiles {
         self.long_files
+    }
+
+    /// The whole-file result cache, when it is on.
+    pub fn result_cache(&self) -> Option<&ResultCache> {
+        self.result_cache.as_ref()
     }
 
     /// Requires an API key of one of `tenants` on every request but health checks.

@@ -12,6 +12,7 @@ use crate::engine::{Engine, EngineError, JobHandle, JobOptions};
 use crate::model::whisper::decode::Transcript;
 use crate::session::{Detector, VadConfig, speech_regions};
 
+use super::result_cache::{CacheKey, KeyParts, ResultCache};
 use super::{Caller, Service, ServiceError};
 
 /// How a payload's bytes are encoded.
@@ -62,6 +63,12 @@ impl Service {
         job: &JobOptions,
         detector: Detector,
     ) -> Result<JobHandle, ServiceError> {
+        let cached = self.cached_result(caller, &bytes, &format, job, &detector);
+        if let Some((_, _, Some(transcript))) = &cached {
+            // The same audio still counts against the caller's allowance; the model is not run.
+            self.charge_audio(caller, transcript.duration)?;
+            return Ok(JobHandle::completed(Transcript::clone(transcript)));
+        }
         let limits = DecodeLimits::max_seconds(self.limits().max_audio_seconds);
         let samples = decode(bytes, format, limits).await?;
         let seconds = samples.len() as f64 / f64::from(WHISPER_SAMPLE_RATE);
@@ -73,7 +80,36 @@ impl Service {
             .await
             .map_err(|_| EngineError::Model("the speech detector panicked".into()))?;
         speech.log(seconds);
-        Ok(speech.submit(self.engine(), job, seconds)?)
+        let handle = speech.submit(self.engine(), job, seconds)?;
+        Ok(match cached {
+            Some((cache, key, None)) => handle.on_done(move |t| cache.insert(key, t)),
+            _ => handle,
+        })
+    }
+
+    /// With the result cache on: the cache, this request's key, and the transcript when an
+    /// identical request (same tenant, bytes and options) was answered before.
+    fn cached_result(
+        &self,
+        caller: &Caller,
+        bytes: &[u8],
+        format: &AudioFormat,
+        job: &JobOptions,
+        detector: &Detector,
+    ) -> Option<(ResultCache, CacheKey, Option<std::sync::Arc<Transcript>>)> {
+        let cache = self.result_cache()?;
+        let parts = KeyParts {
+            tenant: caller.tenant_id(),
+            model: self.model_id(),
+            format,
+            job,
+            detector: detector.name(),
+            long_files: self.long_files(),
+        };
+        let key = CacheKey::new(bytes, &parts);
+        let hit = cache.get(&key);
+        self.metrics().service().result_cache_lookup(hit.is_some());
+        Some((cache.clone(), key, hit))
     }
 }
 

@@ -22,6 +22,7 @@ pub struct ServiceMetrics {
     sessions_rejected: Counter<u64>,
     tenant_sessions: Counter<u64>,
     tenant_audio: Counter<f64>,
+    result_cache: Counter<u64>,
 }
 
 impl ServiceMetrics {
@@ -65,12 +66,24 @@ impl ServiceMetrics {
                     "Seconds of audio accepted, by tenant (`anonymous` without keys).",
                 )
                 .build(),
+            result_cache: meter
+                .u64_counter("hearken.result_cache.lookups")
+                .with_unit("{request}")
+                .with_description(
+                    "Whole-file requests looked up in the result cache, by result (hit, miss).",
+                )
+                .build(),
         };
         // Zero series from the start, so alerts on their rate work before the first refusal.
         for reason in ["capacity", "tenant_quota", "shutting_down"] {
             metrics
                 .sessions_rejected
                 .add(0, &[KeyValue::new("reason", reason)]);
+        }
+        for result in ["hit", "miss"] {
+            metrics
+                .result_cache
+                .add(0, &[KeyValue::new("result", result)]);
         }
         metrics
     }
@@ -96,6 +109,12 @@ impl ServiceMetrics {
     pub fn session_rejected(&self, reason: &'static str) {
         self.sessions_rejected
             .add(1, &[KeyValue::new("reason", reason)]);
+    }
+
+    /// A whole-file request was looked up in the result cache.
+    pub fn result_cache_lookup(&self, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.result_cache.add(1, &[KeyValue::new("result", result)]);
     }
 
     /// A session was opened for `tenant`.

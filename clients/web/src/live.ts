@@ -155,7 +155,7 @@ export class LiveSession {
     if (!socket || socket.readyState !== WebSocket.OPEN) return;
     socket.send(JSON.stringify({ type: "input_audio_buffer.append", audio: base64(pcm) }));
     this.sentSeconds += pcm.byteLength / 2 / (this.context?.sampleRate ?? 48_000);
-    this.sentAt[Math.floor(this.sentSeconds * 10)] = performance.now();
+    this.sentAt[Math.round(this.sentSeconds * 10)] = performance.now();
   }
 
   private onEvent(event: RealtimeEvent): void {
@@ -198,7 +198,7 @@ export class LiveSession {
   private latency(id: string): number | undefined {
     const endMs = this.speechEndMs.get(id);
     if (endMs === undefined) return undefined;
-    const sent = this.sentAt[Math.ceil(endMs / 100)];
+    const sent = this.sentAt[Math.max(1, Math.ceil(endMs / 100))];
     return sent === undefined ? undefined : (performance.now() - sent) / 1000;
   }
 

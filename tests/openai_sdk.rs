@@ -13,26 +13,8 @@ use hearken::model::whisper::WhisperModel;
 use hearken::server::RunningServer;
 use hearken::service::Limits;
 
-const INSTALL: &str = "python3 -m pip install -r clients/python/requirements.txt";
-
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Fails with the install command unless python3 can import the SDK and pytest.
-fn require_python_packages() {
-    let probe = Command::new("python3")
-        .args(["-c", "import openai, pytest; print(openai.__version__)"])
-        .current_dir(repo())
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("python3 could not be run ({e}); install Python 3, then: {INSTALL}")
-        });
-    assert!(
-        probe.status.success(),
-        "the Python packages for the SDK test are missing; run: {INSTALL}\n{}",
-        String::from_utf8_lossy(&probe.stderr)
-    );
 }
 
 fn pytest(base_url: &str) -> Output {
@@ -48,7 +30,7 @@ fn pytest(base_url: &str) -> Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_python_sdk_passes_against_the_gateway() {
-    require_python_packages();
+    support::require_python_modules("openai, pytest");
     let model = WhisperModel::load(&support::default_model_dir(), &candle_core::Device::Cpu)
         .expect("load model");
     let config = support::serve_config(Limits::default(), true);

@@ -18,7 +18,6 @@ use hearken::server::{RunningServer, ServeConfig};
 use hearken::service::tenants::digest_line;
 use hearken::service::{Limits, Tenants};
 
-const INSTALL: &str = "python3 -m pip install -r clients/python/requirements.txt";
 /// The key of the keyed server's one tenant.
 const KEY: &str = "hk_python_client_test";
 /// The tests `clients/python/tests` holds; a test that stops being collected fails this.
@@ -26,23 +25,6 @@ const EXPECTED: &str = "16 passed";
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Fails with the install command unless python3 can import what the package and its tests
-/// need.
-fn require_python_packages() {
-    let probe = Command::new("python3")
-        .args(["-c", "import grpc, grpc_tools, google.protobuf, pytest"])
-        .current_dir(repo())
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("python3 could not be run ({e}); install Python 3, then: {INSTALL}")
-        });
-    assert!(
-        probe.status.success(),
-        "the Python packages for the client test are missing; run: {INSTALL}\n{}",
-        String::from_utf8_lossy(&probe.stderr)
-    );
 }
 
 /// A server for tiny.en; with `keyed`, over TLS and letting in only [`KEY`], for one session
@@ -87,7 +69,7 @@ fn pytest(server: &str, keyed_server: &str, ca: &Path) -> Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_client_passes_against_real_servers() {
-    require_python_packages();
+    support::require_python_modules("grpc, grpc_tools, google.protobuf, pytest");
     let pki = support::Pki::new();
     let open = start(None).await;
     let keyed = start(Some(&pki)).await;

@@ -51,17 +51,23 @@ pub struct KeyParts<'a> {
     pub long_files: LongFiles,
 }
 
+impl KeyParts<'_> {
+    /// The parts as text to hash. Their debug forms name every field, so a new option
+    /// changes keys by itself.
+    pub fn describe(&self) -> String {
+        format!(
+            "{:?}\n{:?}\n{:?}\n{}\n{:?}\n{:?}",
+            self.tenant, self.model, self.format, self.detector, self.long_files, self.job
+        )
+    }
+}
+
 impl CacheKey {
-    /// The key of `bytes` transcribed as `parts` say.
-    pub fn new(bytes: &[u8], parts: &KeyParts<'_>) -> Self {
+    /// The key of `bytes` transcribed with `options` ([`KeyParts::describe`]).
+    pub fn new(bytes: &[u8], options: &str) -> Self {
         let mut hash = Sha256::new();
-        // The options' debug form names every field, so a new option changes keys by itself.
-        let options = format!(
-            "{:?}\n{:?}\n{:?}\n{}\n{:?}",
-            parts.tenant, parts.model, parts.format, parts.detector, parts.long_files
-        );
+        hash.update((options.len() as u64).to_le_bytes());
         hash.update(options.as_bytes());
-        hash.update(format!("{:?}", parts.job).as_bytes());
         hash.update((bytes.len() as u64).to_le_bytes());
         hash.update(bytes);
         Self(hash.finalize().into())
@@ -160,15 +166,30 @@ mod tests {
             language: Some("de".into()),
             ..JobOptions::default()
         };
-        let key = CacheKey::new(b"audio", &parts("a", &job, &format));
-        assert_eq!(key, CacheKey::new(b"audio", &parts("a", &job, &format)));
-        assert_ne!(key, CacheKey::new(b"audio!", &parts("a", &job, &format)));
-        assert_ne!(key, CacheKey::new(b"audio", &parts("b", &job, &format)));
-        assert_ne!(key, CacheKey::new(b"audio", &parts("a", &german, &format)));
+        let key = CacheKey::new(b"audio", &parts("a", &job, &format).describe());
+        assert_eq!(
+            key,
+            CacheKey::new(b"audio", &parts("a", &job, &format).describe())
+        );
+        assert_ne!(
+            key,
+            CacheKey::new(b"audio!", &parts("a", &job, &format).describe())
+        );
+        assert_ne!(
+            key,
+            CacheKey::new(b"audio", &parts("b", &job, &format).describe())
+        );
+        assert_ne!(
+            key,
+            CacheKey::new(b"audio", &parts("a", &german, &format).describe())
+        );
         let wav = AudioFormat::Sniffed {
             extension_hint: Some("wav".into()),
         };
-        assert_ne!(key, CacheKey::new(b"audio", &parts("a", &job, &wav)));
+        assert_ne!(
+            key,
+            CacheKey::new(b"audio", &parts("a", &job, &wav).describe())
+        );
     }
 
     fn transcript(text: &str) -> Transcript {
@@ -194,11 +215,11 @@ mod tests {
         };
         let job = JobOptions::default();
         for i in 0..20u8 {
-            let key = CacheKey::new(&[i], &parts("a", &job, &format));
+            let key = CacheKey::new(&[i], &parts("a", &job, &format).describe());
             cache.insert(key, &transcript(&format!("clip {i}")));
         }
         assert!(cache.entries() <= 4, "{}", cache.entries());
-        let last = CacheKey::new(&[19], &parts("a", &job, &format));
+        let last = CacheKey::new(&[19], &parts("a", &job, &format).describe());
         assert_eq!(
             cache.get(&last).map(|t| t.text.clone()),
             Some("clip 19".into())
@@ -219,7 +240,7 @@ mod tests {
         let long = "word ".repeat(4000); // 20 kB each
         for i in 0..10u8 {
             cache.insert(
-                CacheKey::new(&[i], &parts("a", &job, &format)),
+                CacheKey::new(&[i], &parts("a", &job, &format).describe()),
                 &transcript(&long),
             );
         }

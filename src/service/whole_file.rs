@@ -63,7 +63,9 @@ impl Service {
         job: &JobOptions,
         detector: Detector,
     ) -> Result<JobHandle, ServiceError> {
-        let cached = self.cached_result(caller, &bytes, &format, job, &detector);
+        let (bytes, cached) = self
+            .cached_result(caller, bytes, &format, job, &detector)
+            .await?;
         if let Some((_, _, Some(transcript))) = &cached {
             // The same audio still counts against the caller's allowance; the model is not run.
             self.charge_audio(caller, transcript.duration)?;
@@ -87,31 +89,44 @@ impl Service {
         })
     }
 
-    /// With the result cache on: the cache, this request's key, and the transcript when an
-    /// identical request (same tenant, bytes and options) was answered before.
-    fn cached_result(
+    /// `bytes` back and, with the result cache on: the cache, this request's key, and the
+    /// transcript when an identical request (same tenant, bytes and options) was answered
+    /// before.
+    async fn cached_result(
         &self,
         caller: &Caller,
-        bytes: &[u8],
+        bytes: Vec<u8>,
         format: &AudioFormat,
         job: &JobOptions,
         detector: &Detector,
-    ) -> Option<(ResultCache, CacheKey, Option<std::sync::Arc<Transcript>>)> {
-        let cache = self.result_cache()?;
-        let parts = KeyParts {
+    ) -> Result<(Vec<u8>, Option<CacheLookup>), ServiceError> {
+        let Some(cache) = self.result_cache() else {
+            return Ok((bytes, None));
+        };
+        let options = KeyParts {
             tenant: caller.tenant_id(),
             model: self.model_id(),
             format,
             job,
             detector: detector.name(),
             long_files: self.long_files(),
-        };
-        let key = CacheKey::new(bytes, &parts);
+        }
+        .describe();
+        // Hashing up to a message's 32 MiB takes tens of milliseconds: off the async runtime.
+        let (bytes, key) = tokio::task::spawn_blocking(move || {
+            let key = CacheKey::new(&bytes, &options);
+            (bytes, key)
+        })
+        .await
+        .map_err(|_| EngineError::Model("hashing the request panicked".into()))?;
         let hit = cache.get(&key);
         self.metrics().service().result_cache_lookup(hit.is_some());
-        Some((cache.clone(), key, hit))
+        Ok((bytes, Some((cache.clone(), key, hit))))
     }
 }
+
+/// The result cache, a request's key in it, and what it held for that key.
+type CacheLookup = (ResultCache, CacheKey, Option<std::sync::Arc<Transcript>>);
 
 /// How whole files longer than one window are transcribed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

@@ -128,3 +128,21 @@ impl Pki {
         }
     }
 }
+
+/// Fails, with the install command, unless `python3` can import `modules` (comma-separated,
+/// as in an `import` statement).
+pub fn require_python_modules(modules: &str) {
+    const INSTALL: &str = "python3 -m pip install -r clients/python/requirements.txt";
+    let probe = std::process::Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("python3 could not be run ({e}); install Python 3, then: {INSTALL}")
+        });
+    assert!(
+        probe.status.success(),
+        "Python packages the test needs are missing; run: {INSTALL}\n{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+}

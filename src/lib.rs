@@ -19,6 +19,7 @@ pub mod formats;
 pub mod fuzzing;
 pub mod grpc;
 pub mod http;
+pub mod loadgen;
 pub mod model;
 pub mod server;
 pub mod service;

@@ -275,7 +275,14 @@ mod tests {
             .await
             .unwrap();
         let url = format!("http://{}/healthz", server.http_addr.unwrap());
-        let health = || async { reqwest::get(&url).await.map(|r| r.status().as_u16()) };
+        let health = || async {
+            crate::tls::http_client()
+                .unwrap()
+                .get(&url)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        };
         assert_eq!(health().await.unwrap(), 200);
         let held = server.service.open_session(&Caller::anonymous()).unwrap();
         let service = Arc::clone(&server.service);
@@ -306,7 +313,10 @@ mod tests {
             .await
             .unwrap();
         let get = |addr: SocketAddr| async move {
-            let response = reqwest::get(format!("http://{addr}/metrics"))
+            let response = crate::tls::http_client()
+                .unwrap()
+                .get(format!("http://{addr}/metrics"))
+                .send()
                 .await
                 .unwrap();
             (response.status().as_u16(), response.text().await.unwrap())

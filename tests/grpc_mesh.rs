@@ -290,7 +290,12 @@ async fn the_http_port_serves_the_browser_app_and_grpc_web_from_its_own_origin()
     .await
     .expect("server starts");
     let http = server.http_addr.unwrap();
-    let page = reqwest::get(format!("http://{http}/")).await.unwrap();
+    let page = hearken::tls::http_client()
+        .unwrap()
+        .get(format!("http://{http}/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 200);
     let csp = page.headers()["content-security-policy"]
         .to_str()
@@ -307,7 +312,10 @@ async fn the_http_port_serves_the_browser_app_and_grpc_web_from_its_own_origin()
         assert!(html.contains(id), "the page lacks {id}");
     }
     for asset in ["app.js", "capture-worklet.js", "app.css"] {
-        let response = reqwest::get(format!("http://{http}/{asset}"))
+        let response = hearken::tls::http_client()
+            .unwrap()
+            .get(format!("http://{http}/{asset}"))
+            .send()
             .await
             .unwrap();
         assert_eq!(response.status(), 200, "{asset}");

@@ -62,7 +62,8 @@ fn form(bytes: Vec<u8>, filename: &str, fields: &[(&str, &str)]) -> Form {
 type Fields = [(&'static str, &'static str)];
 
 async fn post(server: &RunningServer, path: &str, form: Form) -> reqwest::Response {
-    reqwest::Client::new()
+    hearken::tls::http_client()
+        .unwrap()
         .post(url(server, path))
         .multipart(form)
         .send()
@@ -341,7 +342,7 @@ async fn client_disconnect_cancels_queued_and_running_streams() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_health_and_errors_use_openai_envelopes() {
     let server = start().await;
-    let client = reqwest::Client::new();
+    let client = hearken::tls::http_client().unwrap();
     let get = |path: &str| client.get(url(&server, path)).send();
 
     let list: Value = get("/v1/models").await.unwrap().json().await.unwrap();

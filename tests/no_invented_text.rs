@@ -144,7 +144,8 @@ async fn http_text(server: &RunningServer, bytes: Vec<u8>) -> String {
         )
         .text("model", "tiny.en")
         .text("response_format", "text");
-    let response = reqwest::Client::new()
+    let response = hearken::tls::http_client()
+        .unwrap()
         .post(format!(
             "http://{}/v1/audio/transcriptions",
             server.http_addr.unwrap()

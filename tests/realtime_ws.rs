@@ -351,7 +351,8 @@ async fn beta_session_with_g711_ulaw_and_the_session_limit() {
     let mut client = Client::connect(&server, &[("openai-beta", "realtime=v1")]).await;
     client.wait_for("transcription_session.created").await;
 
-    let refused = reqwest::Client::new()
+    let refused = hearken::tls::http_client()
+        .unwrap()
         .get(format!("http://{}/v1/realtime", server.http_addr.unwrap()))
         .header("connection", "upgrade")
         .header("upgrade", "websocket")

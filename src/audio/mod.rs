@@ -24,8 +24,8 @@ use std::path::PathBuf;
 pub use chunks::{ChunkPlan, MAX_CHUNK_SECONDS};
 pub use decode::{DecodeLimits, DecodedAudio, decode_bytes, decode_file, load_file};
 pub use pcm::{
-    alaw_to_f32, downmix_interleaved, f32_to_pcm16le, f32le_bytes_to_f32, mulaw_to_f32,
-    pcm16le_to_f32,
+    alaw_to_f32, downmix_interleaved, f32_to_pcm16le, f32_to_wav_pcm16, f32le_bytes_to_f32,
+    mulaw_to_f32, pcm16le_to_f32,
 };
 pub use resample::resample;
 pub use splice::Splice;

@@ -31,6 +31,28 @@ pub fn f32_to_pcm16le(samples: &[f32]) -> Vec<u8> {
         .collect()
 }
 
+/// A mono 16-bit PCM WAV file of `samples` at `rate`: what a client uploads when it has
+/// samples rather than a file (the load generator's HTTP target).
+pub fn f32_to_wav_pcm16(samples: &[f32], rate: u32) -> Vec<u8> {
+    let data = f32_to_pcm16le(samples);
+    let size = u32::try_from(data.len()).unwrap_or(u32::MAX);
+    let mut out = Vec::with_capacity(44 + data.len());
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&36u32.saturating_add(size).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&size.to_le_bytes());
+    out.extend_from_slice(&data);
+    out
+}
+
 /// Converts little-endian IEEE `f32` bytes to samples; the length must be a multiple of 4.
 pub fn f32le_bytes_to_f32(bytes: &[u8]) -> Result<Vec<f32>, AudioError> {
     check_width(bytes, 4, "pcm_f32le")?;

@@ -4,7 +4,8 @@
 //! lag (p50/p90: when a word's `committed_delta` arrived minus when the end of its audio was
 //! sent, from the word timings), final latency after the end of audio (p50/p95), mean batch
 //! size and streamed WER against the offline WER of the same clips, per N; `--json FILE`
-//! writes the same per N.
+//! writes the same per N. The sessions are the load generator's ([`crate::loadgen`], the
+//! same code `hearken loadgen grpc://...` runs), so there is one way of measuring a stream.
 //!
 //! With `--background-file`, a whole file is transcribed over and over (`Recognize`) while
 //! the streams run, as a server also taking uploads would; `--live-priority on,off` measures
@@ -15,25 +16,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use tokio_stream::StreamExt;
 
-use super::corpus_run::{CorpusArgs, LoadedClip, percentile};
+use super::corpus_run::CorpusArgs;
 use super::load::{ModelArgs, VadArgs, WorkerArgs};
 use crate::engine::EngineConfig;
 use crate::engine::WhisperBackend;
 use crate::eval::{WerCounts, english_wer};
 use crate::grpc::ServerOptions;
-use crate::grpc::client::pcm16_stream;
 use crate::grpc::proto::RecognitionConfig;
 use crate::grpc::proto::speech_client::SpeechClient;
-use crate::grpc::proto::speech_event::Kind;
-use crate::grpc::proto::streaming_recognize_response::Event;
+use crate::loadgen::{
+    Aggregate, Clip, Outcome, Pace, Round, RunOptions, SessionRecord, Target, Workload, run_round,
+};
 use crate::model::whisper::decode::PhaseTimes;
 use crate::server::{RunningServer, ServeConfig};
 use crate::service::Limits;
 
-/// Frame length sent by each simulated client.
-const FRAME_SECONDS: f64 = 0.1;
 /// The capacity goal a session count must meet to count as sustained: commit lag p50 / p90,
 /// final latency p95, first interim p50 (seconds, from when the speech onset's audio was sent:
 /// the silence a clip starts with is the recording's, not the server's), and streamed WER as a
@@ -154,23 +152,19 @@ enum Switch {
     Off,
 }
 
-/// What one streamed clip measured.
-#[derive(Debug, Clone)]
-struct ClipResult {
-    clip_id: String,
-    reference: String,
-    hypothesis: String,
-    first_interim: Option<Duration>,
-    /// From the speech onset's audio to the first interim (see [`RoundSummary`]).
-    first_words: Option<Duration>,
-    /// For each committed word: when it arrived minus when the end of its audio was sent.
-    commit_lags: Vec<Duration>,
-    final_latency: Duration,
-    counts: WerCounts,
-}
-
 pub(super) fn stream(args: StreamArgs) -> anyhow::Result<()> {
-    let clips = Arc::new(args.corpus.load()?);
+    let clips: Vec<Clip> = args
+        .corpus
+        .load()?
+        .into_iter()
+        .map(|c| Clip {
+            id: c.clip.id,
+            lang: Some(c.clip.lang),
+            reference: Some(c.clip.text),
+            samples: c.samples,
+        })
+        .collect();
+    let clips = Arc::new(clips);
     anyhow::ensure!(!clips.is_empty(), "no clips selected");
     let background = match &args.background_file {
         Some(path) => Some(Arc::new(
@@ -209,7 +203,7 @@ pub(super) fn stream(args: StreamArgs) -> anyhow::Result<()> {
 /// Every session count of `args` against a fresh server with `live_priority`.
 async fn measure(
     args: &StreamArgs,
-    clips: &Arc<Vec<LoadedClip>>,
+    clips: &Arc<Vec<Clip>>,
     background: Option<Arc<Vec<u8>>>,
     live_priority: Switch,
 ) -> anyhow::Result<Vec<RoundSummary>> {
@@ -285,6 +279,7 @@ async fn measure(
         let uploads = background
             .clone()
             .map(|file| spawn_background(&server, file));
+        let started = Instant::now();
         let results = round(&server, clips, n, args.clips_per_session, args.realtime).await?;
         let background_rtf = match uploads {
             Some(task) => task.stop().await?,
@@ -298,29 +293,24 @@ async fn measure(
         } else {
             (after.rows - before.rows) as f64 / batches as f64
         };
-        let mut interims: Vec<Duration> = results.iter().filter_map(|r| r.first_interim).collect();
-        let mut first_words: Vec<Duration> = results.iter().filter_map(|r| r.first_words).collect();
-        let mut finals: Vec<Duration> = results.iter().map(|r| r.final_latency).collect();
-        let mut lags: Vec<Duration> = results
-            .iter()
-            .flat_map(|r| r.commit_lags.iter().copied())
-            .collect();
-        let total = results
-            .iter()
-            .fold(WerCounts::default(), |acc, r| acc + r.counts);
-        let seconds = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
+        let wall_s = started.elapsed().as_secs_f64();
+        let aggregate = Aggregate::of(&Round {
+            workload: Workload::Concurrency(n),
+            wall_s,
+            sessions: results.clone(),
+        });
         let summary = RoundSummary {
             sessions: n,
             live_priority: live_priority == Switch::On,
             clips: results.len(),
-            first_interim_p50_s: seconds(percentile(&mut interims, 0.5)),
-            first_words_p50_s: seconds(percentile(&mut first_words, 0.5)),
-            commit_lag_p50_s: seconds(percentile(&mut lags, 0.5)),
-            commit_lag_p90_s: seconds(percentile(&mut lags, 0.9)),
-            final_p50_s: seconds(percentile(&mut finals, 0.5)),
-            final_p95_s: seconds(percentile(&mut finals, 0.95)),
+            first_interim_p50_s: aggregate.first_interim_s.p50,
+            first_words_p50_s: aggregate.first_words_s.p50,
+            commit_lag_p50_s: aggregate.commit_lag_s.p50,
+            commit_lag_p90_s: aggregate.commit_lag_s.p90,
+            final_p50_s: aggregate.final_latency_s.p50,
+            final_p95_s: aggregate.final_latency_s.p95,
             mean_batch,
-            wer: total.wer(),
+            wer: aggregate.wer.unwrap_or_default(),
             offline_wer,
             background_rtf,
             model_phases,
@@ -328,7 +318,7 @@ async fn measure(
         print_row(&summary);
         println!("{:>8} model time: {model_phases}", "");
         if args.per_clip {
-            print_clips(&results);
+            print_clips(&results, clips);
         }
         let misses = GOAL.misses(&summary);
         match misses.is_empty() {
@@ -376,7 +366,7 @@ fn print_row(s: &RoundSummary) {
 
 /// The WER of the clips transcribed whole (`Recognize`) by the same server: what streaming
 /// is measured against.
-async fn offline_wer(server: &RunningServer, clips: &[LoadedClip]) -> anyhow::Result<f64> {
+async fn offline_wer(server: &RunningServer, clips: &[Clip]) -> anyhow::Result<f64> {
     let mut client = SpeechClient::connect(format!("http://{}", server.grpc_addr))
         .await?
         .max_encoding_message_size(64 << 20);
@@ -391,7 +381,7 @@ async fn offline_wer(server: &RunningServer, clips: &[LoadedClip]) -> anyhow::Re
             audio: crate::audio::f32_to_pcm16le(&clip.samples),
         };
         let text = client.recognize(request).await?.into_inner().text;
-        total += english_wer(&clip.clip.text, &text);
+        total += english_wer(clip.reference.as_deref().unwrap_or_default(), &text);
     }
     Ok(total.wer())
 }
@@ -437,141 +427,58 @@ fn spawn_background(server: &RunningServer, file: Arc<Vec<u8>>) -> Background {
     Background { stop, task }
 }
 
-/// `n` sessions, each streaming `per_session` clips in turn.
+/// `n` sessions through the load generator's gRPC driver, each streaming clips in turn.
 async fn round(
     server: &RunningServer,
-    clips: &Arc<Vec<LoadedClip>>,
+    clips: &Arc<Vec<Clip>>,
     n: usize,
     per_session: Option<usize>,
     realtime: bool,
-) -> anyhow::Result<Vec<ClipResult>> {
-    let client = SpeechClient::connect(format!("http://{}", server.grpc_addr))
-        .await?
-        .max_decoding_message_size(64 << 20);
-    let mut tasks = Vec::new();
-    for session in 0..n {
-        let (mut client, clips) = (client.clone(), Arc::clone(clips));
-        tasks.push(tokio::spawn(async move {
-            let mut out = Vec::new();
-            let turns = per_session
-                .unwrap_or_else(|| clips.len().div_ceil(n))
-                .max(1);
-            for k in 0..turns {
-                let index = session + k * n;
-                if per_session.is_none() && index >= clips.len() {
-                    break;
-                }
-                let clip = &clips[index % clips.len()];
-                out.push(stream_clip(&mut client, clip, realtime).await?);
-            }
-            anyhow::Ok(out)
-        }));
-    }
-    let mut results = Vec::new();
-    for task in tasks {
-        results.extend(task.await.context("session task")??);
-    }
-    Ok(results)
-}
-
-async fn stream_clip(
-    client: &mut SpeechClient<tonic::transport::Channel>,
-    clip: &LoadedClip,
-    realtime: bool,
-) -> anyhow::Result<ClipResult> {
-    let started = Instant::now();
-    let config = RecognitionConfig {
-        interim_results: true,
-        word_timestamps: true,
-        ..Default::default()
+) -> anyhow::Result<Vec<SessionRecord>> {
+    let target = Arc::new(Target::parse(&format!("grpc://{}", server.grpc_addr))?);
+    let options = RunOptions {
+        pace: if realtime { Pace::RealTime } else { Pace::Fast },
+        duration: None,
+        clips_per_session: per_session,
+        seed: 1,
     };
-    let (requests, audio_done) = pcm16_stream(
-        config,
-        &clip.samples,
-        Duration::from_secs_f64(FRAME_SECONDS),
-        realtime,
-    );
-    let mut responses = client.streaming_recognize(requests).await?.into_inner();
-    let (mut first_interim, mut finals, mut last_final) = (None, Vec::new(), started);
-    // The first utterance's speech onset, as the server's VAD places it (stream seconds).
-    let mut speech_onset: Option<f64> = None;
-    // Words committed so far per utterance, and each committed word's arrival and end.
-    let mut committed_words = std::collections::HashMap::new();
-    let mut commits: Vec<(Instant, f64)> = Vec::new();
-    while let Some(response) = responses.next().await {
-        let event = response?.event;
-        if let Some(Event::Speech(speech)) = &event
-            && speech.kind() == Kind::SpeechStarted
-        {
-            speech_onset.get_or_insert(speech.time);
-        }
-        if let Some(Event::Transcript(t)) = event {
-            // `words` lists the committed words first, one per word of `committed`.
-            let count = t.committed.split_whitespace().count();
-            let before = committed_words.insert(t.utterance_id, count).unwrap_or(0);
-            let arrived = Instant::now();
-            commits.extend(
-                t.words
-                    .iter()
-                    .take(count)
-                    .skip(before)
-                    .map(|w| (arrived, w.end)),
-            );
-            let text = format!("{}{}", t.committed, t.tentative);
-            if first_interim.is_none() && !t.is_final && !text.trim().is_empty() {
-                first_interim = Some(arrived);
-            }
-            if t.is_final {
-                finals.push(t.committed.trim().to_string());
-                last_final = Instant::now();
-            }
-        }
-    }
-    let sent = audio_done.await.unwrap_or_default();
-    let audio_end = sent.last().copied().unwrap_or(started);
-    let commit_lags = commits
+    let round = run_round(&target, clips, Workload::Concurrency(n), &options).await?;
+    if let Some(failed) = round
+        .sessions
         .iter()
-        .filter_map(|&(arrived, end)| {
-            // The frame that carried the word's last sample; its send time ends the word.
-            let frame = ((end / FRAME_SECONDS).ceil() as usize).saturating_sub(1);
-            let sent_at = sent.get(frame).or(sent.last())?;
-            Some(arrived.saturating_duration_since(*sent_at))
-        })
-        .collect();
-    let first_words = first_interim.zip(speech_onset).and_then(|(at, start)| {
-        let frame = (start / FRAME_SECONDS).floor() as usize;
-        Some(at.saturating_duration_since(*sent.get(frame)?))
-    });
-    let hypothesis = finals.join(" ");
-    Ok(ClipResult {
-        clip_id: clip.clip.id.clone(),
-        reference: clip.clip.text.clone(),
-        counts: english_wer(&clip.clip.text, &hypothesis),
-        hypothesis,
-        first_interim: first_interim.map(|at| at.saturating_duration_since(started)),
-        first_words,
-        commit_lags,
-        final_latency: last_final.saturating_duration_since(audio_end),
-    })
+        .find(|s| s.outcome != Outcome::Completed)
+    {
+        anyhow::bail!(
+            "a session of {} failed: {}: {}",
+            failed.clip,
+            failed.code.as_deref().unwrap_or_default(),
+            failed.message.as_deref().unwrap_or_default()
+        );
+    }
+    Ok(round.sessions)
 }
 
 /// Per-clip WER lines, with both transcripts for clips that have errors.
-fn print_clips(results: &[ClipResult]) {
+fn print_clips(results: &[SessionRecord], clips: &[Clip]) {
     for r in results {
-        let mut lags = r.commit_lags.clone();
-        let secs =
-            |d: Option<Duration>| d.map_or("-".into(), |d| format!("{:.2}", d.as_secs_f64()));
+        let lags = crate::loadgen::Percentiles::of(r.commit_lags_s.clone());
+        let secs = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
         println!(
-            "  {:<32} {:>3}/{:<3} errors  final after {:.2} s  commit lag p50/p90 {}/{} s",
-            r.clip_id,
-            r.counts.errors(),
-            r.counts.reference_words,
-            r.final_latency.as_secs_f64(),
-            secs(percentile(&mut lags, 0.5)),
-            secs(percentile(&mut lags, 0.9)),
+            "  {:<32} {:>3}/{:<3} errors  final after {} s  commit lag p50/p90 {}/{} s",
+            r.clip,
+            r.errors.unwrap_or_default(),
+            r.reference_words.unwrap_or_default(),
+            secs(r.final_latency_s),
+            secs(lags.p50),
+            secs(lags.p90),
         );
-        if r.counts.errors() > 0 {
-            println!("    ref: {}\n    hyp: {}", r.reference, r.hypothesis);
+        if r.errors.unwrap_or_default() > 0 {
+            let reference = clips
+                .iter()
+                .find(|c| c.id == r.clip)
+                .and_then(|c| c.reference.as_deref())
+                .unwrap_or_default();
+            println!("    ref: {reference}\n    hyp: {}", r.hypothesis);
         }
     }
 }

@@ -12,6 +12,7 @@ mod corpus_run;
 mod demo;
 mod keys;
 mod load;
+mod loadgen;
 mod models;
 mod serve;
 mod stream;
@@ -56,6 +57,9 @@ enum Command {
     /// Benchmarks: real-time factor, WER and peak memory on the speech corpus.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Load a speech server (hearken's gRPC, OpenAI Realtime or HTTP) with sessions of real
+    /// speech and measure latency, commit lag, WER and capacity.
+    Loadgen(loadgen::LoadgenArgs),
     /// Word error rate of the transcripts of the corpus, clip by clip and overall.
     Wer(wer::WerArgs),
     /// API keys for the tenants file of `serve --tenants`.
@@ -87,6 +91,7 @@ pub fn run() -> ExitCode {
         Command::Models(args) => models::run(args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Wer(args) => wer::run(args),
+        Command::Loadgen(args) => loadgen::run(args),
         Command::Keys(cmd) => keys::run(cmd),
     };
     match result {

@@ -19,13 +19,13 @@ use crate::grpc::client::{pcm16_reader_stream, pcm16_stream};
 use crate::grpc::proto::speech_client::SpeechClient;
 use crate::grpc::proto::streaming_recognize_response::Event;
 use crate::grpc::proto::{RecognitionConfig, Task, TranscriptUpdate};
-use crate::http::realtime::client::{self as realtime, RealtimeOptions};
+use crate::http::realtime::client::{
+    self as realtime, PROTOCOL_RATE as REALTIME_RATE, RealtimeOptions,
+};
 use tokio_stream::wrappers::ReceiverStream;
 
 /// Audio per message: 100 ms, as a microphone client would send it.
 const FRAME: Duration = Duration::from_millis(100);
-/// The Realtime protocol's PCM rate (OpenAI accepts no other).
-const REALTIME_RATE: u32 = 24_000;
 
 /// How updates are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -11,6 +11,7 @@
 //! Handshakes run in tasks of their own, bounded by a timeout, so a client that connects and
 //! sends nothing holds up no one else's accept.
 
+mod client;
 mod incoming;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 
+pub use client::{client_config, http_client, http_client_builder};
 pub use incoming::{Conn, Incoming};
 
 /// How often the certificate files are checked for changes.

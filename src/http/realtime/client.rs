@@ -22,6 +22,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::config::INCLUDE_TENTATIVE;
 
+/// The sample rate OpenAI's servers take PCM16 at (hearken takes any).
+pub const PROTOCOL_RATE: u32 = 24_000;
+
 /// How long the server gets to answer the handshake and each session step.
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long, after the last audio, the server gets to finish every item.
@@ -62,6 +65,34 @@ pub struct ItemUpdate {
     pub tentative: String,
     /// The item's transcript is complete.
     pub is_final: bool,
+    /// Where the item's speech starts in the session's audio (`speech_started`), if said.
+    pub audio_start_ms: Option<u64>,
+    /// Where it ends (`speech_stopped`), if said yet.
+    pub audio_end_ms: Option<u64>,
+}
+
+/// Why the server refused a session or ended it: the handshake's HTTP status, or an `error`
+/// event's code, with the server's message. Load generators sort refusals by it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RealtimeRefusal {
+    /// The WebSocket upgrade was answered with an HTTP error.
+    #[error("{url} refused the session: HTTP {status}: {message}")]
+    Handshake {
+        /// The session URL.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The server's error message.
+        message: String,
+    },
+    /// The server sent an `error` event.
+    #[error("the server refused: {message}")]
+    Event {
+        /// The event's `error.code` (or `error.type`), when given.
+        code: Option<String>,
+        /// The event's `error.message`.
+        message: String,
+    },
 }
 
 /// The events of every item seen, folded into their text.
@@ -83,6 +114,8 @@ impl Items {
                 committed_delta: String::new(),
                 tentative: String::new(),
                 is_final: false,
+                audio_start_ms: None,
+                audio_end_ms: None,
             }
         })
     }
@@ -99,7 +132,15 @@ impl Items {
         let item = self.get(id);
         item.committed_delta.clear();
         match kind {
-            "input_audio_buffer.speech_started" | "input_audio_buffer.committed" => return None,
+            "input_audio_buffer.speech_started" => {
+                item.audio_start_ms = event["audio_start_ms"].as_u64();
+                return None;
+            }
+            "input_audio_buffer.speech_stopped" => {
+                item.audio_end_ms = event["audio_end_ms"].as_u64();
+                return None;
+            }
+            "input_audio_buffer.committed" => return None,
             "conversation.item.input_audio_transcription.delta" => {
                 item.committed_delta = text("delta");
                 item.committed.push_str(&item.committed_delta);
@@ -264,24 +305,7 @@ async fn tls_connect(
     host: &str,
     ca_pem: Option<&[u8]>,
 ) -> anyhow::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_pem {
-        Some(pem) => {
-            for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem) {
-                roots.add(cert.context("reading --ca")?)?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(found.certs);
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = crate::tls::client_config(ca_pem, &[]).context("reading --ca")?;
     let name = rustls::pki_types::ServerName::try_from(host.to_string())
         .with_context(|| format!("{host:?} is not a valid TLS server name"))?;
     tokio_rustls::TlsConnector::from(Arc::new(config))
@@ -305,7 +329,12 @@ fn refused(url: &str, error: tokio_tungstenite::tungstenite::Error) -> anyhow::E
                 .ok()
                 .and_then(|v| v["error"]["message"].as_str().map(String::from))
                 .unwrap_or_else(|| body.trim().to_string());
-            anyhow::anyhow!("{url} refused the session: HTTP {status}: {message}")
+            RealtimeRefusal::Handshake {
+                url: url.to_string(),
+                status: status.as_u16(),
+                message,
+            }
+            .into()
         }
         other => anyhow::anyhow!("{url}: {other}"),
     }
@@ -371,12 +400,16 @@ async fn next_event_or_error(socket: &mut Socket) -> anyhow::Result<Value> {
 async fn next_event(socket: &mut Socket) -> anyhow::Result<Value> {
     let event = next_event_or_error(socket).await?;
     if event["type"] == "error" {
-        bail!(
-            "the server refused: {}",
-            event["error"]["message"]
+        let error = &event["error"];
+        let code = error["code"].as_str().or(error["type"].as_str());
+        return Err(RealtimeRefusal::Event {
+            code: code.map(String::from),
+            message: error["message"]
                 .as_str()
                 .unwrap_or("unknown error")
-        );
+                .to_string(),
+        }
+        .into());
     }
     Ok(event)
 }

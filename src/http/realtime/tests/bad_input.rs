@@ -275,7 +275,13 @@ async fn assert_serving(socket: &mut Socket, name: &str) {
 
 async fn assert_healthy(server: &RunningServer, name: &str) {
     let url = format!("http://{}/healthz", server.http_addr.unwrap());
-    let status = reqwest::get(url).await.unwrap().status();
+    let status = crate::tls::http_client()
+        .unwrap()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .status();
     assert_eq!(status, 200, "{name}: /healthz");
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while server.service.open_sessions() != 0 {

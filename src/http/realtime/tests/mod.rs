@@ -321,12 +321,22 @@ async fn a_full_server_says_so_to_a_plain_request_as_browsers_ask_after_a_refuse
         server.http_addr.unwrap()
     );
     // With a slot free, a request that is no upgrade is told so.
-    let free = reqwest::get(&url).await.unwrap();
+    let free = crate::tls::http_client()
+        .unwrap()
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(free.status(), 400);
     let mut socket = connect(&server).await;
     wait_for(&mut socket, "session.created").await;
     // With none, the same request learns why an upgrade would be refused.
-    let full = reqwest::get(&url).await.unwrap();
+    let full = crate::tls::http_client()
+        .unwrap()
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(full.status(), 429);
     let body: Value = full.json().await.unwrap();
     assert!(

@@ -44,8 +44,12 @@ pub struct ServeConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// Transport settings.
     pub transport: ServerOptions,
-    /// How long live streams get to deliver their finals on shutdown.
+    /// How long sessions open at shutdown get before they are ended.
     pub shutdown_grace: Duration,
+    /// The last part of the grace: this long before it ends, live sessions are told to end
+    /// their input and finalize, so they still get their finals. Until then they keep
+    /// streaming (new sessions go to other replicas). At or above the grace: at once.
+    pub shutdown_finalize: Duration,
     /// The speech detector streams and whole files are gated with (`--vad`).
     pub vad: Detector,
     /// How whole files longer than one window are transcribed (`--long-files`).
@@ -71,6 +75,7 @@ pub struct RunningServer {
     pub metrics_addr: Option<SocketAddr>,
     metrics_task: Option<JoinHandle<()>>,
     grace: Duration,
+    finalize: Duration,
 }
 
 impl RunningServer {
@@ -162,6 +167,7 @@ impl RunningServer {
             task,
             http_task,
             grace: config.shutdown_grace,
+            finalize: config.shutdown_finalize.min(config.shutdown_grace),
         })
     }
 
@@ -170,9 +176,10 @@ impl RunningServer {
         self.service.engine()
     }
 
-    /// Graceful shutdown: health NOT_SERVING, live streams finalize and get their finals,
-    /// new connections are refused, and the call returns when every session has ended (or
-    /// the grace period ran out: streams still open then get UNAVAILABLE).
+    /// Graceful shutdown: health NOT_SERVING and new sessions refused; live streams keep
+    /// streaming until the last `finalize` of the grace, then finalize and get their finals;
+    /// the call returns when every session has ended (or the grace ran out: sessions still
+    /// open then get UNAVAILABLE).
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         set_health(&self.health, false).await;
         self.service.begin_shutdown();
@@ -180,7 +187,12 @@ impl RunningServer {
             let _ = stop.send(());
         }
         // Every stream, WebSocket and request holds a session permit: their end is the end.
-        if !self.service.drain(self.grace).await {
+        let streaming = self.grace.saturating_sub(self.finalize);
+        let drained = self.service.drain(streaming).await || {
+            self.service.finalize_live();
+            self.service.drain(self.finalize).await
+        };
+        if !drained {
             tracing::warn!(
                 grace = ?self.grace,
                 open = self.service.open_sessions(),
@@ -256,6 +268,7 @@ impl ServeConfig {
             metrics_addr: None,
             transport: ServerOptions::default(),
             shutdown_grace: Duration::from_secs(10),
+            shutdown_finalize: Duration::from_secs(10),
             vad: Detector::Energy,
             long_files: LongFiles::default(),
         }

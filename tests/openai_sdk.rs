@@ -30,7 +30,7 @@ fn pytest(base_url: &str) -> Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_python_sdk_passes_against_the_gateway() {
-    support::require_python_modules("openai, pytest");
+    support::require_python_modules("openai, pytest", "clients/python/requirements.txt");
     let model = WhisperModel::load(&support::default_model_dir(), &candle_core::Device::Cpu)
         .expect("load model");
     let config = support::serve_config(Limits::default(), true);

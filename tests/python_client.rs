@@ -69,7 +69,10 @@ fn pytest(server: &str, keyed_server: &str, ca: &Path) -> Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_client_passes_against_real_servers() {
-    support::require_python_modules("grpc, grpc_tools, google.protobuf, pytest");
+    support::require_python_modules(
+        "grpc, grpc_tools, google.protobuf, pytest",
+        "clients/python/requirements.txt",
+    );
     let pki = support::Pki::new();
     let open = start(None).await;
     let keyed = start(Some(&pki)).await;

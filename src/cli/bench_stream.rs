@@ -229,6 +229,7 @@ async fn measure(
         metrics_addr: None,
         transport: ServerOptions::default(),
         shutdown_grace: Duration::from_secs(5),
+        shutdown_finalize: Duration::from_secs(5),
         vad: args.vad.detector()?,
         long_files: crate::service::LongFiles::default(),
     };

@@ -93,9 +93,16 @@ pub(super) struct ServeArgs {
     /// gRPC server reflection (`on`: grpcurl and Postman work without proto files).
     #[arg(long, env = "HEARKEN_REFLECTION", default_value = "on", value_parser = on_off)]
     reflection: bool,
-    /// Seconds live streams get to receive their finals on shutdown.
+    /// Seconds sessions open at SIGTERM get before they are ended: new sessions are refused
+    /// (health NOT_SERVING) while live streams keep streaming, then finalize (see
+    /// --shutdown-finalize-seconds). Match Kubernetes' terminationGracePeriodSeconds to it.
     #[arg(long, env = "HEARKEN_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
     shutdown_grace_seconds: u64,
+    /// The last seconds of the grace, in which live streams are told to end their audio and
+    /// get their finals (a stream that ends on its own before then loses nothing); 0 leaves
+    /// them no time, the grace or more finalizes them at once.
+    #[arg(long, env = "HEARKEN_SHUTDOWN_FINALIZE_SECONDS", default_value_t = 10)]
+    shutdown_finalize_seconds: u64,
     /// OTLP/gRPC collector for traces and metrics (`http://collector:4317`); overrides
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`. Unset: nothing is exported.
     #[arg(long, env = "HEARKEN_OTLP_ENDPOINT")]
@@ -171,6 +178,7 @@ where
         },
         metrics_addr: args.metrics_addr,
         shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
+        shutdown_finalize: Duration::from_secs(args.shutdown_finalize_seconds),
         vad: args.vad.detector()?,
         long_files: args.long_files,
     };

@@ -182,7 +182,7 @@ impl Session<'_> {
     ) -> Result<(), ServiceError> {
         let mut input = InputState::Open;
         let service = self.service;
-        let mut shutdown = service.shutdown_signal();
+        let mut finalize = service.finalize_signal();
         let idle_timeout = service.limits().idle_timeout;
         let mut idle_deadline = Instant::now() + idle_timeout;
         loop {
@@ -212,7 +212,7 @@ impl Session<'_> {
                 result = self.driver.next_result(), if has_job => {
                     self.driver.on_result(result);
                 }
-                () = Service::shutting_down(&mut shutdown), if input == InputState::Open => {
+                () = Service::finalizing(&mut finalize), if input == InputState::Open => {
                     input = self.end_of_input()?;
                 }
                 expired = service.grace_expired() => return Err(expired),

@@ -174,6 +174,8 @@ pub struct Service {
     sessions: TaskTracker,
     ready: AtomicBool,
     shutdown: watch::Sender<bool>,
+    /// Turns true when live sessions must end their input and finalize.
+    finalize: watch::Sender<bool>,
     grace_expired: CancellationToken,
     metrics: Metrics,
     origins: Origins,
@@ -230,6 +232,7 @@ impl Service {
             sessions: TaskTracker::new(),
             ready: AtomicBool::new(false),
             shutdown: watch::Sender::new(false),
+            finalize: watch::Sender::new(false),
             grace_expired: CancellationToken::new(),
             metrics,
             origins: Origins::none(),
@@ -410,24 +413,30 @@ impl Service {
         *self.shutdown.borrow()
     }
 
-    /// A signal that turns true when shutdown begins: live sessions finalize what they have
-    /// and end.
-    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
-        self.shutdown.subscribe()
+    /// A signal that turns true when live sessions must finalize what they have and end
+    /// ([`Self::finalize_live`]).
+    pub fn finalize_signal(&self) -> watch::Receiver<bool> {
+        self.finalize.subscribe()
     }
 
-    /// Resolves once shutdown has begun, for a session's `select!` on its
-    /// [`Self::shutdown_signal`].
-    pub async fn shutting_down(signal: &mut watch::Receiver<bool>) {
+    /// Resolves once live sessions must finalize, for a session's `select!` on its
+    /// [`Self::finalize_signal`].
+    pub async fn finalizing(signal: &mut watch::Receiver<bool>) {
         // A closed signal means the server is going away too.
         let _ = signal.wait_for(|stop| *stop).await;
     }
 
-    /// Begins shutdown: new sessions are refused and live ones are told to finish; the
-    /// engine runs their finals ahead of whole files, which are unlikely to make the grace.
+    /// Begins shutdown: new sessions are refused (health turns NOT_SERVING, so balancers
+    /// send them elsewhere) while live ones keep streaming until [`Self::finalize_live`].
     pub fn begin_shutdown(&self) {
-        self.engine.prefer_live();
         self.shutdown.send_replace(true);
+    }
+
+    /// Tells live sessions to end their input and finalize what they have; the engine runs
+    /// their finals ahead of whole files, which are unlikely to make the grace.
+    pub fn finalize_live(&self) {
+        self.engine.prefer_live();
+        self.finalize.send_replace(true);
     }
 
     /// Waits until every session has ended, or `grace` has passed; false when sessions were
@@ -493,12 +502,14 @@ mod tests {
         service.set_ready(true);
         assert!(service.is_ready());
         let permit = service.open_session(&Caller::anonymous()).unwrap();
-        let mut signal = service.shutdown_signal();
+        let mut signal = service.finalize_signal();
         service.begin_shutdown();
         assert!(
             !service.is_ready(),
             "health turns NOT_SERVING with shutdown"
         );
+        assert!(!*signal.borrow_and_update(), "live sessions keep streaming");
+        service.finalize_live();
         assert!(*signal.borrow_and_update());
         let refused = service.open_session(&Caller::anonymous()).unwrap_err();
         assert_eq!(refused.grpc_code(), tonic::Code::Unavailable);

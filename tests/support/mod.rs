@@ -58,6 +58,7 @@ pub fn serve_config(limits: Limits, http: bool) -> ServeConfig {
         metrics_addr: None,
         transport: ServerOptions::default(),
         shutdown_grace: Duration::from_secs(30),
+        shutdown_finalize: Duration::from_secs(30),
         vad: hearken::session::Detector::Energy,
         long_files: Default::default(),
     }
@@ -130,19 +131,19 @@ impl Pki {
 }
 
 /// Fails, with the install command, unless `python3` can import `modules` (comma-separated,
-/// as in an `import` statement).
-pub fn require_python_modules(modules: &str) {
-    const INSTALL: &str = "python3 -m pip install -r clients/python/requirements.txt";
+/// as in an `import` statement), which `requirements` (a pip requirements file) installs.
+pub fn require_python_modules(modules: &str, requirements: &str) {
+    let install = format!("python3 -m pip install -r {requirements}");
     let probe = std::process::Command::new("python3")
         .args(["-c", &format!("import {modules}")])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap_or_else(|e| {
-            panic!("python3 could not be run ({e}); install Python 3, then: {INSTALL}")
+            panic!("python3 could not be run ({e}); install Python 3, then: {install}")
         });
     assert!(
         probe.status.success(),
-        "Python packages the test needs are missing; run: {INSTALL}\n{}",
+        "Python packages the test needs are missing; run: {install}\n{}",
         String::from_utf8_lossy(&probe.stderr)
     );
 }

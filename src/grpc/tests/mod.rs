@@ -42,6 +42,7 @@ fn serve_config(limits: Limits, engine: EngineConfig, grace: Duration) -> ServeC
         metrics_addr: None,
         transport: ServerOptions::default(),
         shutdown_grace: grace,
+        shutdown_finalize: grace,
         vad: crate::session::Detector::Energy,
         long_files: crate::service::LongFiles::default(),
     }
@@ -314,6 +315,52 @@ async fn streams_open_past_the_shutdown_grace_get_unavailable() {
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert!(status.message().contains("grace period"), "{status:?}");
     drop(paused);
+    tokio::time::timeout(TIMEOUT, shutdown)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_server_lets_live_streams_go_on_until_it_must_finalize_them() {
+    let backend = ScriptedBackend::english();
+    let grace = Duration::from_secs(4);
+    let config = ServeConfig {
+        shutdown_finalize: Duration::from_secs(1),
+        ..serve_config(Limits::default(), EngineConfig::default(), grace)
+    };
+    let server = RunningServer::start(backend, config).await.unwrap();
+    let addr = server.grpc_addr;
+    let mut ending = Stream::open(&server, Some(RecognitionConfig::default())).await;
+    let mut staying = Stream::open(&server, Some(RecognitionConfig::default())).await;
+    for stream in [&mut ending, &mut staying] {
+        stream.next().await.unwrap(); // SessionStarted
+        stream.send_audio(&say(&["one"])).await;
+    }
+    let began = tokio::time::Instant::now();
+    let shutdown = tokio::spawn(server.shutdown());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // New clients are turned away (health NOT_SERVING, the listener closed)...
+    let refused = SpeechClient::connect(format!("http://{addr}")).await;
+    assert!(refused.is_err(), "a draining server took a new connection");
+    // ...while the open streams keep streaming: audio sent after shutdown began is heard.
+    ending.send_audio(&say(&["two"])).await;
+    ending.send(Action::Finalize(Finalize {})).await;
+    assert_eq!(
+        ending.next_final().await.unwrap().as_deref(),
+        Some("one two")
+    );
+    drop(ending);
+    // A stream that does not end is told to finalize 1 s before the 4 s grace runs out,
+    // and gets its final.
+    assert_eq!(staying.next_final().await.unwrap().as_deref(), Some("one"));
+    let finalized_after = began.elapsed();
+    assert!(
+        (Duration::from_millis(2_800)..Duration::from_millis(3_900)).contains(&finalized_after),
+        "finalized after {finalized_after:?}"
+    );
+    assert_eq!(staying.next().await.unwrap(), None, "then the stream ends");
     tokio::time::timeout(TIMEOUT, shutdown)
         .await
         .unwrap()

@@ -163,7 +163,7 @@ async fn run(
     service: &Service,
     max_message: usize,
 ) -> Option<CloseFrame> {
-    let mut shutdown = service.shutdown_signal();
+    let mut finalize = service.finalize_signal();
     let mut input = Input::Open;
     let idle_timeout = service.limits().idle_timeout;
     let mut idle_deadline = Instant::now() + idle_timeout;
@@ -217,7 +217,7 @@ async fn run(
                 flush(socket, session).await;
                 return Some(close(close_code::POLICY, "idle timeout"));
             }
-            () = Service::shutting_down(&mut shutdown), if input == Input::Open => {
+            () = Service::finalizing(&mut finalize), if input == Input::Open => {
                 session.end_input();
                 input = Input::Draining;
             }

@@ -1,0 +1,362 @@
+//! deploy/ checked with the real tools: the Kubernetes manifests against the API schemas and
+//! against the server (its flags and metrics), the HAProxy and Envoy configurations by the
+//! proxies themselves, and three replicas behind HAProxy losing no session while one of them
+//! is drained mid-run (deploy/local/scale-test.sh, the script an operator runs).
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use hearken::service::Limits;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn succeeds(what: &str, output: std::io::Result<Output>) -> String {
+    let output = output.unwrap_or_else(|e| {
+        panic!("{what} could not be run ({e}); .ci/run installs it (see deploy/README.md)")
+    });
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{what} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubernetes_manifests_pass_the_api_schemas_and_match_the_server() {
+    support::require_python_modules("kubernetes_validate, yaml", "deploy/requirements.txt");
+    let server = hearken::server::RunningServer::start(
+        hearken::engine::WhisperBackend::from(
+            hearken::model::whisper::WhisperModel::load(
+                &support::default_model_dir(),
+                &candle_core::Device::Cpu,
+            )
+            .unwrap(),
+        ),
+        support::serve_config(Limits::default(), true),
+    )
+    .await
+    .unwrap();
+    let metrics = hearken::tls::http_client()
+        .unwrap()
+        .get(format!("http://{}/metrics", server.http_addr.unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    server.shutdown().await.unwrap();
+    let help = succeeds(
+        "hearken serve --help",
+        Command::new(env!("CARGO_BIN_EXE_hearken"))
+            .args(["serve", "--help"])
+            .output(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("help"), help).unwrap();
+    std::fs::write(dir.path().join("metrics"), metrics).unwrap();
+    let report = succeeds(
+        "deploy/kubernetes/check.py",
+        Command::new("python3")
+            .arg("deploy/kubernetes/check.py")
+            .arg(dir.path().join("help"))
+            .arg(dir.path().join("metrics"))
+            .current_dir(ROOT)
+            .output(),
+    );
+    assert!(report.contains("0 problems"), "{report}");
+}
+
+/// The variables the proxy configurations read, for replicas on made-up ports.
+fn proxy_env(command: &mut Command) -> &mut Command {
+    command.envs([
+        ("LB_HOST", "127.0.0.1".to_string()),
+        ("LB_GRPC_PORT", "19000".into()),
+        ("LB_HTTP_PORT", "19001".into()),
+        ("LB_GRPC_ADDR", "127.0.0.1:19000".into()),
+        ("LB_HTTP_ADDR", "127.0.0.1:19001".into()),
+    ]);
+    for i in 1..=3 {
+        command.envs([
+            (format!("HEARKEN_{i}_HOST"), "127.0.0.1".to_string()),
+            (format!("HEARKEN_{i}_GRPC_PORT"), format!("1910{i}")),
+            (format!("HEARKEN_{i}_HTTP_PORT"), format!("1920{i}")),
+            (format!("HEARKEN_{i}_GRPC"), format!("127.0.0.1:1910{i}")),
+            (format!("HEARKEN_{i}_HTTP"), format!("127.0.0.1:1920{i}")),
+        ]);
+    }
+    command
+}
+
+#[test]
+fn the_proxy_configurations_are_valid() {
+    let haproxy = succeeds(
+        "haproxy -c",
+        proxy_env(Command::new("haproxy").args(["-c", "-f", "deploy/haproxy/haproxy.cfg"]))
+            .current_dir(ROOT)
+            .output(),
+    );
+    assert!(haproxy.contains("Configuration file is valid"), "{haproxy}");
+    let dir = tempfile::tempdir().unwrap();
+    let rendered = dir.path().join("envoy.yaml");
+    let template = std::fs::File::open(Path::new(ROOT).join("deploy/envoy/envoy.yaml")).unwrap();
+    succeeds(
+        "envsubst",
+        proxy_env(&mut Command::new("envsubst"))
+            .stdin(template)
+            .stdout(std::fs::File::create(&rendered).unwrap())
+            .output(),
+    );
+    let envoy = succeeds(
+        "envoy --mode validate",
+        Command::new("envoy")
+            .args(["--mode", "validate", "-c"])
+            .arg(&rendered)
+            .output(),
+    );
+    assert!(envoy.contains("OK"), "{envoy}");
+}
+
+#[test]
+fn three_replicas_behind_haproxy_lose_no_session_when_one_drains() {
+    // The model is cached once here, not fetched by three replicas at once.
+    support::default_model_dir();
+    let summary = succeeds(
+        "deploy/local/scale-test.sh haproxy",
+        Command::new("deploy/local/scale-test.sh")
+            .arg("haproxy")
+            .env("HEARKEN_BIN", env!("CARGO_BIN_EXE_hearken"))
+            .current_dir(ROOT)
+            .output(),
+    );
+    eprintln!("{summary}");
+    assert!(summary.contains(" 0 lost;"), "{summary}");
+}
+
+/// A proxy from deploy/ in front of one server (all three replica slots point at it).
+struct Proxy {
+    child: std::process::Child,
+    grpc: String,
+    http: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Proxy {
+    fn start(kind: &str, server: &hearken::server::RunningServer) -> Self {
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (grpc_port, http_port) = (free(), free());
+        let (replica_grpc, replica_http) = (server.grpc_addr, server.http_addr.unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = match kind {
+            "haproxy" => {
+                let mut c = Command::new("haproxy");
+                c.args(["-db", "-f", "deploy/haproxy/haproxy.cfg"]);
+                c
+            }
+            _ => {
+                let template =
+                    std::fs::read_to_string(Path::new(ROOT).join("deploy/envoy/envoy.yaml"))
+                        .unwrap();
+                let mut rendered = template
+                    .replace("${LB_HOST}", "127.0.0.1")
+                    .replace("${LB_GRPC_PORT}", &grpc_port.to_string())
+                    .replace("${LB_HTTP_PORT}", &http_port.to_string());
+                for i in 1..=3 {
+                    rendered = rendered
+                        .replace(&format!("${{HEARKEN_{i}_HOST}}"), "127.0.0.1")
+                        .replace(
+                            &format!("${{HEARKEN_{i}_GRPC_PORT}}"),
+                            &replica_grpc.port().to_string(),
+                        )
+                        .replace(
+                            &format!("${{HEARKEN_{i}_HTTP_PORT}}"),
+                            &replica_http.port().to_string(),
+                        );
+                }
+                let config = dir.path().join("envoy.yaml");
+                std::fs::write(&config, rendered).unwrap();
+                let mut c = Command::new("envoy");
+                c.arg("-c")
+                    .arg(&config)
+                    .args(["--log-level", "warn", "--base-id"]);
+                c.arg(grpc_port.to_string());
+                c
+            }
+        };
+        command
+            .current_dir(ROOT)
+            .env("LB_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"));
+        command.env("LB_HTTP_ADDR", format!("127.0.0.1:{http_port}"));
+        for i in 1..=3 {
+            command.env(format!("HEARKEN_{i}_GRPC"), replica_grpc.to_string());
+            command.env(format!("HEARKEN_{i}_HTTP"), replica_http.to_string());
+            command.env(
+                format!("HEARKEN_{i}_HTTP_PORT"),
+                replica_http.port().to_string(),
+            );
+        }
+        let child = command
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{kind} could not be started ({e}); .ci/run installs it"));
+        Self {
+            child,
+            grpc: format!("127.0.0.1:{grpc_port}"),
+            http: format!("127.0.0.1:{http_port}"),
+            _dir: dir,
+        }
+    }
+
+    /// Waits until the proxy's health checks have found the replica.
+    async fn ready(&self) {
+        let client = hearken::tls::http_client().unwrap();
+        for _ in 0..150 {
+            let health = client
+                .get(format!("http://{}/healthz", self.http))
+                .send()
+                .await;
+            if health.is_ok_and(|r| r.status() == 200) {
+                // Every slot passes its checks (rise 2, 1 s apart), not only the first.
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        panic!("the proxy did not become ready");
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until the server has no open session; false if it still has some after 10 s.
+async fn slots_released(server: &hearken::server::RunningServer) -> bool {
+    for _ in 0..100 {
+        if server.service.open_sessions() == 0 {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_aborting_through_either_proxy_frees_its_slot_and_its_work() {
+    use hearken::grpc::proto::RecognitionConfig;
+    use hearken::grpc::proto::speech_client::SpeechClient;
+    use tokio_stream::StreamExt;
+
+    let server = hearken::server::RunningServer::start(
+        hearken::engine::WhisperBackend::from(
+            hearken::model::whisper::WhisperModel::load(
+                &support::default_model_dir(),
+                &candle_core::Device::Cpu,
+            )
+            .unwrap(),
+        ),
+        hearken::server::ServeConfig {
+            // Window after window: a cancelled upload is dropped at the next window (~1 s),
+            // not after a batch of six 30 s chunks.
+            long_files: hearken::service::LongFiles::Sequential,
+            ..support::serve_config(Limits::default(), true)
+        },
+    )
+    .await
+    .unwrap();
+    let (_, jfk) = support::clip("jfk");
+    let (_, sonnets) = support::clip("librivox_sonnets_1_3");
+    let wav = hearken::audio::f32_to_wav_pcm16(&sonnets, 16_000);
+    for kind in ["haproxy", "envoy"] {
+        let proxy = Proxy::start(kind, &server);
+        proxy.ready().await;
+
+        // A live stream through the proxy, dropped once it is being transcribed.
+        let mut client = SpeechClient::connect(format!("http://{}", proxy.grpc))
+            .await
+            .unwrap();
+        let config = RecognitionConfig {
+            interim_results: true,
+            ..Default::default()
+        };
+        let frame = std::time::Duration::from_millis(100);
+        let (requests, _) = hearken::grpc::client::pcm16_stream(config, &jfk, frame, true);
+        let mut responses = client
+            .streaming_recognize(requests)
+            .await
+            .unwrap()
+            .into_inner();
+        while let Some(response) = responses.next().await {
+            if matches!(
+                response.unwrap().event,
+                Some(hearken::grpc::proto::streaming_recognize_response::Event::Transcript(_))
+            ) {
+                break;
+            }
+        }
+        assert_eq!(server.service.open_sessions(), 1, "{kind}");
+        drop(responses);
+        drop(client);
+        assert!(
+            slots_released(&server).await,
+            "{kind}: the stream's slot was kept"
+        );
+
+        // A 158 s upload (seconds of model work), abandoned once the model is on it.
+        let before = server.engine().stats();
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(wav.clone()).file_name("s.wav"),
+            )
+            .text("model", "whisper-1")
+            .text("stream", "true");
+        let url = format!("http://{}/v1/audio/transcriptions", proxy.http);
+        let upload = tokio::spawn(async move {
+            let response = hearken::tls::http_client()
+                .unwrap()
+                .post(url)
+                .multipart(form)
+                .send()
+                .await;
+            response.unwrap().bytes().await
+        });
+        let started = std::time::Instant::now();
+        while server.engine().stats().jobs_admitted == before.jobs_admitted {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "{kind}: the upload never reached the model"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        upload.abort();
+        let _ = upload.await;
+        assert!(
+            slots_released(&server).await,
+            "{kind}: the upload's slot was kept"
+        );
+        // The engine drops a cancelled row when the batch step it is in ends.
+        let started = std::time::Instant::now();
+        while server.engine().stats().jobs_cancelled() == before.jobs_cancelled() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "{kind}: the abandoned upload's model work went on"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    server.shutdown().await.unwrap();
+}

@@ -189,22 +189,15 @@ async fn stream_realtime(args: StreamArgs, format: Format) -> anyhow::Result<()>
 fn realtime_audio(args: &StreamArgs) -> anyhow::Result<(ReceiverStream<Vec<u8>>, u32)> {
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     if args.input == "-" {
-        let (rate, channels) = (args.rate, args.channels.max(1) as usize);
+        let (rate, channels) = (args.rate, args.channels.max(1));
         crate::audio::check_sample_rate(rate)?;
-        let frame_bytes = (rate as usize * channels * 2 / 10).max(2 * channels);
         std::thread::spawn(move || {
             let mut stdin = std::io::stdin().lock();
-            let mut buffer = vec![0u8; frame_bytes];
-            loop {
-                let filled = crate::grpc::client::read_up_to(&mut stdin, &mut buffer);
-                let whole = filled - filled % (2 * channels);
-                if whole == 0 {
-                    return;
-                }
-                let Ok(samples) = crate::audio::pcm16le_to_f32(&buffer[..whole]) else {
+            for frame in crate::grpc::client::pcm16_frames(&mut stdin, rate, channels) {
+                let Ok(samples) = crate::audio::pcm16le_to_f32(&frame) else {
                     return;
                 };
-                let mono = crate::audio::downmix_interleaved(&samples, channels);
+                let mono = crate::audio::downmix_interleaved(&samples, channels as usize);
                 if tx
                     .blocking_send(crate::audio::f32_to_pcm16le(&mono))
                     .is_err()

@@ -74,23 +74,13 @@ pub fn pcm16_reader_stream(
         channels,
         ..config
     };
-    let bytes_per_frame = (rate as usize * channels as usize * 2 / 10).max(2);
     let (tx, rx) = mpsc::channel(8);
     std::thread::spawn(move || {
         if tx.blocking_send(request(Request::Config(config))).is_err() {
             return;
         }
-        let mut buffer = vec![0u8; bytes_per_frame];
-        for sequence in 1.. {
-            let filled = read_up_to(&mut input, &mut buffer);
-            if filled == 0 {
-                return;
-            }
-            let chunk = AudioChunk {
-                // A message always holds whole samples: an odd trailing byte is dropped.
-                data: buffer[..filled & !1].to_vec(),
-                sequence,
-            };
+        for (sequence, data) in (1..).zip(pcm16_frames(&mut input, rate, channels)) {
+            let chunk = AudioChunk { data, sequence };
             if tx.blocking_send(request(Request::Audio(chunk))).is_err() {
                 return;
             }
@@ -99,8 +89,26 @@ pub fn pcm16_reader_stream(
     ReceiverStream::new(rx)
 }
 
+/// 100 ms frames of raw PCM16 (`rate` Hz, `channels` interleaved) read from `input` until it
+/// ends, each holding whole samples of every channel (a trailing partial one is dropped).
+/// Blocking: run it on a thread of its own.
+pub fn pcm16_frames(
+    input: &mut impl std::io::Read,
+    rate: u32,
+    channels: u32,
+) -> impl Iterator<Item = Vec<u8>> + '_ {
+    let sample_bytes = 2 * channels.max(1) as usize;
+    let frame_bytes = (rate as usize * sample_bytes / 10).max(sample_bytes);
+    let mut buffer = vec![0u8; frame_bytes];
+    std::iter::from_fn(move || {
+        let filled = read_up_to(input, &mut buffer);
+        let whole = filled - filled % sample_bytes;
+        (whole > 0).then(|| buffer[..whole].to_vec())
+    })
+}
+
 /// Fills `buffer` from `input` until it is full or the input ends; the bytes read.
-pub(crate) fn read_up_to(input: &mut impl std::io::Read, buffer: &mut [u8]) -> usize {
+fn read_up_to(input: &mut impl std::io::Read, buffer: &mut [u8]) -> usize {
     let mut filled = 0;
     while filled < buffer.len() {
         match input.read(&mut buffer[filled..]) {
@@ -116,5 +124,26 @@ pub(crate) fn read_up_to(input: &mut impl std::io::Read, buffer: &mut [u8]) -> u
 fn request(request: Request) -> StreamingRecognizeRequest {
     StreamingRecognizeRequest {
         request: Some(request),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_100_ms_of_whole_samples_of_every_channel() {
+        // 16 kHz stereo: 6,400 bytes per frame; 2.5 frames and a stray byte.
+        let bytes: Vec<u8> = (0..16_001u32).map(|i| i as u8).collect();
+        let mut input = bytes.as_slice();
+        let frames: Vec<Vec<u8>> = pcm16_frames(&mut input, 16_000, 2).collect();
+        let sizes: Vec<usize> = frames.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [6_400, 6_400, 3_200]);
+        assert_eq!(frames[1][0], bytes[6_400]);
+        // Less than one sample of every channel is no frame at all.
+        assert_eq!(
+            pcm16_frames(&mut [1u8, 2, 3].as_slice(), 16_000, 2).count(),
+            0
+        );
     }
 }

@@ -28,18 +28,7 @@ fn succeeds(what: &str, output: std::io::Result<Output>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kubernetes_manifests_pass_the_api_schemas_and_match_the_server() {
     support::require_python_modules("kubernetes_validate, yaml", "deploy/requirements.txt");
-    let server = hearken::server::RunningServer::start(
-        hearken::engine::WhisperBackend::from(
-            hearken::model::whisper::WhisperModel::load(
-                &support::default_model_dir(),
-                &candle_core::Device::Cpu,
-            )
-            .unwrap(),
-        ),
-        support::serve_config(Limits::default(), true),
-    )
-    .await
-    .unwrap();
+    let server = support::start_server(support::serve_config(Limits::default(), true)).await;
     let metrics = hearken::tls::http_client()
         .unwrap()
         .get(format!("http://{}/metrics", server.http_addr.unwrap()))
@@ -260,23 +249,13 @@ async fn a_client_aborting_through_either_proxy_frees_its_slot_and_its_work() {
     use hearken::grpc::proto::speech_client::SpeechClient;
     use tokio_stream::StreamExt;
 
-    let server = hearken::server::RunningServer::start(
-        hearken::engine::WhisperBackend::from(
-            hearken::model::whisper::WhisperModel::load(
-                &support::default_model_dir(),
-                &candle_core::Device::Cpu,
-            )
-            .unwrap(),
-        ),
-        hearken::server::ServeConfig {
-            // Window after window: a cancelled upload is dropped at the next window (~1 s),
-            // not after a batch of six 30 s chunks.
-            long_files: hearken::service::LongFiles::Sequential,
-            ..support::serve_config(Limits::default(), true)
-        },
-    )
-    .await
-    .unwrap();
+    let server = support::start_server(hearken::server::ServeConfig {
+        // Window after window: a cancelled upload is dropped at the next window (~1 s),
+        // not after a batch of six 30 s chunks.
+        long_files: hearken::service::LongFiles::Sequential,
+        ..support::serve_config(Limits::default(), true)
+    })
+    .await;
     let (_, jfk) = support::clip("jfk");
     let (_, sonnets) = support::clip("librivox_sonnets_1_3");
     let wav = hearken::audio::f32_to_wav_pcm16(&sonnets, 16_000);

@@ -9,8 +9,6 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use hearken::engine::WhisperBackend;
-use hearken::model::whisper::WhisperModel;
 use hearken::server::{RunningServer, ServeConfig};
 use hearken::service::tenants::digest_line;
 use hearken::service::{Limits, Tenants};
@@ -26,11 +24,7 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 const CLIPS: [&str; 4] = ["--limit", "3", "--max-clip-seconds", "6"];
 
 async fn start(config: ServeConfig) -> RunningServer {
-    let model = WhisperModel::load(&support::default_model_dir(), &candle_core::Device::Cpu)
-        .expect("load model");
-    RunningServer::start(WhisperBackend::from(model), config)
-        .await
-        .expect("server starts")
+    support::start_server(config).await
 }
 
 /// Runs `hearken loadgen ARGS --json FILE` and returns the report it wrote.

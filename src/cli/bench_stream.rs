@@ -157,12 +157,7 @@ pub(super) fn stream(args: StreamArgs) -> anyhow::Result<()> {
         .corpus
         .load()?
         .into_iter()
-        .map(|c| Clip {
-            id: c.clip.id,
-            lang: Some(c.clip.lang),
-            reference: Some(c.clip.text),
-            samples: c.samples,
-        })
+        .map(|c| Clip::new(c.clip.id, Some(c.clip.lang), c.samples, Some(c.clip.text)))
         .collect();
     let clips = Arc::new(clips);
     anyhow::ensure!(!clips.is_empty(), "no clips selected");

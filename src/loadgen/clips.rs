@@ -1,11 +1,13 @@
 //! The audio a load run plays: corpus clips with their references, or any audio files.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 
-use crate::audio::WHISPER_SAMPLE_RATE;
+use crate::audio::{WHISPER_SAMPLE_RATE, f32_to_pcm16le, resample};
 use crate::eval::load_manifest;
+use crate::http::realtime::client::PROTOCOL_RATE;
 
 /// One clip every session of a run may play.
 #[derive(Debug, Clone)]
@@ -18,9 +20,43 @@ pub struct Clip {
     pub samples: Vec<f32>,
     /// The reference transcript, when the clip comes from a corpus: streamed WER needs it.
     pub reference: Option<String>,
+    /// 100 ms PCM16 frames at the Realtime protocol's rate, made once for every session.
+    realtime_frames: OnceLock<Arc<Vec<Vec<u8>>>>,
 }
 
 impl Clip {
+    /// A clip of 16 kHz mono `samples`.
+    pub fn new(
+        id: String,
+        lang: Option<String>,
+        samples: Vec<f32>,
+        reference: Option<String>,
+    ) -> Self {
+        Self {
+            id,
+            lang,
+            samples,
+            reference,
+            realtime_frames: OnceLock::new(),
+        }
+    }
+
+    /// The clip as the Realtime protocol sends it: 100 ms PCM16 frames at 24 kHz, resampled
+    /// on the first call only (CPU work: call it off the async workers first).
+    pub fn realtime_frames(&self) -> anyhow::Result<Arc<Vec<Vec<u8>>>> {
+        if let Some(frames) = self.realtime_frames.get() {
+            return Ok(Arc::clone(frames));
+        }
+        let samples = resample(&self.samples, WHISPER_SAMPLE_RATE, PROTOCOL_RATE)?;
+        let frames = samples
+            .chunks(PROTOCOL_RATE as usize / 10)
+            .map(f32_to_pcm16le)
+            .collect();
+        Ok(Arc::clone(
+            self.realtime_frames.get_or_init(|| Arc::new(frames)),
+        ))
+    }
+
     /// The clip's length in seconds.
     pub fn seconds(&self) -> f64 {
         self.samples.len() as f64 / f64::from(WHISPER_SAMPLE_RATE)
@@ -55,12 +91,7 @@ pub fn load_corpus(dir: &Path, selection: &CorpusSelection) -> anyhow::Result<Ve
         .map(|c| {
             let samples = crate::audio::load_file(&c.file)
                 .with_context(|| format!("decoding {}", c.file.display()))?;
-            Ok(Clip {
-                id: c.id,
-                lang: Some(c.lang),
-                samples,
-                reference: Some(c.text),
-            })
+            Ok(Clip::new(c.id, Some(c.lang), samples, Some(c.text)))
         })
         .collect()
 }
@@ -76,12 +107,7 @@ pub fn load_files(paths: &[PathBuf]) -> anyhow::Result<Vec<Clip>> {
                 || path.display().to_string(),
                 |s| s.to_string_lossy().into(),
             );
-            Ok(Clip {
-                id,
-                lang: None,
-                samples,
-                reference: None,
-            })
+            Ok(Clip::new(id, None, samples, None))
         })
         .collect()
 }

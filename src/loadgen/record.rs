@@ -292,12 +292,12 @@ mod tests {
 
     #[test]
     fn a_completed_session_scores_and_times_itself() {
-        let clip = Clip {
-            id: "c".into(),
-            lang: Some("en".into()),
-            samples: vec![0.0; 16_000],
-            reference: Some("hello there world".into()),
-        };
+        let clip = Clip::new(
+            "c".into(),
+            Some("en".into()),
+            vec![0.0; 16_000],
+            Some("hello there world".into()),
+        );
         let run = Instant::now();
         let mut seen = Observation::new();
         let t0 = seen.started;

@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use super::clips::Clip;
 use super::drivers::run_session;
 use super::record::{Outcome, Pace, SessionRecord};
-use super::target::Target;
+use super::target::{Protocol, Target};
 
 /// How sessions arrive.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -112,6 +112,15 @@ pub async fn run_round(
     options: &RunOptions,
 ) -> anyhow::Result<Round> {
     anyhow::ensure!(!clips.is_empty(), "no clips to play");
+    if target.protocol == Protocol::Realtime {
+        // Resampled once per clip, on the blocking pool, not by every session on a worker.
+        let clips = Arc::clone(clips);
+        tokio::task::spawn_blocking(move || {
+            clips.iter().try_for_each(|c| c.realtime_frames().map(drop))
+        })
+        .await
+        .context("preparing the clips")??;
+    }
     let progress = Arc::new(Progress::default());
     let started = Instant::now();
     let printer = std::io::stderr().is_terminal().then(|| {
@@ -124,7 +133,7 @@ pub async fn run_round(
             }
         })
     });
-    let sessions = match workload {
+    let mut sessions = match workload {
         Workload::Concurrency(n) => concurrent(target, clips, n, options, &progress).await?,
         Workload::Arrivals(rate) => arrivals(target, clips, rate, options, &progress).await?,
     };
@@ -132,7 +141,6 @@ pub async fn run_round(
         printer.abort();
         eprint!("\r\x1b[K");
     }
-    let mut sessions = sessions;
     sessions.sort_by(|a, b| a.started_s.total_cmp(&b.started_s));
     Ok(Round {
         workload,

@@ -1,6 +1,7 @@
 //! What a load run talks to, named by one URL whose scheme picks the protocol.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use anyhow::bail;
 
@@ -36,6 +37,8 @@ pub struct Target {
     pub language: Option<String>,
     /// HTTP only: ask for `stream=true` (Server-Sent Events) and time the first delta.
     pub http_stream: bool,
+    /// The TLS configuration HTTP sessions share: roots are read from disk once per run.
+    http_tls: OnceLock<rustls::ClientConfig>,
 }
 
 impl Target {
@@ -69,7 +72,17 @@ impl Target {
             model: None,
             language: None,
             http_stream: false,
+            http_tls: OnceLock::new(),
         })
+    }
+
+    /// The TLS configuration for HTTP sessions (`ca_pem` or the system's roots), built once.
+    pub(super) fn http_tls(&self) -> anyhow::Result<rustls::ClientConfig> {
+        if let Some(config) = self.http_tls.get() {
+            return Ok(config.clone());
+        }
+        let config = crate::tls::client_config(self.ca_pem.as_deref(), &[b"http/1.1"])?;
+        Ok(self.http_tls.get_or_init(|| config).clone())
     }
 
     /// Whether the connection is encrypted.

@@ -40,7 +40,13 @@ pub fn client_config(
 /// clients are made here rather than with `reqwest::Client::new()`, which would panic.
 pub fn http_client_builder(ca_pem: Option<&[u8]>) -> anyhow::Result<reqwest::ClientBuilder> {
     let tls = client_config(ca_pem, &[b"h2", b"http/1.1"])?;
-    Ok(reqwest::Client::builder().tls_backend_preconfigured(tls))
+    Ok(http_client_builder_with(tls))
+}
+
+/// An HTTP client builder on a TLS configuration made already (one [`client_config`] for
+/// many clients).
+pub fn http_client_builder_with(tls: rustls::ClientConfig) -> reqwest::ClientBuilder {
+    reqwest::Client::builder().tls_backend_preconfigured(tls)
 }
 
 /// An HTTP client with the system's roots (see [`http_client_builder`]).

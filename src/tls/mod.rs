@@ -23,7 +23,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 
-pub use client::{client_config, http_client, http_client_builder};
+pub use client::{client_config, http_client, http_client_builder, http_client_builder_with};
 pub use incoming::{Conn, Incoming};
 
 /// How often the certificate files are checked for changes.

@@ -64,6 +64,14 @@ pub fn serve_config(limits: Limits, http: bool) -> ServeConfig {
     }
 }
 
+/// A server for tiny.en (loaded from the cache, fetched if needed) with `config`.
+pub async fn start_server(config: ServeConfig) -> hearken::server::RunningServer {
+    let model = WhisperModel::load(&default_model_dir(), &Device::Cpu).expect("load model");
+    hearken::server::RunningServer::start(hearken::engine::WhisperBackend::from(model), config)
+        .await
+        .expect("server starts")
+}
+
 /// A server for tiny.en gating with Silero VAD, as `serve` does by default; HTTP when `http`.
 pub async fn silero_server(http: bool) -> hearken::server::RunningServer {
     let config = ServeConfig {

@@ -111,7 +111,7 @@ async fn read_events(response: reqwest::Response, seen: &mut Observation) -> Res
 
 /// A client of its own (one connection per simulated client), TLS on the rustls/ring stack.
 fn client(target: &Target) -> anyhow::Result<reqwest::Client> {
-    Ok(crate::tls::http_client_builder(target.ca_pem.as_deref())?
+    Ok(crate::tls::http_client_builder_with(target.http_tls()?)
         .timeout(REQUEST_TIMEOUT)
         .connect_timeout(Duration::from_secs(10))
         .build()?)

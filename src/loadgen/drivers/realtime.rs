@@ -11,7 +11,6 @@ use futures_util::StreamExt;
 use super::super::clips::Clip;
 use super::super::record::{CommitTiming, FRAME, Failure, Observation, Pace};
 use super::super::target::Target;
-use crate::audio::{WHISPER_SAMPLE_RATE, f32_to_pcm16le, resample};
 use crate::http::realtime::client::{
     ItemUpdate, PROTOCOL_RATE, RealtimeOptions, RealtimeRefusal, transcribe,
 };
@@ -32,28 +31,24 @@ pub(super) async fn session(
     pace: Pace,
     seen: &mut Observation,
 ) -> Result<(), Failure> {
-    let samples =
-        resample(&clip.samples, WHISPER_SAMPLE_RATE, PROTOCOL_RATE).map_err(|e| Failure {
-            code: "client".into(),
-            message: e.to_string(),
-            retryable: false,
-        })?;
-    let frames: Vec<Vec<u8>> = samples
-        .chunks(PROTOCOL_RATE as usize / 10)
-        .map(f32_to_pcm16le)
-        .collect();
+    let frames = clip.realtime_frames().map_err(|e| Failure {
+        code: "client".into(),
+        message: format!("{e:#}"),
+        retryable: false,
+    })?;
     let log = seen.sent.clone();
     let opened = tokio::time::Instant::now();
-    let audio = futures_util::stream::iter(frames.into_iter().enumerate()).then(move |(i, pcm)| {
-        let log = log.clone();
-        async move {
-            if pace == Pace::RealTime {
-                tokio::time::sleep_until(opened + FRAME * (i as u32 + 1)).await;
+    let audio = futures_util::stream::iter((0..frames.len()).map(move |i| (i, frames[i].clone())))
+        .then(move |(i, pcm)| {
+            let log = log.clone();
+            async move {
+                if pace == Pace::RealTime {
+                    tokio::time::sleep_until(opened + FRAME * (i as u32 + 1)).await;
+                }
+                log.sent();
+                pcm
             }
-            log.sent();
-            pcm
-        }
-    });
+        });
     let options = RealtimeOptions {
         url: target.url.clone(),
         api_key: target.api_key.clone(),

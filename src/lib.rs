@@ -28,4 +28,6 @@ pub mod streaming;
 pub mod telemetry;
 #[cfg(test)]
 mod test_support;
+#[doc(hidden)]
+pub mod testing;
 pub mod tls;

@@ -1,7 +1,8 @@
 //! `hearken stream` as a user runs it: the binary against a real server on 127.0.0.1:0 with the
 //! default model and an API key, a file and stdin PCM, JSON lines out; a missing key is an error
 //! that names the refusal. The same over the Realtime protocol and over TLS, and Ctrl-C, which
-//! stops the audio but still prints the final.
+//! stops the audio but still prints the final. A connection cut mid-stream is resumed with
+//! the same transcript.
 
 mod support;
 
@@ -14,6 +15,7 @@ use hearken::model::whisper::WhisperModel;
 use hearken::server::{RunningServer, ServeConfig};
 use hearken::service::tenants::digest_line;
 use hearken::service::{Limits, Tenants};
+use hearken::testing::CutProxy;
 
 const KEY: &str = "hk_stream_test";
 
@@ -250,5 +252,56 @@ async fn ctrl_c_stops_the_audio_and_still_prints_the_final() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("waiting for the last final"), "{stderr}");
     }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_is_resumed_with_nothing_lost_or_repeated() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let server = start().await;
+    let proxy = CutProxy::start(server.grpc_addr).await.unwrap();
+    let (clip, _) = support::clip("jfk");
+    let mut args = keyed(&["--server", &format!("http://{}", proxy.addr)]);
+    args.push(clip.file.to_string_lossy().into_owned());
+
+    let whole = hearken_stream(args.clone(), Vec::new()).await;
+    assert!(whole.status.success(), "{whole:?}");
+    let (_, uninterrupted) = updates(&whole);
+
+    // The same run, its connection cut mid-utterance ("my fellow Americans" is being said).
+    let cut = async {
+        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+        proxy.cut()
+    };
+    let (output, cuts) = tokio::join!(hearken_stream(args, Vec::new()), cut);
+    assert_eq!(cuts, 1, "the stream's connection was cut");
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("dropped 1 time(s)"), "{stderr}");
+    let (lines, resumed) = updates(&output);
+    // Every update once, in order: each utterance's revisions count up from 1 without a gap.
+    let mut revisions: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
+    for line in &lines {
+        let id = line["utterance_id"].as_u64().unwrap();
+        revisions
+            .entry(id)
+            .or_default()
+            .push(line["revision"].as_u64().unwrap());
+    }
+    for (id, seen) in &revisions {
+        let expected: Vec<u64> = (1..=seen.len() as u64).collect();
+        assert_eq!(seen, &expected, "utterance {id}");
+    }
+    // No audio lost or doubled: the transcript is the uninterrupted one's (finals of a
+    // stream can differ by a word between runs, as interims land at other moments).
+    let drift = english_wer(&uninterrupted, &resumed).wer();
+    assert!(drift <= 0.1, "{drift:.3}: {uninterrupted:?} / {resumed:?}");
+    let words = |text: &str| text.split_whitespace().count() as i64;
+    assert!(
+        (words(&uninterrupted) - words(&resumed)).abs() <= 1,
+        "{uninterrupted:?} / {resumed:?}"
+    );
+    let wer = english_wer(&clip.text, &resumed).wer();
+    assert!(wer <= 0.15, "WER {wer:.2}: {resumed:?}");
     server.shutdown().await.unwrap();
 }

@@ -1,7 +1,9 @@
 //! deploy/ checked with the real tools: the Kubernetes manifests against the API schemas and
 //! against the server (its flags and metrics), the HAProxy and Envoy configurations by the
 //! proxies themselves, and three replicas behind HAProxy losing no session while one of them
-//! is drained mid-run (deploy/local/scale-test.sh, the script an operator runs).
+//! is drained mid-run (deploy/local/scale-test.sh, the script an operator runs). Through
+//! either proxy a client's abort frees its work, and a resumable stream whose connection is
+//! cut is resumed on the replica that holds it.
 
 mod support;
 
@@ -126,7 +128,7 @@ fn three_replicas_behind_haproxy_lose_no_session_when_one_drains() {
     assert!(summary.contains(" 0 lost;"), "{summary}");
 }
 
-/// A proxy from deploy/ in front of one server (all three replica slots point at it).
+/// A proxy from deploy/ in front of three servers (or one, in all three slots).
 struct Proxy {
     child: std::process::Child,
     grpc: String,
@@ -135,7 +137,7 @@ struct Proxy {
 }
 
 impl Proxy {
-    fn start(kind: &str, server: &hearken::server::RunningServer) -> Self {
+    fn start(kind: &str, replicas: [&hearken::server::RunningServer; 3]) -> Self {
         let free = || {
             std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -144,7 +146,8 @@ impl Proxy {
                 .port()
         };
         let (grpc_port, http_port) = (free(), free());
-        let (replica_grpc, replica_http) = (server.grpc_addr, server.http_addr.unwrap());
+        let grpc = |i: usize| replicas[i - 1].grpc_addr;
+        let http = |i: usize| replicas[i - 1].http_addr.expect("replicas serve HTTP");
         let dir = tempfile::tempdir().unwrap();
         let mut command = match kind {
             "haproxy" => {
@@ -165,11 +168,11 @@ impl Proxy {
                         .replace(&format!("${{HEARKEN_{i}_HOST}}"), "127.0.0.1")
                         .replace(
                             &format!("${{HEARKEN_{i}_GRPC_PORT}}"),
-                            &replica_grpc.port().to_string(),
+                            &grpc(i).port().to_string(),
                         )
                         .replace(
                             &format!("${{HEARKEN_{i}_HTTP_PORT}}"),
-                            &replica_http.port().to_string(),
+                            &http(i).port().to_string(),
                         );
                 }
                 let config = dir.path().join("envoy.yaml");
@@ -187,12 +190,9 @@ impl Proxy {
             .env("LB_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"));
         command.env("LB_HTTP_ADDR", format!("127.0.0.1:{http_port}"));
         for i in 1..=3 {
-            command.env(format!("HEARKEN_{i}_GRPC"), replica_grpc.to_string());
-            command.env(format!("HEARKEN_{i}_HTTP"), replica_http.to_string());
-            command.env(
-                format!("HEARKEN_{i}_HTTP_PORT"),
-                replica_http.port().to_string(),
-            );
+            command.env(format!("HEARKEN_{i}_GRPC"), grpc(i).to_string());
+            command.env(format!("HEARKEN_{i}_HTTP"), http(i).to_string());
+            command.env(format!("HEARKEN_{i}_HTTP_PORT"), http(i).port().to_string());
         }
         let child = command
             .stdout(std::process::Stdio::null())
@@ -260,7 +260,7 @@ async fn a_client_aborting_through_either_proxy_frees_its_slot_and_its_work() {
     let (_, sonnets) = support::clip("librivox_sonnets_1_3");
     let wav = hearken::audio::f32_to_wav_pcm16(&sonnets, 16_000);
     for kind in ["haproxy", "envoy"] {
-        let proxy = Proxy::start(kind, &server);
+        let proxy = Proxy::start(kind, [&server; 3]);
         proxy.ready().await;
 
         // A live stream through the proxy, dropped once it is being transcribed.
@@ -338,4 +338,119 @@ async fn a_client_aborting_through_either_proxy_frees_its_slot_and_its_work() {
         }
     }
     server.shutdown().await.unwrap();
+}
+
+/// Streams resumed on `server` so far (its `hearken.stream.resume` counter).
+fn resumed_on(server: &hearken::server::RunningServer) -> u64 {
+    let metrics = server.service.metrics().registry().render();
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("hearken_stream_resume_total") && l.contains("\"resumed\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_stream_reaches_the_replica_that_holds_it_through_either_proxy() {
+    use hearken::engine::ScriptedBackend;
+    use hearken::engine::backend::scripted::{say, silence};
+    use hearken::grpc::client::resume::resumable_session;
+    use hearken::grpc::proto::speech_client::SpeechClient;
+    use hearken::grpc::proto::streaming_recognize_response::Event;
+    use hearken::grpc::proto::{AudioChunk, AudioEncoding, RecognitionConfig};
+    use hearken::testing::CutProxy;
+
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        let config = support::serve_config(Limits::default(), true);
+        let server = hearken::server::RunningServer::start(ScriptedBackend::english(), config);
+        replicas.push(server.await.unwrap());
+    }
+    let chunks = |samples: Vec<f32>, first: u64| -> Vec<AudioChunk> {
+        let pcm = |frame: &[f32]| hearken::audio::f32_to_pcm16le(frame);
+        let numbered = samples.chunks(1_600).zip(first..);
+        numbered
+            .map(|(frame, sequence)| AudioChunk {
+                data: pcm(frame),
+                sequence,
+            })
+            .collect()
+    };
+    let mut before_cut = say(&["one", "two"]);
+    before_cut.extend(silence(1.5));
+    before_cut.extend(say(&["three"]));
+    let first_part = chunks(before_cut, 1);
+    let mut after_cut = say(&["four"]);
+    after_cut.extend(silence(1.5));
+    let second_part = chunks(after_cut, first_part.len() as u64 + 1);
+    let config = RecognitionConfig {
+        encoding: AudioEncoding::Linear16 as i32,
+        sample_rate_hertz: 16_000,
+        ..Default::default()
+    };
+
+    for kind in ["haproxy", "envoy"] {
+        let proxy = Proxy::start(kind, [&replicas[0], &replicas[1], &replicas[2]]);
+        proxy.ready().await;
+        let cut = CutProxy::start(proxy.grpc.parse().unwrap()).await.unwrap();
+        let resumed_before: u64 = replicas.iter().map(resumed_on).sum();
+        // Sessions hash to replicas at random: with three of them, a resume that went
+        // anywhere would miss its session two times in three.
+        let sessions = 6;
+        for session in 0..sessions {
+            let client = SpeechClient::connect(format!("http://{}", cut.addr))
+                .await
+                .unwrap();
+            let (audio_tx, audio_rx) = tokio::sync::mpsc::channel(256);
+            let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+            let run = tokio::spawn(resumable_session(
+                client,
+                Default::default(),
+                config.clone(),
+                tokio_stream::wrappers::ReceiverStream::new(audio_rx),
+                move |response| {
+                    let _ = events_tx.send(response.clone());
+                    Ok(())
+                },
+            ));
+            for chunk in &first_part {
+                audio_tx.send(chunk.clone()).await.unwrap();
+            }
+            let mut finals = Vec::new();
+            while finals.is_empty() {
+                let response = events.recv().await.expect("the session goes on");
+                if let Some(Event::Transcript(t)) = response.event
+                    && t.is_final
+                {
+                    finals.push(t.committed.trim().to_string());
+                }
+            }
+            // Mid-utterance ("three" is open): the client's connection to the proxy drops.
+            assert_eq!(cut.cut(), 1, "{kind} session {session}");
+            for chunk in &second_part {
+                audio_tx.send(chunk.clone()).await.unwrap();
+            }
+            drop(audio_tx);
+            let outcome = run.await.unwrap();
+            let outcome = outcome.unwrap_or_else(|e| panic!("{kind} session {session}: {e:?}"));
+            assert_eq!(outcome.resumes, 1, "{kind} session {session}");
+            while let Some(response) = events.recv().await {
+                if let Some(Event::Transcript(t)) = response.event
+                    && t.is_final
+                {
+                    finals.push(t.committed.trim().to_string());
+                }
+            }
+            assert_eq!(
+                finals,
+                ["one two", "three four"],
+                "{kind} session {session}"
+            );
+        }
+        let resumed: u64 = replicas.iter().map(resumed_on).sum();
+        assert_eq!(resumed - resumed_before, sessions, "{kind}");
+    }
+    for replica in replicas {
+        replica.shutdown().await.unwrap();
+    }
 }

@@ -58,6 +58,10 @@ pub(super) struct ServeArgs {
     /// (KeepAlive resets the clock).
     #[arg(long, env = "HEARKEN_IDLE_TIMEOUT_SECONDS", default_value_t = 30.0, value_parser = positive_seconds)]
     idle_timeout_seconds: f64,
+    /// Seconds a resumable stream (its config sets `resumable`) is kept after its connection
+    /// breaks, for its client to reconnect and continue it; 0 turns resuming off.
+    #[arg(long, env = "HEARKEN_RESUME_WINDOW_SECONDS", default_value_t = 30.0, value_parser = seconds_or_zero)]
+    resume_window_seconds: f64,
     /// Whole-file results kept, so an identical request (same tenant, audio bytes and
     /// options) is answered without the model; 0 turns the cache off.
     #[arg(long, env = "HEARKEN_RESULT_CACHE_ENTRIES", default_value_t = 1024)]
@@ -156,6 +160,7 @@ where
             max_upload_bytes: args.max_upload_bytes,
             max_audio_seconds: args.max_audio_seconds,
             idle_timeout: Duration::from_secs_f64(args.idle_timeout_seconds),
+            resume_window: Duration::from_secs_f64(args.resume_window_seconds),
             result_cache: crate::service::ResultCacheSize {
                 entries: args.result_cache_entries,
                 bytes: args.result_cache_mb << 20,
@@ -234,6 +239,15 @@ fn positive_seconds(value: &str) -> Result<f64, String> {
     match value.parse::<f64>() {
         Ok(seconds) if seconds > 0.0 && seconds.is_finite() => Ok(seconds),
         Ok(_) => Err(format!("{value} is not a positive number of seconds")),
+        Err(e) => Err(format!("{value}: {e}")),
+    }
+}
+
+/// A duration flag that may be off: a finite number of seconds, zero or more.
+fn seconds_or_zero(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(seconds) if seconds >= 0.0 && seconds.is_finite() => Ok(seconds),
+        Ok(_) => Err(format!("{value} is not a number of seconds (0 or more)")),
         Err(e) => Err(format!("{value}: {e}")),
     }
 }

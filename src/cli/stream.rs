@@ -15,10 +15,11 @@ use tokio_stream::StreamExt;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 use crate::audio::WHISPER_SAMPLE_RATE;
-use crate::grpc::client::{pcm16_reader_stream, pcm16_stream};
+use crate::grpc::client::resume::resumable_session;
+use crate::grpc::client::{pcm16_chunks, pcm16_reader_chunks, pcm16_reader_stream, pcm16_stream};
 use crate::grpc::proto::speech_client::SpeechClient;
 use crate::grpc::proto::streaming_recognize_response::Event;
-use crate::grpc::proto::{RecognitionConfig, Task, TranscriptUpdate};
+use crate::grpc::proto::{AudioEncoding, RecognitionConfig, Task, TranscriptUpdate};
 use crate::http::realtime::client::{
     self as realtime, PROTOCOL_RATE as REALTIME_RATE, RealtimeOptions,
 };
@@ -81,6 +82,11 @@ pub(super) struct StreamArgs {
     /// rate; stdin PCM at `--rate`.
     #[arg(long, value_name = "URL")]
     realtime_ws: Option<String>,
+    /// Do not resume the stream when its connection drops (by default the server keeps the
+    /// session for its resume window, and the stream reconnects and carries on with no audio
+    /// or text lost).
+    #[arg(long)]
+    no_resume: bool,
 }
 
 pub(super) fn run(args: StreamArgs) -> anyhow::Result<()> {
@@ -115,22 +121,25 @@ async fn stream(args: StreamArgs) -> anyhow::Result<()> {
         word_timestamps: true,
         ..Default::default()
     };
-    let requests = if args.input == "-" {
-        pcm16_reader_stream(config, std::io::stdin(), args.rate, args.channels)
-    } else {
-        let samples = crate::audio::load_file(&PathBuf::from(&args.input))
-            .with_context(|| format!("reading {}", args.input))?;
-        pcm16_stream(config, &samples, FRAME, !args.fast).0
-    };
-    // Ending the request stream is the end of the audio: the server still sends the finals.
-    let requests = futures_util::StreamExt::take_until(requests, first_interrupt());
-    let mut request = tonic::Request::new(requests);
+    let mut headers = tonic::metadata::MetadataMap::new();
     if let Some(key) = &args.api_key {
         let value = format!("Bearer {key}")
             .parse()
             .context("the API key is not a valid header value")?;
-        request.metadata_mut().insert("authorization", value);
+        headers.insert("authorization", value);
     }
+    if !args.no_resume {
+        return stream_resumable(&args, client, headers, config, format).await;
+    }
+    let requests = if args.input == "-" {
+        pcm16_reader_stream(config, std::io::stdin(), args.rate, args.channels)
+    } else {
+        pcm16_stream(config, &file_samples(&args)?, FRAME, !args.fast).0
+    };
+    // Ending the request stream is the end of the audio: the server still sends the finals.
+    let requests = futures_util::StreamExt::take_until(requests, first_interrupt());
+    let mut request = tonic::Request::new(requests);
+    *request.metadata_mut() = headers;
     let mut responses = client
         .streaming_recognize(request)
         .await
@@ -144,6 +153,64 @@ async fn stream(args: StreamArgs) -> anyhow::Result<()> {
         }
     }
     printer.finish()
+}
+
+/// The stream as a resumable session: a dropped connection is resumed, not fatal.
+async fn stream_resumable(
+    args: &StreamArgs,
+    client: SpeechClient<Channel>,
+    headers: tonic::metadata::MetadataMap,
+    config: RecognitionConfig,
+    format: Format,
+) -> anyhow::Result<()> {
+    let (config, audio) = if args.input == "-" {
+        let config = RecognitionConfig {
+            encoding: AudioEncoding::Linear16 as i32,
+            sample_rate_hertz: args.rate,
+            channels: args.channels,
+            ..config
+        };
+        let chunks = pcm16_reader_chunks(std::io::stdin(), args.rate, args.channels);
+        (config, chunks)
+    } else {
+        let config = RecognitionConfig {
+            encoding: AudioEncoding::Linear16 as i32,
+            sample_rate_hertz: WHISPER_SAMPLE_RATE,
+            channels: 1,
+            ..config
+        };
+        (
+            config,
+            pcm16_chunks(&file_samples(args)?, FRAME, !args.fast).0,
+        )
+    };
+    // The end of the audio (or Ctrl-C) half-closes the stream: the server sends the finals.
+    let audio = futures_util::StreamExt::take_until(audio, first_interrupt());
+    let mut printer = Printer::new(format);
+    let outcome = resumable_session(client, headers, config, audio, |response| {
+        if let Some(Event::Transcript(update)) = &response.event {
+            printer
+                .print(update)
+                .map_err(|e| tonic::Status::cancelled(e.to_string()))?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|status| refused(&args.server, &status))?;
+    printer.finish()?;
+    if outcome.resumes > 0 {
+        eprintln!(
+            "hearken stream: the connection dropped {} time(s); the stream resumed each time",
+            outcome.resumes
+        );
+    }
+    Ok(())
+}
+
+/// The input file's samples at 16 kHz.
+fn file_samples(args: &StreamArgs) -> anyhow::Result<Vec<f32>> {
+    crate::audio::load_file(&PathBuf::from(&args.input))
+        .with_context(|| format!("reading {}", args.input))
 }
 
 /// The stream over the Realtime protocol: the same audio and output, item by item.

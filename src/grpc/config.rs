@@ -34,6 +34,8 @@ pub(super) struct Settings {
     pub(super) detector: Detector,
     pub(super) max_lead_seconds: f64,
     pub(super) overflow: Overflow,
+    /// Kept through a broken connection for the server's resume window (when it has one).
+    pub(super) resumable: bool,
     /// The configuration echoed back in `SessionStarted`.
     pub(super) effective: RecognitionConfig,
 }
@@ -148,6 +150,7 @@ pub(super) fn resolve(
             Detector::Energy => proto::VoiceActivityDetector::Energy,
             Detector::Silero(_) => proto::VoiceActivityDetector::Silero,
         } as i32,
+        resumable: resumable(config, service),
         ..config.clone()
     };
     let declared_container = match encoding_enum {
@@ -169,8 +172,14 @@ pub(super) fn resolve(
         detector,
         max_lead_seconds,
         overflow,
+        resumable: resumable(config, service),
         effective,
     })
+}
+
+/// Whether a stream is resumable: asked for, on a server with a resume window.
+fn resumable(config: &RecognitionConfig, service: &Service) -> bool {
+    config.resumable && !service.limits().resume_window.is_zero()
 }
 
 /// The detector a config asks for; Silero only where the server loaded it.

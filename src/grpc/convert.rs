@@ -19,6 +19,9 @@ pub(super) fn session_started(service: &Service, settings: &Settings) -> Session
         }),
         model: service.model_id().to_string(),
         device: service.device().to_string(),
+        // Set by the stream for a resumable session.
+        resume_token: String::new(),
+        resume_window_seconds: 0.0,
     }
 }
 

@@ -22,6 +22,7 @@ pub fn fuzz_config(service: &crate::service::Service, bytes: &[u8]) {
 mod convert;
 pub mod proto;
 mod recognize;
+mod resume;
 mod server;
 mod service;
 mod streaming;

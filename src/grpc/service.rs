@@ -11,6 +11,7 @@ use super::proto::{
     ListModelsRequest, ListModelsResponse, ModelInfo, RecognizeRequest, RecognizeResponse,
     StreamingRecognizeRequest, StreamingRecognizeResponse,
 };
+use super::resume::Resumes;
 use super::{recognize, streaming};
 use crate::model::store::ModelStore;
 use crate::service::{Caller, Service, SessionPermit};
@@ -19,12 +20,14 @@ use crate::service::{Caller, Service, SessionPermit};
 #[derive(Debug, Clone)]
 pub struct SpeechService {
     service: Arc<Service>,
+    resumes: Arc<Resumes>,
 }
 
 impl SpeechService {
     /// A service over the serving core.
     pub fn new(service: Arc<Service>) -> Self {
-        Self { service }
+        let resumes = Resumes::new(service.limits().resume_window);
+        Self { service, resumes }
     }
 }
 
@@ -40,12 +43,20 @@ impl Speech for SpeechService {
         &self,
         request: Request<Streaming<StreamingRecognizeRequest>>,
     ) -> Result<Response<Self::StreamingRecognizeStream>, Status> {
-        let (caller, permit) = self.admit(&request)?;
+        let caller = authenticated(&request)?;
+        let admission = match self.service.open_session(&caller) {
+            Ok(permit) => Ok(permit),
+            // A resume needs no slot of its own (its session holds one); the first message
+            // tells whether this call is one.
+            Err(refused) if self.resumes.holds_sessions_of(&caller) => Err(refused),
+            Err(refused) => return Err(refused.into()),
+        };
         let stream = streaming::start(
             Arc::clone(&self.service),
+            Arc::clone(&self.resumes),
             caller,
             request.into_inner(),
-            permit,
+            admission,
         );
         Ok(Response::new(Box::pin(stream)))
     }
@@ -86,14 +97,19 @@ impl SpeechService {
     /// Who sent `request` (as the server's interceptor authenticated it) and a session slot
     /// for them.
     fn admit<T>(&self, request: &Request<T>) -> Result<(Caller, SessionPermit), Status> {
-        let caller = request
-            .extensions()
-            .get::<Caller>()
-            .cloned()
-            .ok_or_else(|| Status::unauthenticated("the request was not authenticated"))?;
+        let caller = authenticated(request)?;
         let permit = self.service.open_session(&caller)?;
         Ok((caller, permit))
     }
+}
+
+/// Who sent `request`, as the server's interceptor authenticated it.
+fn authenticated<T>(request: &Request<T>) -> Result<Caller, Status> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("the request was not authenticated"))
 }
 
 fn list_models(service: &Service) -> ListModelsResponse {

@@ -102,6 +102,26 @@ pub enum ServiceError {
          out); retry on another instance"
     )]
     GraceExpired,
+    /// No resumable session has the token a resume presented.
+    #[error(
+        "no resumable session has this token: it ended, its resume window \
+         (--resume-window-seconds) passed, or it is not this client's; start a new stream"
+    )]
+    SessionNotFound,
+    /// A resume asked for responses its session no longer keeps.
+    #[error(
+        "responses from sequence {requested} on are no longer kept (the oldest kept is \
+         {oldest}); start a new stream"
+    )]
+    ResumeGap {
+        /// The first response the client has not received.
+        requested: u64,
+        /// The oldest response the session still has.
+        oldest: u64,
+    },
+    /// A newer connection resumed this session; the old one is closed.
+    #[error("this session was resumed on another connection")]
+    Superseded,
     /// The scheduler refused the job, or the model failed while running it.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -132,6 +152,9 @@ impl ServiceError {
             | Self::AudioTooLong { .. }
             | Self::Engine(EngineError::Saturated { .. }) => Code::ResourceExhausted,
             Self::Timeout(_) => Code::DeadlineExceeded,
+            Self::SessionNotFound => Code::NotFound,
+            Self::ResumeGap { .. } => Code::FailedPrecondition,
+            Self::Superseded => Code::Aborted,
             Self::OriginNotAllowed { .. } => Code::PermissionDenied,
             Self::Unauthenticated(_) => Code::Unauthenticated,
             Self::GraceExpired | Self::Engine(EngineError::ShuttingDown) => Code::Unavailable,
@@ -147,7 +170,8 @@ impl ServiceError {
             | Self::Overrun(_)
             | Self::AudioTooLong { .. }
             | Self::Engine(EngineError::Rejected(_)) => StatusCode::BAD_REQUEST,
-            Self::UnknownModel { .. } => StatusCode::NOT_FOUND,
+            Self::UnknownModel { .. } | Self::SessionNotFound => StatusCode::NOT_FOUND,
+            Self::ResumeGap { .. } | Self::Superseded => StatusCode::CONFLICT,
             Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::OriginNotAllowed { .. } => StatusCode::FORBIDDEN,
             Self::MessageTooLarge(_) | Self::UploadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -180,6 +204,9 @@ impl ServiceError {
             Self::UploadTooLarge { .. } => "file_too_large",
             Self::AudioTooLong { .. } => "audio_too_long",
             Self::Timeout(_) => "timeout",
+            Self::SessionNotFound => "session_not_found",
+            Self::ResumeGap { .. } => "resume_gap",
+            Self::Superseded => "session_resumed_elsewhere",
             Self::OriginNotAllowed { .. } => "origin_not_allowed",
             Self::Unauthenticated(_) => "invalid_api_key",
             Self::TenantQuota { .. } => "quota_exceeded",

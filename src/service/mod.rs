@@ -57,6 +57,8 @@ pub struct Limits {
     pub body_pace: BodyPace,
     /// Whole-file results kept for identical requests (off unless set; `serve` sets it).
     pub result_cache: ResultCacheSize,
+    /// How long a resumable stream is kept after its connection breaks; zero: not at all.
+    pub resume_window: Duration,
 }
 
 impl Default for Limits {
@@ -71,6 +73,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(30),
             body_pace: BodyPace::default(),
             result_cache: ResultCacheSize::OFF,
+            resume_window: Duration::from_secs(30),
         }
     }
 }

@@ -12,6 +12,9 @@ use opentelemetry::metrics::{Counter, Histogram, Meter, NoopMeterProvider};
 use super::engine::seconds_histogram;
 use super::metrics::{CALL_SECONDS, hearken_meter};
 
+/// What [`ServiceMetrics::stream_resume`] counts.
+const RESUME_EVENTS: [&str; 4] = ["detached", "resumed", "expired", "refused"];
+
 /// Instruments of one service. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct ServiceMetrics {
@@ -23,6 +26,7 @@ pub struct ServiceMetrics {
     tenant_sessions: Counter<u64>,
     tenant_audio: Counter<f64>,
     result_cache: Counter<u64>,
+    resumes: Counter<u64>,
 }
 
 impl ServiceMetrics {
@@ -73,12 +77,23 @@ impl ServiceMetrics {
                     "Whole-file requests looked up in the result cache, by result (hit, miss).",
                 )
                 .build(),
+            resumes: meter
+                .u64_counter("hearken.stream.resume")
+                .with_unit("{event}")
+                .with_description(
+                    "Resumable streams by event: detached (the connection broke), resumed, \
+                     expired (the resume window passed), refused (a resume that failed).",
+                )
+                .build(),
         };
         // Zero series from the start, so alerts on their rate work before the first refusal.
         for reason in ["capacity", "tenant_quota", "shutting_down"] {
             metrics
                 .sessions_rejected
                 .add(0, &[KeyValue::new("reason", reason)]);
+        }
+        for event in RESUME_EVENTS {
+            metrics.resumes.add(0, &[KeyValue::new("event", event)]);
         }
         for result in ["hit", "miss"] {
             metrics
@@ -109,6 +124,12 @@ impl ServiceMetrics {
     pub fn session_rejected(&self, reason: &'static str) {
         self.sessions_rejected
             .add(1, &[KeyValue::new("reason", reason)]);
+    }
+
+    /// Something happened to a resumable stream: one of [`RESUME_EVENTS`].
+    pub fn stream_resume(&self, event: &'static str) {
+        debug_assert!(RESUME_EVENTS.contains(&event), "{event}");
+        self.resumes.add(1, &[KeyValue::new("event", event)]);
     }
 
     /// A whole-file request was looked up in the result cache.

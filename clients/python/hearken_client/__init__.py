@@ -7,8 +7,10 @@
             print(update.committed, "|", update.tentative, "(final)" if update.is_final else "")
         print(client.recognize("talk.wav").text)
 
-``AsyncClient`` offers the same for asyncio. ``python -m hearken_client`` is a command line
-(``stream``, ``recognize``, ``models``) that mirrors ``hearken stream``.
+A stream whose connection breaks is resumed on a new one, unseen by the loop above
+(``Config.resumable``). ``AsyncClient`` offers the same for asyncio. ``python -m
+hearken_client`` is a command line (``stream``, ``recognize``, ``models``) that mirrors
+``hearken stream``.
 """
 
 from .aio import AsyncClient, AsyncTranscriptStream

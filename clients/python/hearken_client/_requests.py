@@ -79,25 +79,42 @@ async def _in_thread(blocking: Iterator[bytes]) -> AsyncIterator[bytes]:
         yield chunk  # type: ignore[misc]
 
 
+def stream_config(audio_format: AudioFormat, config: Config) -> pb.RecognitionConfig:
+    """A stream's proto config: ``Config.resumable`` applies to streams only."""
+    proto = audio_format.to_proto(config)
+    proto.resumable = config.resumable
+    return proto
+
+
+#: Says the audio is over, before the half-close.
+END_OF_STREAM = pb.StreamingRecognizeRequest(control=pb.Control(end_of_stream=pb.EndOfStream()))
+
+
 def stream_requests(
-    config: pb.RecognitionConfig, audio: Iterator[bytes]
+    opening: pb.StreamingRecognizeRequest, audio: Iterator[tuple[int, bytes]], end_of_stream: bool
 ) -> Iterator[pb.StreamingRecognizeRequest]:
-    """The config first, as the server requires, then the audio numbered from 1. The stream
-    ends with the iterator: gRPC half-closes it, and the server finalizes."""
-    yield pb.StreamingRecognizeRequest(config=config)
-    for sequence, data in enumerate(audio, 1):
+    """The opening message first (the config, or ``ResumeSession`` when continuing a
+    session), as the server requires, then the audio chunks with their numbers (from 1 in a
+    session). The stream ends with the iterator: gRPC half-closes it, and the server
+    finalizes. A resumable stream says ``EndOfStream`` first (``end_of_stream``): to its
+    server a bare half-close may be a proxy passing on a broken connection, so it waits a
+    moment before taking it as the end of the audio."""
+    yield opening
+    for sequence, data in audio:
         yield pb.StreamingRecognizeRequest(audio=pb.AudioChunk(data=data, sequence=sequence))
+    if end_of_stream:
+        yield END_OF_STREAM
 
 
 async def astream_requests(
-    config: pb.RecognitionConfig, audio: AsyncIterator[bytes]
+    opening: pb.StreamingRecognizeRequest, audio: AsyncIterator[tuple[int, bytes]], end_of_stream: bool
 ) -> AsyncIterator[pb.StreamingRecognizeRequest]:
     """``stream_requests`` for asyncio."""
-    yield pb.StreamingRecognizeRequest(config=config)
-    sequence = 0
-    async for data in audio:
-        sequence += 1
+    yield opening
+    async for sequence, data in audio:
         yield pb.StreamingRecognizeRequest(audio=pb.AudioChunk(data=data, sequence=sequence))
+    if end_of_stream:
+        yield END_OF_STREAM
 
 
 def recognize_request(

@@ -1,6 +1,6 @@
 """The asyncio client: the same calls as ``Client``, awaited, and streams iterated with
 ``async for``. Create it inside the running event loop (gRPC's asyncio channels belong to
-one loop)."""
+one loop). Streams resume a broken connection as ``Client``'s do."""
 
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ from . import connection
 from ._proto import speech_pb2 as pb
 from ._proto.speech_pb2_grpc import SpeechStub
 from ._replay import AsyncReplay
-from ._requests import AsyncAudio, achunks, astream_requests, recognize_request
+from ._requests import AsyncAudio, achunks, astream_requests, recognize_request, stream_config
+from ._resume import END_SESSION_TIMEOUT, StreamState, end_session_requests, resume_wait
 from .audio import PathLike
 from .client import log
 from .config import Config
 from .errors import HearkenError, from_rpc
 from .retry import Retry
-from .types import ModelInfo, SessionInfo, Transcript, Update, stream_event
+from .types import ModelInfo, SessionInfo, Transcript, Update
 
 
 class AsyncClient:
@@ -65,7 +66,8 @@ class AsyncClient:
         """Streams ``audio`` (anything ``Client.stream`` takes, or an async iterable of PCM16
         chunks) and yields updates with ``async for``."""
         audio_format, pieces = achunks(audio, config, realtime)
-        return AsyncTranscriptStream(self, audio_format.to_proto(config), AsyncReplay(pieces))
+        state = StreamState(config.resumable, self.retry.backoff)
+        return AsyncTranscriptStream(self, stream_config(audio_format, config), AsyncReplay(pieces), state)
 
     async def close(self) -> None:
         await self._channel.close(None)
@@ -89,8 +91,19 @@ class AsyncClient:
                 await self._before_retry(error, wait, retried)
                 retried += 1
 
-    def _error(self, error: grpc.RpcError, retried: int) -> HearkenError:
-        return from_rpc(error, self.server, has_key=self._key is not None, retried=retried)
+    def _error(self, error: grpc.RpcError, retried: int, notes: tuple[str, ...] = ()) -> HearkenError:
+        return from_rpc(error, self.server, has_key=self._key is not None, retried=retried, notes=notes)
+
+    async def _end_session(self, state: StreamState) -> None:
+        """``Client._end_session`` for asyncio."""
+        requests = end_session_requests(state)
+        metadata = state.metadata(self._metadata)
+        try:
+            call = self._stub.StreamingRecognize(iter(requests), metadata=metadata, timeout=END_SESSION_TIMEOUT)
+            async for _ in call:
+                pass
+        except grpc.RpcError as error:
+            log.debug("ending the cancelled session on %s: %s", self.server, error.code().name)
 
     async def _before_retry(self, error: grpc.aio.AioRpcError, wait: float, retried: int) -> None:
         log.warning(
@@ -108,14 +121,23 @@ class AsyncClient:
 class AsyncTranscriptStream(AsyncIterator[Update]):
     """The updates of one stream, for ``async for``; see ``TranscriptStream``."""
 
-    def __init__(self, client: AsyncClient, config: pb.RecognitionConfig, audio: AsyncReplay) -> None:
+    def __init__(
+        self, client: AsyncClient, config: pb.RecognitionConfig, audio: AsyncReplay, state: StreamState
+    ) -> None:
         self.session: Optional[SessionInfo] = None
         self._client = client
         self._config = config
         self._audio = audio
+        self._state = state
         self._call: Optional[grpc.aio.StreamStreamCall] = None
         self._cancelled = False
+        self._ending: Optional[asyncio.Task[None]] = None
         self._updates = self._run()
+
+    @property
+    def resumes(self) -> int:
+        """How many times the stream's session was resumed on a new connection."""
+        return self._state.resumes
 
     def __aiter__(self) -> AsyncTranscriptStream:
         return self
@@ -124,10 +146,19 @@ class AsyncTranscriptStream(AsyncIterator[Update]):
         return await self._updates.__anext__()
 
     def cancel(self) -> None:
-        """Ends the stream; iteration stops quietly."""
+        """Ends the stream; iteration stops quietly. A resumable stream's session is ended
+        on the server too, as ``TranscriptStream.cancel`` says, by a task (awaited when the
+        ``async with`` block exits)."""
         self._cancelled = True
         if self._call is not None:
             self._call.cancel()
+        if self._state.token and self._ending is None:
+            try:
+                self._ending = asyncio.get_running_loop().create_task(
+                    self._client._end_session(self._state)
+                )
+            except RuntimeError:
+                pass  # no event loop: the resume window frees the session
 
     async def __aenter__(self) -> AsyncTranscriptStream:
         return self
@@ -138,29 +169,36 @@ class AsyncTranscriptStream(AsyncIterator[Update]):
         self.cancel()
         await self._updates.aclose()
         await self._audio.aclose()
+        if self._ending is not None:
+            await self._ending
 
     async def _run(self) -> AsyncGenerator[Update, None]:
-        client, retried, yielded = self._client, 0, False
+        client, state, retried, yielded = self._client, self._state, 0, False
         while not self._cancelled:
-            requests = astream_requests(self._config, self._audio.attempt())
-            self._call = call = client._stub.StreamingRecognize(requests, metadata=client._metadata)
+            opening = state.opening(self._config)
+            requests = astream_requests(opening, self._audio.attempt(), self._config.resumable)
+            metadata = state.metadata(client._metadata)
+            self._call = call = client._stub.StreamingRecognize(requests, metadata=metadata)
             try:
                 async for response in call:
-                    event = stream_event(response)
+                    event = state.receive(response, self._audio)
                     if isinstance(event, SessionInfo):
                         self.session = event
                     elif isinstance(event, Update):
                         yielded = True
-                        self._audio.stop_recording()
                         yield event
+                state.token = ""  # the session is over: nothing to resume or cancel
                 return
-            except (grpc.aio.AioRpcError, asyncio.CancelledError) as error:
+            except (grpc.RpcError, asyncio.CancelledError) as error:
                 if self._audio.failure is not None:
                     raise self._audio.failure from None  # gRPC cancels the call for it
                 if self._cancelled:
                     return
                 if isinstance(error, asyncio.CancelledError):
                     raise
+                if state.token:
+                    await asyncio.sleep(resume_wait(state, error, client))
+                    continue
                 wait = None if yielded else client.retry.wait(error, retried)
                 if wait is None:
                     raise client._error(error, retried) from error

@@ -33,6 +33,18 @@ class Config:
     endpointing_ms: int = 0
     sample_rate: int = 16_000
     channels: int = 1
+    #: Streams: keep the session through a dropped connection. When the connection breaks
+    #: (not when the server refuses), the client reconnects, resumes the session the server
+    #: holds for its resume window (30 s by default) and resends the audio the server had not
+    #: received; the updates go on with no gap and no repeat (``TranscriptStream.resumes``
+    #: counts the resumes, each is logged as a warning). To resend, each chunk is kept until
+    #: the server acknowledges receiving it, about every second of audio: the buffer holds
+    #: the audio in flight, about a second of it at real-time pace (more when sending faster,
+    #: up to what the connection's flow control lets through). The source is not read while
+    #: the connection is down. False: a broken connection ends the stream with an error, and
+    #: the server drops the session at once instead of holding it (and its session slot) for
+    #: the window.
+    resumable: bool = True
 
     def to_proto(
         self, encoding: pb.AudioEncoding, sample_rate: int = 0, channels: int = 0

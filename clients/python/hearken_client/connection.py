@@ -19,8 +19,13 @@ from .audio import PathLike
 
 DEFAULT_SERVER = "http://127.0.0.1:50051"
 _PLAINTEXT = {"http": False, "grpc": False, "https": True, "grpcs": True}
-#: Responses of long files (segments, words) outgrow gRPC's default 4 MB.
-_OPTIONS = [("grpc.max_receive_message_length", 64 << 20)]
+_OPTIONS = [
+    # Responses of long files (segments, words) outgrow gRPC's default 4 MB.
+    ("grpc.max_receive_message_length", 64 << 20),
+    # After failed connection attempts gRPC waits up to 2 min before the next; a stream
+    # resuming its session within the server's window (30 s) needs one every few seconds.
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
 
 
 @dataclass(frozen=True)

@@ -29,20 +29,23 @@ class HearkenError(Exception):
         self.retry_after = retry_after
 
 
-def from_rpc(error: grpc.RpcError, server: str, *, has_key: bool, retried: int = 0) -> HearkenError:
+def from_rpc(
+    error: grpc.RpcError, server: str, *, has_key: bool, retried: int = 0, notes: tuple[str, ...] = ()
+) -> HearkenError:
     """The error as the user should read it: the server, what went wrong in words, the gRPC
-    code and the server's own message."""
+    code and the server's own message; ``notes`` say what the client tried."""
     code: grpc.StatusCode = error.code()
     details: str = error.details() or ""
     hint = retry_hint(error)
     if hint is not None and hint < 0:
         hint = None  # an unreadable hint means "do not retry": there is no wait to report
-    notes = [f"the server asked to retry in {hint:g} s"] if hint is not None else []
+    said = [f"the server asked to retry in {hint:g} s"] if hint is not None else []
     if retried:
-        notes.append(f"gave up after {retried} retries")
+        said.append(f"gave up after {retried} retries")
+    said.extend(notes)
     message = f"{_what(code, server, has_key)}: {code.name}: {details}"
-    if notes:
-        message += f" ({'; '.join(notes)})"
+    if said:
+        message += f" ({'; '.join(said)})"
     return HearkenError(message, server=server, code=code, details=details, retry_after=hint)
 
 

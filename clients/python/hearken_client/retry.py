@@ -22,7 +22,9 @@ RETRYABLE = frozenset({grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVA
 class Retry:
     """How many times to retry, and the longest wait to accept; ``Retry(attempts=0)`` never
     retries. A stream is retried only before it has yielded an update: after that, the caller
-    has acted on results a second session would repeat."""
+    has acted on results a second session would repeat. Resuming a stream whose connection
+    broke (``Config.resumable``) is not a retry: it continues the same session, for as long
+    as the server's resume window lasts, with waits from ``backoff`` up to 2 s."""
 
     #: Retries after the first try.
     attempts: int = 3

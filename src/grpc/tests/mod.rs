@@ -25,6 +25,7 @@ use crate::server::{RunningServer, ServeConfig};
 use crate::service::Limits;
 
 mod bad_input;
+mod resume;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 

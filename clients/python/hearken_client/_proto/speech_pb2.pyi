@@ -58,7 +58,7 @@ SILERO: VoiceActivityDetector
 ENERGY: VoiceActivityDetector
 
 class RecognitionConfig(_message.Message):
-    __slots__ = ("encoding", "sample_rate_hertz", "channels", "language", "model", "task", "prompt", "interim_results", "word_timestamps", "single_utterance", "endpointing_ms", "max_lead_seconds", "overflow", "vad")
+    __slots__ = ("encoding", "sample_rate_hertz", "channels", "language", "model", "task", "prompt", "interim_results", "word_timestamps", "single_utterance", "endpointing_ms", "max_lead_seconds", "overflow", "vad", "resumable")
     ENCODING_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_HERTZ_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
@@ -73,6 +73,7 @@ class RecognitionConfig(_message.Message):
     MAX_LEAD_SECONDS_FIELD_NUMBER: _ClassVar[int]
     OVERFLOW_FIELD_NUMBER: _ClassVar[int]
     VAD_FIELD_NUMBER: _ClassVar[int]
+    RESUMABLE_FIELD_NUMBER: _ClassVar[int]
     encoding: AudioEncoding
     sample_rate_hertz: int
     channels: int
@@ -87,17 +88,28 @@ class RecognitionConfig(_message.Message):
     max_lead_seconds: float
     overflow: Overflow
     vad: VoiceActivityDetector
-    def __init__(self, encoding: _Optional[_Union[AudioEncoding, str]] = ..., sample_rate_hertz: _Optional[int] = ..., channels: _Optional[int] = ..., language: _Optional[str] = ..., model: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., prompt: _Optional[str] = ..., interim_results: _Optional[bool] = ..., word_timestamps: _Optional[bool] = ..., single_utterance: _Optional[bool] = ..., endpointing_ms: _Optional[int] = ..., max_lead_seconds: _Optional[float] = ..., overflow: _Optional[_Union[Overflow, str]] = ..., vad: _Optional[_Union[VoiceActivityDetector, str]] = ...) -> None: ...
+    resumable: bool
+    def __init__(self, encoding: _Optional[_Union[AudioEncoding, str]] = ..., sample_rate_hertz: _Optional[int] = ..., channels: _Optional[int] = ..., language: _Optional[str] = ..., model: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., prompt: _Optional[str] = ..., interim_results: _Optional[bool] = ..., word_timestamps: _Optional[bool] = ..., single_utterance: _Optional[bool] = ..., endpointing_ms: _Optional[int] = ..., max_lead_seconds: _Optional[float] = ..., overflow: _Optional[_Union[Overflow, str]] = ..., vad: _Optional[_Union[VoiceActivityDetector, str]] = ..., resumable: _Optional[bool] = ...) -> None: ...
 
 class StreamingRecognizeRequest(_message.Message):
-    __slots__ = ("config", "audio", "control")
+    __slots__ = ("config", "audio", "control", "resume")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     CONTROL_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
     config: RecognitionConfig
     audio: AudioChunk
     control: Control
-    def __init__(self, config: _Optional[_Union[RecognitionConfig, _Mapping]] = ..., audio: _Optional[_Union[AudioChunk, _Mapping]] = ..., control: _Optional[_Union[Control, _Mapping]] = ...) -> None: ...
+    resume: ResumeSession
+    def __init__(self, config: _Optional[_Union[RecognitionConfig, _Mapping]] = ..., audio: _Optional[_Union[AudioChunk, _Mapping]] = ..., control: _Optional[_Union[Control, _Mapping]] = ..., resume: _Optional[_Union[ResumeSession, _Mapping]] = ...) -> None: ...
+
+class ResumeSession(_message.Message):
+    __slots__ = ("token", "last_response_sequence")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    LAST_RESPONSE_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    last_response_sequence: int
+    def __init__(self, token: _Optional[str] = ..., last_response_sequence: _Optional[int] = ...) -> None: ...
 
 class AudioChunk(_message.Message):
     __slots__ = ("data", "sequence")
@@ -108,14 +120,16 @@ class AudioChunk(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class Control(_message.Message):
-    __slots__ = ("finalize", "keep_alive", "end_of_stream")
+    __slots__ = ("finalize", "keep_alive", "end_of_stream", "cancel")
     FINALIZE_FIELD_NUMBER: _ClassVar[int]
     KEEP_ALIVE_FIELD_NUMBER: _ClassVar[int]
     END_OF_STREAM_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
     finalize: Finalize
     keep_alive: KeepAlive
     end_of_stream: EndOfStream
-    def __init__(self, finalize: _Optional[_Union[Finalize, _Mapping]] = ..., keep_alive: _Optional[_Union[KeepAlive, _Mapping]] = ..., end_of_stream: _Optional[_Union[EndOfStream, _Mapping]] = ...) -> None: ...
+    cancel: Cancel
+    def __init__(self, finalize: _Optional[_Union[Finalize, _Mapping]] = ..., keep_alive: _Optional[_Union[KeepAlive, _Mapping]] = ..., end_of_stream: _Optional[_Union[EndOfStream, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ...) -> None: ...
 
 class Finalize(_message.Message):
     __slots__ = ()
@@ -129,33 +143,53 @@ class EndOfStream(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class Cancel(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class StreamingRecognizeResponse(_message.Message):
-    __slots__ = ("session_id", "sequence", "session_started", "transcript", "speech", "audio_ack")
+    __slots__ = ("session_id", "sequence", "session_started", "transcript", "speech", "audio_ack", "session_resumed")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     SESSION_STARTED_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     SPEECH_FIELD_NUMBER: _ClassVar[int]
     AUDIO_ACK_FIELD_NUMBER: _ClassVar[int]
+    SESSION_RESUMED_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     sequence: int
     session_started: SessionStarted
     transcript: TranscriptUpdate
     speech: SpeechEvent
     audio_ack: AudioAck
-    def __init__(self, session_id: _Optional[str] = ..., sequence: _Optional[int] = ..., session_started: _Optional[_Union[SessionStarted, _Mapping]] = ..., transcript: _Optional[_Union[TranscriptUpdate, _Mapping]] = ..., speech: _Optional[_Union[SpeechEvent, _Mapping]] = ..., audio_ack: _Optional[_Union[AudioAck, _Mapping]] = ...) -> None: ...
+    session_resumed: SessionResumed
+    def __init__(self, session_id: _Optional[str] = ..., sequence: _Optional[int] = ..., session_started: _Optional[_Union[SessionStarted, _Mapping]] = ..., transcript: _Optional[_Union[TranscriptUpdate, _Mapping]] = ..., speech: _Optional[_Union[SpeechEvent, _Mapping]] = ..., audio_ack: _Optional[_Union[AudioAck, _Mapping]] = ..., session_resumed: _Optional[_Union[SessionResumed, _Mapping]] = ...) -> None: ...
 
 class SessionStarted(_message.Message):
-    __slots__ = ("effective_config", "limits", "model", "device")
+    __slots__ = ("effective_config", "limits", "model", "device", "resume_token", "resume_window_seconds")
     EFFECTIVE_CONFIG_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    RESUME_WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
     effective_config: RecognitionConfig
     limits: ServerLimits
     model: str
     device: str
-    def __init__(self, effective_config: _Optional[_Union[RecognitionConfig, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., model: _Optional[str] = ..., device: _Optional[str] = ...) -> None: ...
+    resume_token: str
+    resume_window_seconds: float
+    def __init__(self, effective_config: _Optional[_Union[RecognitionConfig, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., model: _Optional[str] = ..., device: _Optional[str] = ..., resume_token: _Optional[str] = ..., resume_window_seconds: _Optional[float] = ...) -> None: ...
+
+class SessionResumed(_message.Message):
+    __slots__ = ("last_audio_sequence", "replayed_responses", "detached_seconds")
+    LAST_AUDIO_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    DETACHED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    last_audio_sequence: int
+    replayed_responses: int
+    detached_seconds: float
+    def __init__(self, last_audio_sequence: _Optional[int] = ..., replayed_responses: _Optional[int] = ..., detached_seconds: _Optional[float] = ...) -> None: ...
 
 class ServerLimits(_message.Message):
     __slots__ = ("max_message_bytes", "max_lead_seconds", "max_sessions", "max_audio_seconds")

@@ -21,7 +21,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file hearken/speech/v1/speech.proto.
  */
 export const file_hearken_speech_v1_speech: GenFile = /*@__PURE__*/
-  fileDesc("Ch5oZWFya2VuL3NwZWVjaC92MS9zcGVlY2gucHJvdG8SEWhlYXJrZW4uc3BlZWNoLnYxIrADChFSZWNvZ25pdGlvbkNvbmZpZxIyCghlbmNvZGluZxgBIAEoDjIgLmhlYXJrZW4uc3BlZWNoLnYxLkF1ZGlvRW5jb2RpbmcSGQoRc2FtcGxlX3JhdGVfaGVydHoYAiABKA0SEAoIY2hhbm5lbHMYAyABKA0SEAoIbGFuZ3VhZ2UYBCABKAkSDQoFbW9kZWwYBSABKAkSJQoEdGFzaxgGIAEoDjIXLmhlYXJrZW4uc3BlZWNoLnYxLlRhc2sSDgoGcHJvbXB0GAcgASgJEhcKD2ludGVyaW1fcmVzdWx0cxgIIAEoCBIXCg93b3JkX3RpbWVzdGFtcHMYCSABKAgSGAoQc2luZ2xlX3V0dGVyYW5jZRgKIAEoCBIWCg5lbmRwb2ludGluZ19tcxgLIAEoDRIYChBtYXhfbGVhZF9zZWNvbmRzGAwgASgCEi0KCG92ZXJmbG93GA0gASgOMhsuaGVhcmtlbi5zcGVlY2gudjEuT3ZlcmZsb3cSNQoDdmFkGA4gASgOMiguaGVhcmtlbi5zcGVlY2gudjEuVm9pY2VBY3Rpdml0eURldGVjdG9yIr0BChlTdHJlYW1pbmdSZWNvZ25pemVSZXF1ZXN0EjYKBmNvbmZpZxgBIAEoCzIkLmhlYXJrZW4uc3BlZWNoLnYxLlJlY29nbml0aW9uQ29uZmlnSAASLgoFYXVkaW8YAiABKAsyHS5oZWFya2VuLnNwZWVjaC52MS5BdWRpb0NodW5rSAASLQoHY29udHJvbBgDIAEoCzIaLmhlYXJrZW4uc3BlZWNoLnYxLkNvbnRyb2xIAEIJCgdyZXF1ZXN0IiwKCkF1ZGlvQ2h1bmsSDAoEZGF0YRgBIAEoDBIQCghzZXF1ZW5jZRgCIAEoBCKxAQoHQ29udHJvbBIvCghmaW5hbGl6ZRgBIAEoCzIbLmhlYXJrZW4uc3BlZWNoLnYxLkZpbmFsaXplSAASMgoKa2VlcF9hbGl2ZRgCIAEoCzIcLmhlYXJrZW4uc3BlZWNoLnYxLktlZXBBbGl2ZUgAEjcKDWVuZF9vZl9zdHJlYW0YAyABKAsyHi5oZWFya2VuLnNwZWVjaC52MS5FbmRPZlN0cmVhbUgAQggKBmFjdGlvbiIKCghGaW5hbGl6ZSILCglLZWVwQWxpdmUiDQoLRW5kT2ZTdHJlYW0iqAIKGlN0cmVhbWluZ1JlY29nbml6ZVJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAQSPAoPc2Vzc2lvbl9zdGFydGVkGAMgASgLMiEuaGVhcmtlbi5zcGVlY2gudjEuU2Vzc2lvblN0YXJ0ZWRIABI5Cgp0cmFuc2NyaXB0GAQgASgLMiMuaGVhcmtlbi5zcGVlY2gudjEuVHJhbnNjcmlwdFVwZGF0ZUgAEjAKBnNwZWVjaBgFIAEoCzIeLmhlYXJrZW4uc3BlZWNoLnYxLlNwZWVjaEV2ZW50SAASMAoJYXVkaW9fYWNrGAYgASgLMhsuaGVhcmtlbi5zcGVlY2gudjEuQXVkaW9BY2tIAEIHCgVldmVudCKgAQoOU2Vzc2lvblN0YXJ0ZWQSPgoQZWZmZWN0aXZlX2NvbmZpZxgBIAEoCzIkLmhlYXJrZW4uc3BlZWNoLnYxLlJlY29nbml0aW9uQ29uZmlnEi8KBmxpbWl0cxgCIAEoCzIfLmhlYXJrZW4uc3BlZWNoLnYxLlNlcnZlckxpbWl0cxINCgVtb2RlbBgDIAEoCRIOCgZkZXZpY2UYBCABKAkidAoMU2VydmVyTGltaXRzEhkKEW1heF9tZXNzYWdlX2J5dGVzGAEgASgNEhgKEG1heF9sZWFkX3NlY29uZHMYAiABKAISFAoMbWF4X3Nlc3Npb25zGAMgASgNEhkKEW1heF9hdWRpb19zZWNvbmRzGAQgASgCIkUKBFdvcmQSDAoEd29yZBgBIAEoCRINCgVzdGFydBgCIAEoARILCgNlbmQYAyABKAESEwoLcHJvYmFiaWxpdHkYBCABKAIiiwIKEFRyYW5zY3JpcHRVcGRhdGUSFAoMdXR0ZXJhbmNlX2lkGAEgASgEEhAKCHJldmlzaW9uGAIgASgNEhcKD2NvbW1pdHRlZF9kZWx0YRgDIAEoCRIRCgljb21taXR0ZWQYBCABKAkSEQoJdGVudGF0aXZlGAUgASgJEhAKCGlzX2ZpbmFsGAYgASgIEhEKCXN0YWJpbGl0eRgHIAEoAhImCgV3b3JkcxgIIAMoCzIXLmhlYXJrZW4uc3BlZWNoLnYxLldvcmQSDQoFc3RhcnQYCSABKAESCwoDZW5kGAogASgBEhAKCGxhbmd1YWdlGAsgASgJEhUKDWF1ZGlvX2Ryb3BwZWQYDCABKAgi2AEKC1NwZWVjaEV2ZW50EjEKBGtpbmQYASABKA4yIy5oZWFya2VuLnNwZWVjaC52MS5TcGVlY2hFdmVudC5LaW5kEgwKBHRpbWUYAiABKAESFAoMdXR0ZXJhbmNlX2lkGAMgASgEEhcKD2Ryb3BwZWRfc2Vjb25kcxgEIAEoASJZCgRLaW5kEhQKEEtJTkRfVU5TUEVDSUZJRUQQABISCg5TUEVFQ0hfU1RBUlRFRBABEhQKEEVORF9PRl9VVFRFUkFOQ0UQAhIRCg1BVURJT19EUk9QUEVEEAMiaQoIQXVkaW9BY2sSEAoIc2VxdWVuY2UYASABKAQSGQoRcHJvY2Vzc2VkX3NlY29uZHMYAiABKAESFwoPYmFja2xvZ19zZWNvbmRzGAMgASgBEhcKD2Ryb3BwZWRfc2Vjb25kcxgEIAEoASJXChBSZWNvZ25pemVSZXF1ZXN0EjQKBmNvbmZpZxgBIAEoCzIkLmhlYXJrZW4uc3BlZWNoLnYxLlJlY29nbml0aW9uQ29uZmlnEg0KBWF1ZGlvGAIgASgMItQBCgdTZWdtZW50EgoKAmlkGAEgASgNEg0KBXN0YXJ0GAIgASgBEgsKA2VuZBgDIAEoARIMCgR0ZXh0GAQgASgJEg4KBnRva2VucxgFIAMoDRITCgt0ZW1wZXJhdHVyZRgGIAEoAhITCgthdmdfbG9ncHJvYhgHIAEoARIZChFjb21wcmVzc2lvbl9yYXRpbxgIIAEoAhIWCg5ub19zcGVlY2hfcHJvYhgJIAEoAhImCgV3b3JkcxgKIAMoCzIXLmhlYXJrZW4uc3BlZWNoLnYxLldvcmQiqAEKEVJlY29nbml6ZVJlc3BvbnNlEgwKBHRleHQYASABKAkSEAoIbGFuZ3VhZ2UYAiABKAkSHAoUbGFuZ3VhZ2VfcHJvYmFiaWxpdHkYAyABKAISGAoQZHVyYXRpb25fc2Vjb25kcxgEIAEoARIsCghzZWdtZW50cxgFIAMoCzIaLmhlYXJrZW4uc3BlZWNoLnYxLlNlZ21lbnQSDQoFbW9kZWwYBiABKAkiEwoRTGlzdE1vZGVsc1JlcXVlc3QihwEKCU1vZGVsSW5mbxIKCgJpZBgBIAEoCRIRCglsYW5ndWFnZXMYAiADKAkSFAoMbXVsdGlsaW5ndWFsGAMgASgIEg4KBmxvYWRlZBgEIAEoCBIOCgZkZXZpY2UYBSABKAkSEQoJYXZhaWxhYmxlGAYgASgIEhIKCmlzX2RlZmF1bHQYByABKAgiQgoSTGlzdE1vZGVsc1Jlc3BvbnNlEiwKBm1vZGVscxgBIAMoCzIcLmhlYXJrZW4uc3BlZWNoLnYxLk1vZGVsSW5mbyqRAQoNQXVkaW9FbmNvZGluZxIeChpBVURJT19FTkNPRElOR19VTlNQRUNJRklFRBAAEgwKCExJTkVBUjE2EAESDgoKRkxPQVQzMl9MRRACEgkKBU1VTEFXEAMSCAoEQUxBVxAEEggKBEZMQUMQBRIHCgNPR0cQBhIHCgNXQVYQBxIHCgNNUDMQCBIICgRBVVRPEAkqOwoEVGFzaxIUChBUQVNLX1VOU1BFQ0lGSUVEEAASDgoKVFJBTlNDUklCRRABEg0KCVRSQU5TTEFURRACKkEKCE92ZXJmbG93EhgKFE9WRVJGTE9XX1VOU1BFQ0lGSUVEEAASCgoGUkVKRUNUEAESDwoLRFJPUF9PTERFU1QQAipYChVWb2ljZUFjdGl2aXR5RGV0ZWN0b3ISJwojVk9JQ0VfQUNUSVZJVFlfREVURUNUT1JfVU5TUEVDSUZJRUQQABIKCgZTSUxFUk8QARIKCgZFTkVSR1kQAjKbAwoGU3BlZWNoEnUKElN0cmVhbWluZ1JlY29nbml6ZRIsLmhlYXJrZW4uc3BlZWNoLnYxLlN0cmVhbWluZ1JlY29nbml6ZVJlcXVlc3QaLS5oZWFya2VuLnNwZWVjaC52MS5TdHJlYW1pbmdSZWNvZ25pemVSZXNwb25zZSgBMAESVgoJUmVjb2duaXplEiMuaGVhcmtlbi5zcGVlY2gudjEuUmVjb2duaXplUmVxdWVzdBokLmhlYXJrZW4uc3BlZWNoLnYxLlJlY29nbml6ZVJlc3BvbnNlEmcKD1JlY29nbml6ZVN0cmVhbRIjLmhlYXJrZW4uc3BlZWNoLnYxLlJlY29nbml6ZVJlcXVlc3QaLS5oZWFya2VuLnNwZWVjaC52MS5TdHJlYW1pbmdSZWNvZ25pemVSZXNwb25zZTABElkKCkxpc3RNb2RlbHMSJC5oZWFya2VuLnNwZWVjaC52MS5MaXN0TW9kZWxzUmVxdWVzdBolLmhlYXJrZW4uc3BlZWNoLnYxLkxpc3RNb2RlbHNSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("Ch5oZWFya2VuL3NwZWVjaC92MS9zcGVlY2gucHJvdG8SEWhlYXJrZW4uc3BlZWNoLnYxIsMDChFSZWNvZ25pdGlvbkNvbmZpZxIyCghlbmNvZGluZxgBIAEoDjIgLmhlYXJrZW4uc3BlZWNoLnYxLkF1ZGlvRW5jb2RpbmcSGQoRc2FtcGxlX3JhdGVfaGVydHoYAiABKA0SEAoIY2hhbm5lbHMYAyABKA0SEAoIbGFuZ3VhZ2UYBCABKAkSDQoFbW9kZWwYBSABKAkSJQoEdGFzaxgGIAEoDjIXLmhlYXJrZW4uc3BlZWNoLnYxLlRhc2sSDgoGcHJvbXB0GAcgASgJEhcKD2ludGVyaW1fcmVzdWx0cxgIIAEoCBIXCg93b3JkX3RpbWVzdGFtcHMYCSABKAgSGAoQc2luZ2xlX3V0dGVyYW5jZRgKIAEoCBIWCg5lbmRwb2ludGluZ19tcxgLIAEoDRIYChBtYXhfbGVhZF9zZWNvbmRzGAwgASgCEi0KCG92ZXJmbG93GA0gASgOMhsuaGVhcmtlbi5zcGVlY2gudjEuT3ZlcmZsb3cSNQoDdmFkGA4gASgOMiguaGVhcmtlbi5zcGVlY2gudjEuVm9pY2VBY3Rpdml0eURldGVjdG9yEhEKCXJlc3VtYWJsZRgPIAEoCCLxAQoZU3RyZWFtaW5nUmVjb2duaXplUmVxdWVzdBI2CgZjb25maWcYASABKAsyJC5oZWFya2VuLnNwZWVjaC52MS5SZWNvZ25pdGlvbkNvbmZpZ0gAEi4KBWF1ZGlvGAIgASgLMh0uaGVhcmtlbi5zcGVlY2gudjEuQXVkaW9DaHVua0gAEi0KB2NvbnRyb2wYAyABKAsyGi5oZWFya2VuLnNwZWVjaC52MS5Db250cm9sSAASMgoGcmVzdW1lGAQgASgLMiAuaGVhcmtlbi5zcGVlY2gudjEuUmVzdW1lU2Vzc2lvbkgAQgkKB3JlcXVlc3QiPgoNUmVzdW1lU2Vzc2lvbhINCgV0b2tlbhgBIAEoCRIeChZsYXN0X3Jlc3BvbnNlX3NlcXVlbmNlGAIgASgEIiwKCkF1ZGlvQ2h1bmsSDAoEZGF0YRgBIAEoDBIQCghzZXF1ZW5jZRgCIAEoBCLeAQoHQ29udHJvbBIvCghmaW5hbGl6ZRgBIAEoCzIbLmhlYXJrZW4uc3BlZWNoLnYxLkZpbmFsaXplSAASMgoKa2VlcF9hbGl2ZRgCIAEoCzIcLmhlYXJrZW4uc3BlZWNoLnYxLktlZXBBbGl2ZUgAEjcKDWVuZF9vZl9zdHJlYW0YAyABKAsyHi5oZWFya2VuLnNwZWVjaC52MS5FbmRPZlN0cmVhbUgAEisKBmNhbmNlbBgEIAEoCzIZLmhlYXJrZW4uc3BlZWNoLnYxLkNhbmNlbEgAQggKBmFjdGlvbiIKCghGaW5hbGl6ZSILCglLZWVwQWxpdmUiDQoLRW5kT2ZTdHJlYW0iCAoGQ2FuY2VsIuYCChpTdHJlYW1pbmdSZWNvZ25pemVSZXNwb25zZRISCgpzZXNzaW9uX2lkGAEgASgJEhAKCHNlcXVlbmNlGAIgASgEEjwKD3Nlc3Npb25fc3RhcnRlZBgDIAEoCzIhLmhlYXJrZW4uc3BlZWNoLnYxLlNlc3Npb25TdGFydGVkSAASOQoKdHJhbnNjcmlwdBgEIAEoCzIjLmhlYXJrZW4uc3BlZWNoLnYxLlRyYW5zY3JpcHRVcGRhdGVIABIwCgZzcGVlY2gYBSABKAsyHi5oZWFya2VuLnNwZWVjaC52MS5TcGVlY2hFdmVudEgAEjAKCWF1ZGlvX2FjaxgGIAEoCzIbLmhlYXJrZW4uc3BlZWNoLnYxLkF1ZGlvQWNrSAASPAoPc2Vzc2lvbl9yZXN1bWVkGAcgASgLMiEuaGVhcmtlbi5zcGVlY2gudjEuU2Vzc2lvblJlc3VtZWRIAEIHCgVldmVudCLVAQoOU2Vzc2lvblN0YXJ0ZWQSPgoQZWZmZWN0aXZlX2NvbmZpZxgBIAEoCzIkLmhlYXJrZW4uc3BlZWNoLnYxLlJlY29nbml0aW9uQ29uZmlnEi8KBmxpbWl0cxgCIAEoCzIfLmhlYXJrZW4uc3BlZWNoLnYxLlNlcnZlckxpbWl0cxINCgVtb2RlbBgDIAEoCRIOCgZkZXZpY2UYBCABKAkSFAoMcmVzdW1lX3Rva2VuGAUgASgJEh0KFXJlc3VtZV93aW5kb3dfc2Vjb25kcxgGIAEoAiJjCg5TZXNzaW9uUmVzdW1lZBIbChNsYXN0X2F1ZGlvX3NlcXVlbmNlGAEgASgEEhoKEnJlcGxheWVkX3Jlc3BvbnNlcxgCIAEoDRIYChBkZXRhY2hlZF9zZWNvbmRzGAMgASgBInQKDFNlcnZlckxpbWl0cxIZChFtYXhfbWVzc2FnZV9ieXRlcxgBIAEoDRIYChBtYXhfbGVhZF9zZWNvbmRzGAIgASgCEhQKDG1heF9zZXNzaW9ucxgDIAEoDRIZChFtYXhfYXVkaW9fc2Vjb25kcxgEIAEoAiJFCgRXb3JkEgwKBHdvcmQYASABKAkSDQoFc3RhcnQYAiABKAESCwoDZW5kGAMgASgBEhMKC3Byb2JhYmlsaXR5GAQgASgCIosCChBUcmFuc2NyaXB0VXBkYXRlEhQKDHV0dGVyYW5jZV9pZBgBIAEoBBIQCghyZXZpc2lvbhgCIAEoDRIXCg9jb21taXR0ZWRfZGVsdGEYAyABKAkSEQoJY29tbWl0dGVkGAQgASgJEhEKCXRlbnRhdGl2ZRgFIAEoCRIQCghpc19maW5hbBgGIAEoCBIRCglzdGFiaWxpdHkYByABKAISJgoFd29yZHMYCCADKAsyFy5oZWFya2VuLnNwZWVjaC52MS5Xb3JkEg0KBXN0YXJ0GAkgASgBEgsKA2VuZBgKIAEoARIQCghsYW5ndWFnZRgLIAEoCRIVCg1hdWRpb19kcm9wcGVkGAwgASgIItgBCgtTcGVlY2hFdmVudBIxCgRraW5kGAEgASgOMiMuaGVhcmtlbi5zcGVlY2gudjEuU3BlZWNoRXZlbnQuS2luZBIMCgR0aW1lGAIgASgBEhQKDHV0dGVyYW5jZV9pZBgDIAEoBBIXCg9kcm9wcGVkX3NlY29uZHMYBCABKAEiWQoES2luZBIUChBLSU5EX1VOU1BFQ0lGSUVEEAASEgoOU1BFRUNIX1NUQVJURUQQARIUChBFTkRfT0ZfVVRURVJBTkNFEAISEQoNQVVESU9fRFJPUFBFRBADImkKCEF1ZGlvQWNrEhAKCHNlcXVlbmNlGAEgASgEEhkKEXByb2Nlc3NlZF9zZWNvbmRzGAIgASgBEhcKD2JhY2tsb2dfc2Vjb25kcxgDIAEoARIXCg9kcm9wcGVkX3NlY29uZHMYBCABKAEiVwoQUmVjb2duaXplUmVxdWVzdBI0CgZjb25maWcYASABKAsyJC5oZWFya2VuLnNwZWVjaC52MS5SZWNvZ25pdGlvbkNvbmZpZxINCgVhdWRpbxgCIAEoDCLUAQoHU2VnbWVudBIKCgJpZBgBIAEoDRINCgVzdGFydBgCIAEoARILCgNlbmQYAyABKAESDAoEdGV4dBgEIAEoCRIOCgZ0b2tlbnMYBSADKA0SEwoLdGVtcGVyYXR1cmUYBiABKAISEwoLYXZnX2xvZ3Byb2IYByABKAESGQoRY29tcHJlc3Npb25fcmF0aW8YCCABKAISFgoObm9fc3BlZWNoX3Byb2IYCSABKAISJgoFd29yZHMYCiADKAsyFy5oZWFya2VuLnNwZWVjaC52MS5Xb3JkIqgBChFSZWNvZ25pemVSZXNwb25zZRIMCgR0ZXh0GAEgASgJEhAKCGxhbmd1YWdlGAIgASgJEhwKFGxhbmd1YWdlX3Byb2JhYmlsaXR5GAMgASgCEhgKEGR1cmF0aW9uX3NlY29uZHMYBCABKAESLAoIc2VnbWVudHMYBSADKAsyGi5oZWFya2VuLnNwZWVjaC52MS5TZWdtZW50Eg0KBW1vZGVsGAYgASgJIhMKEUxpc3RNb2RlbHNSZXF1ZXN0IocBCglNb2RlbEluZm8SCgoCaWQYASABKAkSEQoJbGFuZ3VhZ2VzGAIgAygJEhQKDG11bHRpbGluZ3VhbBgDIAEoCBIOCgZsb2FkZWQYBCABKAgSDgoGZGV2aWNlGAUgASgJEhEKCWF2YWlsYWJsZRgGIAEoCBISCgppc19kZWZhdWx0GAcgASgIIkIKEkxpc3RNb2RlbHNSZXNwb25zZRIsCgZtb2RlbHMYASADKAsyHC5oZWFya2VuLnNwZWVjaC52MS5Nb2RlbEluZm8qkQEKDUF1ZGlvRW5jb2RpbmcSHgoaQVVESU9fRU5DT0RJTkdfVU5TUEVDSUZJRUQQABIMCghMSU5FQVIxNhABEg4KCkZMT0FUMzJfTEUQAhIJCgVNVUxBVxADEggKBEFMQVcQBBIICgRGTEFDEAUSBwoDT0dHEAYSBwoDV0FWEAcSBwoDTVAzEAgSCAoEQVVUTxAJKjsKBFRhc2sSFAoQVEFTS19VTlNQRUNJRklFRBAAEg4KClRSQU5TQ1JJQkUQARINCglUUkFOU0xBVEUQAipBCghPdmVyZmxvdxIYChRPVkVSRkxPV19VTlNQRUNJRklFRBAAEgoKBlJFSkVDVBABEg8KC0RST1BfT0xERVNUEAIqWAoVVm9pY2VBY3Rpdml0eURldGVjdG9yEicKI1ZPSUNFX0FDVElWSVRZX0RFVEVDVE9SX1VOU1BFQ0lGSUVEEAASCgoGU0lMRVJPEAESCgoGRU5FUkdZEAIymwMKBlNwZWVjaBJ1ChJTdHJlYW1pbmdSZWNvZ25pemUSLC5oZWFya2VuLnNwZWVjaC52MS5TdHJlYW1pbmdSZWNvZ25pemVSZXF1ZXN0Gi0uaGVhcmtlbi5zcGVlY2gudjEuU3RyZWFtaW5nUmVjb2duaXplUmVzcG9uc2UoATABElYKCVJlY29nbml6ZRIjLmhlYXJrZW4uc3BlZWNoLnYxLlJlY29nbml6ZVJlcXVlc3QaJC5oZWFya2VuLnNwZWVjaC52MS5SZWNvZ25pemVSZXNwb25zZRJnCg9SZWNvZ25pemVTdHJlYW0SIy5oZWFya2VuLnNwZWVjaC52MS5SZWNvZ25pemVSZXF1ZXN0Gi0uaGVhcmtlbi5zcGVlY2gudjEuU3RyZWFtaW5nUmVjb2duaXplUmVzcG9uc2UwARJZCgpMaXN0TW9kZWxzEiQuaGVhcmtlbi5zcGVlY2gudjEuTGlzdE1vZGVsc1JlcXVlc3QaJS5oZWFya2VuLnNwZWVjaC52MS5MaXN0TW9kZWxzUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * @generated from message hearken.speech.v1.RecognitionConfig
@@ -124,6 +124,20 @@ export type RecognitionConfig = Message<"hearken.speech.v1.RecognitionConfig"> &
    * @generated from field: hearken.speech.v1.VoiceActivityDetector vad = 14;
    */
   vad: VoiceActivityDetector;
+
+  /**
+   * StreamingRecognize: keep the session through a dropped connection. The server then holds
+   * it (audio, transcription state, responses not yet received) for its resume window after
+   * the connection breaks, and SessionStarted carries the token that continues it
+   * (ResumeSession). Audio chunks must be numbered (AudioChunk.sequence increasing from 1),
+   * and the audio ends with Control.EndOfStream: a bare half-close may be a proxy passing on
+   * a broken connection, so it ends the audio only if the stream stays open 2 s after it.
+   * Off by default: a client that vanishes without resuming holds its session slot until the
+   * window ends.
+   *
+   * @generated from field: bool resumable = 15;
+   */
+  resumable: boolean;
 };
 
 /**
@@ -158,6 +172,17 @@ export type StreamingRecognizeRequest = Message<"hearken.speech.v1.StreamingReco
      */
     value: Control;
     case: "control";
+  } | {
+    /**
+     * Instead of config, as the first message: continue a resumable session whose connection
+     * broke. The responses after last_response_sequence come first, then SessionResumed; then
+     * send audio from the chunk after SessionResumed.last_audio_sequence (chunks the server
+     * already has are skipped, so resending every unacknowledged chunk at once is safe).
+     *
+     * @generated from field: hearken.speech.v1.ResumeSession resume = 4;
+     */
+    value: ResumeSession;
+    case: "resume";
   } | { case: undefined; value?: undefined };
 };
 
@@ -167,6 +192,32 @@ export type StreamingRecognizeRequest = Message<"hearken.speech.v1.StreamingReco
  */
 export const StreamingRecognizeRequestSchema: GenMessage<StreamingRecognizeRequest> = /*@__PURE__*/
   messageDesc(file_hearken_speech_v1_speech, 1);
+
+/**
+ * @generated from message hearken.speech.v1.ResumeSession
+ */
+export type ResumeSession = Message<"hearken.speech.v1.ResumeSession"> & {
+  /**
+   * SessionStarted.resume_token of the session.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * The highest StreamingRecognizeResponse.sequence this client received (0: none).
+   *
+   * @generated from field: uint64 last_response_sequence = 2;
+   */
+  lastResponseSequence: bigint;
+};
+
+/**
+ * Describes the message hearken.speech.v1.ResumeSession.
+ * Use `create(ResumeSessionSchema)` to create a new message.
+ */
+export const ResumeSessionSchema: GenMessage<ResumeSession> = /*@__PURE__*/
+  messageDesc(file_hearken_speech_v1_speech, 2);
 
 /**
  * @generated from message hearken.speech.v1.AudioChunk
@@ -192,7 +243,7 @@ export type AudioChunk = Message<"hearken.speech.v1.AudioChunk"> & {
  * Use `create(AudioChunkSchema)` to create a new message.
  */
 export const AudioChunkSchema: GenMessage<AudioChunk> = /*@__PURE__*/
-  messageDesc(file_hearken_speech_v1_speech, 2);
+  messageDesc(file_hearken_speech_v1_speech, 3);
 
 /**
  * @generated from message hearken.speech.v1.Control
@@ -225,6 +276,18 @@ export type Control = Message<"hearken.speech.v1.Control"> & {
      */
     value: EndOfStream;
     case: "endOfStream";
+  } | {
+    /**
+     * Ends the session now: audio not yet transcribed and results not yet sent are dropped,
+     * and a resumable session is not kept for a resume (a call cancelled without it keeps its
+     * session and slot for the resume window: the server cannot tell it from a broken
+     * connection). A client that cannot send it on its call resumes the session on a new call
+     * and sends it there.
+     *
+     * @generated from field: hearken.speech.v1.Cancel cancel = 4;
+     */
+    value: Cancel;
+    case: "cancel";
   } | { case: undefined; value?: undefined };
 };
 
@@ -233,7 +296,7 @@ export type Control = Message<"hearken.speech.v1.Control"> & {
  * Use `create(ControlSchema)` to create a new message.
  */
 export const ControlSchema: GenMessage<Control> = /*@__PURE__*/
-  messageDesc(file_hearken_speech_v1_speech, 3);
+  messageDesc(file_hearken_speech_v1_speech, 4);
 
 /**
  * @generated from message hearken.speech.v1.Finalize
@@ -246,7 +309,7 @@ export type Finalize = Message<"hearken.speech.v1.Finalize"> & {
  * Use `create(FinalizeSchema)` to create a new message.
  */
 export const FinalizeSchema: GenMessage<Finalize> = /*@__PURE__*/
-  messageDesc(file_hearken_speech_v1_speech, 4);
+  messageDesc(file_hearken_speech_v1_speech, 5);
 
 /**
  * @generated from message hearken.speech.v1.KeepAlive
@@ -259,7 +322,7 @@ export type KeepAlive = Message<"hearken.speech.v1.KeepAlive"> & {
  * Use `create(KeepAliveSchema)` to create a new message.
  */
 export const KeepAliveSchema: GenMessage<KeepAlive> = /*@__PURE__*/
-  messageDesc(file_hearken_speech_v1_speech, 5);
+  messageDesc(file_hearken_speech_v1_speech, 6);
 
 /**
  * @generated from message hearken.speech.v1.EndOfStream
@@ -272,7 +335,20 @@ export type EndOfStream = Message<"hearken.speech.v1.EndOfStream"> & {
  * Use `create(EndOfStreamSchema)` to create a new message.
  */
 export const EndOfStreamSchema: GenMessage<EndOfStream> = /*@__PURE__*/
-  messageDesc(file_hearken_speech_v1_speech, 6);
+  messageDesc(file_hearken_speech_v1_speech, 7);
+
+/**
+ * @generated from message hearken.speech.v1.Cancel
+ */
+export type Cancel = Message<"hearken.speech.v1.Cancel"> & {
+};
+
+/**
+ * Describes the message hearken.speech.v1.Cancel.
+ * Use `create(CancelSchema)` to create a new message.
+ */
+export const CancelSchema: GenMessage<Cancel> = /*@__PURE__*/
+  messageDesc(file_hearken_speech_v1_speech, 8);
 
 /**
  * @generated from message hearken.speech.v1.StreamingRecognizeResponse
@@ -319,6 +395,12 @@ export type StreamingRecognizeResponse = Message<"hearken.speech.v1.StreamingRec
      */
     value: AudioAck;
     case: "audioAck";
+  } | {
+    /**
+     * @generated from field: hearken.speech.v1.SessionResumed session_resumed = 7;
+     */
+    value: SessionResumed;
+    case: "sessionResumed";
   } | { case: undefined; value?: undefined };
 };
 
@@ -327,7 +409,7 @@ export type StreamingRecognizeResponse = Message<"hearken.speech.v1.StreamingRec
  * Use `create(StreamingRecognizeResponseSchema)` to create a new message.
  */
 export const StreamingRecognizeResponseSchema: GenMessage<StreamingRecognizeResponse> = /*@__PURE__*/
-  messageDesc(file_hearken_speech_v1_speech, 7);
+  messageDesc(file_hearken_speech_v1_speech, 9);
 
 /**
  * The first response: what the server will do.
@@ -358,6 +440,22 @@ export type SessionStarted = Message<"hearken.speech.v1.SessionStarted"> & {
    * @generated from field: string device = 4;
    */
   device: string;
+
+  /**
+   * For a resumable config: the token a ResumeSession presents to continue this session on a
+   * new connection. Secret to this client and its tenant. Empty when the stream is not
+   * resumable (or the server's resume window is 0).
+   *
+   * @generated from field: string resume_token = 5;
+   */
+  resumeToken: string;
+
+  /**
+   * How long the server holds the session after its connection breaks, seconds.
+   *
+   * @generated from field: float resume_window_seconds = 6;
+   */
+  resumeWindowSeconds: number;
 };
 
 /**
@@ -365,7 +463,42 @@ export type SessionStarted = Message<"hearken.speech.v1.SessionStarted"> & {
  * Use `create(SessionStartedSchema)` to create a new message.
  */
 export const SessionStartedSchema: GenMessage<SessionStarted> = /*@__PURE__*/
-  messageDesc(file_hearken_speech_v1_speech, 8);
+  messageDesc(file_hearken_speech_v1_speech, 10);
+
+/**
+ * A ResumeSession succeeded: the responses the client missed came just before this one.
+ *
+ * @generated from message hearken.speech.v1.SessionResumed
+ */
+export type SessionResumed = Message<"hearken.speech.v1.SessionResumed"> & {
+  /**
+   * Highest AudioChunk.sequence the server holds; resend the chunks after it.
+   *
+   * @generated from field: uint64 last_audio_sequence = 1;
+   */
+  lastAudioSequence: bigint;
+
+  /**
+   * Responses resent before this one.
+   *
+   * @generated from field: uint32 replayed_responses = 2;
+   */
+  replayedResponses: number;
+
+  /**
+   * How long the session had no connection, seconds.
+   *
+   * @generated from field: double detached_seconds = 3;
+   */
+  detachedSeconds: number;
+};
+
+/**
+ * Describes the message hearken.speech.v1.SessionResumed.
+ * Use `create(SessionResumedSchema)` to create a new message.
+ */
+export const SessionResumedSchema: GenMessage<SessionResumed> = /*@__PURE__*/
+  messageDesc(file_hearken_speech_v1_speech, 11);
 
 /**
  * @generated from message hearken.speech.v1.ServerLimits
@@ -399,7 +532,7 @@ export type ServerLimits = Message<"hearken.speech.v1.ServerLimits"> & {
  * Use `create(ServerLimitsSchema)` to create a new message.
  */
 export const ServerLimitsSchema: GenMessage<ServerLimits> = /*@__PURE__*/
-  messageDesc(file_hearken_speech_v1_speech, 9);
+  messageDesc(file_hearken_speech_v1_speech, 12);
 
 /**
  * @generated from message hearken.speech.v1.Word
@@ -433,7 +566,7 @@ export type Word = Message<"hearken.speech.v1.Word"> & {
  * Use `create(WordSchema)` to create a new message.
  */
 export const WordSchema: GenMessage<Word> = /*@__PURE__*/
-  messageDesc(file_hearken_speech_v1_speech, 10);
+  messageDesc(file_hearken_speech_v1_speech, 13);
 
 /**
  * @generated from message hearken.speech.v1.TranscriptUpdate
@@ -529,7 +662,7 @@ export type TranscriptUpdate = Message<"hearken.speech.v1.TranscriptUpdate"> & {
  * Use `create(TranscriptUpdateSchema)` to create a new message.
  */
 export const TranscriptUpdateSchema: GenMessage<TranscriptUpdate> = /*@__PURE__*/
-  messageDesc(file_hearken_speech_v1_speech, 11);
+  messageDesc(file_hearken_speech_v1_speech, 14);
 
 /**
  * @generated from message hearken.speech.v1.SpeechEvent
@@ -565,7 +698,7 @@ export type SpeechEvent = Message<"hearken.speech.v1.SpeechEvent"> & {
  * Use `create(SpeechEventSchema)` to create a new message.
  */
 export const SpeechEventSchema: GenMessage<SpeechEvent> = /*@__PURE__*/
-  messageDesc(file_hearken_speech_v1_speech, 12);
+  messageDesc(file_hearken_speech_v1_speech, 15);
 
 /**
  * @generated from enum hearken.speech.v1.SpeechEvent.Kind
@@ -599,7 +732,7 @@ export enum SpeechEvent_Kind {
  * Describes the enum hearken.speech.v1.SpeechEvent.Kind.
  */
 export const SpeechEvent_KindSchema: GenEnum<SpeechEvent_Kind> = /*@__PURE__*/
-  enumDesc(file_hearken_speech_v1_speech, 12, 0);
+  enumDesc(file_hearken_speech_v1_speech, 15, 0);
 
 /**
  * @generated from message hearken.speech.v1.AudioAck
@@ -639,7 +772,7 @@ export type AudioAck = Message<"hearken.speech.v1.AudioAck"> & {
  * Use `create(AudioAckSchema)` to create a new message.
  */
 export const AudioAckSchema: GenMessage<AudioAck> = /*@__PURE__*/
-  messageDesc(file_hearken_speech_v1_speech, 13);
+  messageDesc(file_hearken_speech_v1_speech, 16);
 
 /**
  * @generated from message hearken.speech.v1.RecognizeRequest
@@ -663,7 +796,7 @@ export type RecognizeRequest = Message<"hearken.speech.v1.RecognizeRequest"> & {
  * Use `create(RecognizeRequestSchema)` to create a new message.
  */
 export const RecognizeRequestSchema: GenMessage<RecognizeRequest> = /*@__PURE__*/
-  messageDesc(file_hearken_speech_v1_speech, 14);
+  messageDesc(file_hearken_speech_v1_speech, 17);
 
 /**
  * @generated from message hearken.speech.v1.Segment
@@ -725,7 +858,7 @@ export type Segment = Message<"hearken.speech.v1.Segment"> & {
  * Use `create(SegmentSchema)` to create a new message.
  */
 export const SegmentSchema: GenMessage<Segment> = /*@__PURE__*/
-  messageDesc(file_hearken_speech_v1_speech, 15);
+  messageDesc(file_hearken_speech_v1_speech, 18);
 
 /**
  * @generated from message hearken.speech.v1.RecognizeResponse
@@ -769,7 +902,7 @@ export type RecognizeResponse = Message<"hearken.speech.v1.RecognizeResponse"> &
  * Use `create(RecognizeResponseSchema)` to create a new message.
  */
 export const RecognizeResponseSchema: GenMessage<RecognizeResponse> = /*@__PURE__*/
-  messageDesc(file_hearken_speech_v1_speech, 16);
+  messageDesc(file_hearken_speech_v1_speech, 19);
 
 /**
  * @generated from message hearken.speech.v1.ListModelsRequest
@@ -782,7 +915,7 @@ export type ListModelsRequest = Message<"hearken.speech.v1.ListModelsRequest"> &
  * Use `create(ListModelsRequestSchema)` to create a new message.
  */
 export const ListModelsRequestSchema: GenMessage<ListModelsRequest> = /*@__PURE__*/
-  messageDesc(file_hearken_speech_v1_speech, 17);
+  messageDesc(file_hearken_speech_v1_speech, 20);
 
 /**
  * @generated from message hearken.speech.v1.ModelInfo
@@ -837,7 +970,7 @@ export type ModelInfo = Message<"hearken.speech.v1.ModelInfo"> & {
  * Use `create(ModelInfoSchema)` to create a new message.
  */
 export const ModelInfoSchema: GenMessage<ModelInfo> = /*@__PURE__*/
-  messageDesc(file_hearken_speech_v1_speech, 18);
+  messageDesc(file_hearken_speech_v1_speech, 21);
 
 /**
  * @generated from message hearken.speech.v1.ListModelsResponse
@@ -854,7 +987,7 @@ export type ListModelsResponse = Message<"hearken.speech.v1.ListModelsResponse">
  * Use `create(ListModelsResponseSchema)` to create a new message.
  */
 export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PURE__*/
-  messageDesc(file_hearken_speech_v1_speech, 19);
+  messageDesc(file_hearken_speech_v1_speech, 22);
 
 /**
  * How the audio bytes are encoded.

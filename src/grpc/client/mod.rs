@@ -1,6 +1,9 @@
 //! Client side of `StreamingRecognize`, for hearken's own tools (`hearken demo`, `hearken
 //! stream`, `hearken bench stream`): 16 kHz samples sent as LINEAR16 frames, optionally at
-//! real-time pace, or raw PCM from a reader as it arrives, the way a microphone client sends.
+//! real-time pace, or raw PCM from a reader as it arrives, the way a microphone client sends;
+//! [`resume::resumable_session`] carries such a stream through dropped connections.
+
+pub mod resume;
 
 use std::time::{Duration, Instant};
 
@@ -25,19 +28,46 @@ pub fn pcm16_stream(
     ReceiverStream<StreamingRecognizeRequest>,
     oneshot::Receiver<Vec<Instant>>,
 ) {
-    let frame_samples = (frame.as_secs_f64() * f64::from(WHISPER_SAMPLE_RATE)).max(1.0) as usize;
-    let frames: Vec<Vec<u8>> = samples.chunks(frame_samples).map(f32_to_pcm16le).collect();
     let config = RecognitionConfig {
         encoding: AudioEncoding::Linear16 as i32,
         sample_rate_hertz: WHISPER_SAMPLE_RATE,
         channels: 1,
         ..config
     };
+    let first = request(Request::Config(config));
+    paced_frames(samples, frame, realtime, Some(first), |chunk| {
+        request(Request::Audio(chunk))
+    })
+}
+
+/// `samples` as numbered LINEAR16 chunks of `frame` (for [`resume::resumable_session`]),
+/// paced and timed as [`pcm16_stream`] does.
+pub fn pcm16_chunks(
+    samples: &[f32],
+    frame: Duration,
+    realtime: bool,
+) -> (ReceiverStream<AudioChunk>, oneshot::Receiver<Vec<Instant>>) {
+    paced_frames(samples, frame, realtime, None, |chunk| chunk)
+}
+
+/// `first`, then `samples` as numbered chunks of `frame` (wrapped by `wrap`), each sent when
+/// its audio would have been spoken if `realtime`; the receiver gets when each chunk went.
+fn paced_frames<T: Send + 'static>(
+    samples: &[f32],
+    frame: Duration,
+    realtime: bool,
+    first: Option<T>,
+    wrap: impl Fn(AudioChunk) -> T + Send + 'static,
+) -> (ReceiverStream<T>, oneshot::Receiver<Vec<Instant>>) {
+    let frame_samples = (frame.as_secs_f64() * f64::from(WHISPER_SAMPLE_RATE)).max(1.0) as usize;
+    let frames: Vec<Vec<u8>> = samples.chunks(frame_samples).map(f32_to_pcm16le).collect();
     let (tx, rx) = mpsc::channel(8);
     let (done_tx, done_rx) = oneshot::channel();
     tokio::spawn(async move {
         let started = Instant::now();
-        if tx.send(request(Request::Config(config))).await.is_err() {
+        if let Some(first) = first
+            && tx.send(first).await.is_err()
+        {
             return;
         }
         let mut sent = Vec::with_capacity(frames.len());
@@ -49,7 +79,7 @@ pub fn pcm16_stream(
                 data,
                 sequence: i as u64 + 1,
             };
-            if tx.send(request(Request::Audio(chunk))).await.is_err() {
+            if tx.send(wrap(chunk)).await.is_err() {
                 return;
             }
             sent.push(Instant::now());
@@ -64,7 +94,7 @@ pub fn pcm16_stream(
 /// bytes arrive, read on a thread of its own (a pipe from a microphone blocks).
 pub fn pcm16_reader_stream(
     config: RecognitionConfig,
-    mut input: impl std::io::Read + Send + 'static,
+    input: impl std::io::Read + Send + 'static,
     rate: u32,
     channels: u32,
 ) -> ReceiverStream<StreamingRecognizeRequest> {
@@ -75,13 +105,32 @@ pub fn pcm16_reader_stream(
         ..config
     };
     let (tx, rx) = mpsc::channel(8);
-    std::thread::spawn(move || {
-        if tx.blocking_send(request(Request::Config(config))).is_err() {
+    let chunks = pcm16_reader_chunks(input, rate, channels);
+    tokio::spawn(async move {
+        if tx.send(request(Request::Config(config))).await.is_err() {
             return;
         }
+        let mut chunks = chunks;
+        while let Some(chunk) = tokio_stream::StreamExt::next(&mut chunks).await {
+            if tx.send(request(Request::Audio(chunk))).await.is_err() {
+                return;
+            }
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+/// Raw PCM16 from `input` as numbered 100 ms chunks ([`pcm16_frames`]), read on a thread of
+/// its own as the bytes arrive.
+pub fn pcm16_reader_chunks(
+    mut input: impl std::io::Read + Send + 'static,
+    rate: u32,
+    channels: u32,
+) -> ReceiverStream<AudioChunk> {
+    let (tx, rx) = mpsc::channel(8);
+    std::thread::spawn(move || {
         for (sequence, data) in (1..).zip(pcm16_frames(&mut input, rate, channels)) {
-            let chunk = AudioChunk { data, sequence };
-            if tx.blocking_send(request(Request::Audio(chunk))).is_err() {
+            if tx.blocking_send(AudioChunk { data, sequence }).is_err() {
                 return;
             }
         }

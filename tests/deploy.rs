@@ -408,6 +408,7 @@ async fn a_resumed_stream_reaches_the_replica_that_holds_it_through_either_proxy
                 Default::default(),
                 config.clone(),
                 tokio_stream::wrappers::ReceiverStream::new(audio_rx),
+                Box::pin(std::future::pending()),
                 move |response| {
                     let _ = events_tx.send(response.clone());
                     Ok(())

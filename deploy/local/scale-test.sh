@@ -2,12 +2,13 @@
 # Three hearken replicas behind a real proxy on 127.0.0.1, loaded through the proxy by
 # `hearken loadgen`, with one replica sent SIGTERM mid-run. Prints one summary line:
 #
-#   scale-test haproxy: 18 sessions: 18 completed with a correct final, 0 refused (retryable),
-#   0 lost; per replica: hearken1=6 hearken2=6 (drained: 2 open at SIGTERM, exit 0 in 7.1 s) ...
+#   scale-test haproxy: 18 sessions: 18 completed with a correct final, 0 misheard by the model,
+#   0 refused (retryable), 0 lost; per replica: hearken1=6 hearken2=6 (drained: 2 open at
+#   SIGTERM, exit 0 in 7.1 s) ...
 #
-# and exits non-zero when a session was lost (failed, or completed with a wrong or missing
-# final), when the drained replica did not exit cleanly, or when the balance left a replica
-# without sessions before the SIGTERM.
+# and exits non-zero when a session was lost (failed, or completed with a missing final or one
+# cut short), when more than a tenth were misheard, when the drained replica did not exit
+# cleanly, or when the balance left a replica without sessions before the SIGTERM.
 #
 # Usage: deploy/local/scale-test.sh [haproxy|envoy]
 # Environment: HEARKEN_BIN (default: the newer of target/release/hearken and target/debug/hearken),

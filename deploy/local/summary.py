@@ -7,6 +7,13 @@ from pathlib import Path
 
 # A session's final is correct when its word error rate against the reference is at most this.
 CORRECT_WER = 0.35
+# A completed session is lost all the same when its final is this much shorter than the
+# reference: a final cut short (a drain that finalized too early) drops the rest of what was
+# said. A final of about the right length with more errors is the model mishearing (tiny.en
+# hears "Tear a thin sheet from the yellow pad" as "Tera thin sheet from the yellow pan"
+# offline too): counted and reported, and failing the run only when it is common.
+CUT_SHORT = 0.6
+MISHEARD_SHARE = 0.1
 
 
 def metric(text: str, name: str, method: str | None = None) -> float:
@@ -39,13 +46,17 @@ def pick(work: Path) -> None:
 def summary(work: Path, proxy: str, victim: int, victim_rc: int, drained_in: str) -> int:
     report = json.loads((work / "loadgen.json").read_text())
     sessions = [s for r in report["rounds"] for s in r["round"]["sessions"]]
-    correct = refused = lost = 0
+    correct = misheard = refused = lost = 0
     for s in sessions:
+        heard = len((s["hypothesis"] or "").split())
+        said = s["reference_words"] or 0
         if s["outcome"] == "refused":
             refused += 1
-        elif s["outcome"] == "completed" and s["reference_words"] and s["hypothesis"] and \
-                s["errors"] / s["reference_words"] <= CORRECT_WER:
+        elif s["outcome"] == "completed" and said and heard and s["errors"] / said <= CORRECT_WER:
             correct += 1
+        elif s["outcome"] == "completed" and said and heard >= CUT_SHORT * said:
+            misheard += 1
+            print(f"misheard: {s['clip']}: {s['hypothesis']!r}", file=sys.stderr)
         else:
             lost += 1
             print(f"lost: {s['clip']}: {s['outcome']} {s.get('code')} {s.get('message')} "
@@ -59,12 +70,15 @@ def summary(work: Path, proxy: str, victim: int, victim_rc: int, drained_in: str
         per_replica.append(f"hearken{i}={admitted(replica_metrics(work, i))}{note}")
     rss = (work / "peak-rss").read_text().split() if (work / "peak-rss").exists() else []
     print(f"scale-test {proxy}: {len(sessions)} sessions: {correct} completed with a correct "
-          f"final, {refused} refused (retryable), {lost} lost; per replica: {' '.join(per_replica)}"
+          f"final, {misheard} misheard by the model, {refused} refused (retryable), {lost} lost; "
+          f"per replica: {' '.join(per_replica)}"
           + (f"; peak RSS of the others {', '.join(rss)} MiB" if rss else ""))
     before = [admitted(replica_metrics(work, i, ".at-sigterm" if i == victim else "")) for i in (1, 2, 3)]
     problems = []
     if lost:
         problems.append(f"{lost} sessions lost")
+    if misheard > MISHEARD_SHARE * len(sessions):
+        problems.append(f"{misheard} sessions misheard: more than the model's usual few")
     if victim_rc != 0:
         problems.append(f"the drained replica exited with {victim_rc}")
     if at_sigterm < 1:

@@ -3,7 +3,8 @@
 //! (or as fast as the server takes it), or raw PCM from stdin as it arrives (so `arecord`,
 //! `ffmpeg` or `sox` can pipe a microphone), and prints what the server sends: on a terminal the
 //! tentative text rewritten in place and each final on its own line, piped one JSON object per
-//! update. Ctrl-C stops the audio and waits for the last final; a second Ctrl-C quits.
+//! update. Ctrl-C stops the audio and waits for the last final; a second Ctrl-C quits (over gRPC,
+//! cancelling the session on the server). A dropped gRPC connection is resumed.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use tokio_stream::StreamExt;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 use crate::audio::WHISPER_SAMPLE_RATE;
-use crate::grpc::client::resume::resumable_session;
+use crate::grpc::client::resume::{CancelSignal, resumable_session};
 use crate::grpc::client::{pcm16_chunks, pcm16_reader_chunks, pcm16_reader_stream, pcm16_stream};
 use crate::grpc::proto::speech_client::SpeechClient;
 use crate::grpc::proto::streaming_recognize_response::Event;
@@ -184,10 +185,13 @@ async fn stream_resumable(
             pcm16_chunks(&file_samples(args)?, FRAME, !args.fast).0,
         )
     };
-    // The end of the audio (or Ctrl-C) half-closes the stream: the server sends the finals.
-    let audio = futures_util::StreamExt::take_until(audio, first_interrupt());
+    // The end of the audio (or a first Ctrl-C) ends the stream: the server sends the finals. A
+    // second Ctrl-C cancels the session, so the server frees it instead of keeping it for a
+    // resume.
+    let (first, second) = interrupts();
+    let audio = futures_util::StreamExt::take_until(audio, first);
     let mut printer = Printer::new(format);
-    let outcome = resumable_session(client, headers, config, audio, |response| {
+    let outcome = resumable_session(client, headers, config, audio, second, |response| {
         if let Some(Event::Transcript(update)) = &response.event {
             printer
                 .print(update)
@@ -198,6 +202,9 @@ async fn stream_resumable(
     .await
     .map_err(|status| refused(&args.server, &status))?;
     printer.finish()?;
+    if outcome.cancelled {
+        std::process::exit(130);
+    }
     if outcome.resumes > 0 {
         eprintln!(
             "hearken stream: the connection dropped {} time(s); the stream resumed each time",
@@ -309,6 +316,34 @@ fn first_interrupt() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> +
             std::process::exit(130);
         });
     })
+}
+
+/// Ctrl-C twice, for a resumable stream: the first resolves the first future (the audio ends
+/// and the finals are awaited), the second the second (the session is cancelled).
+fn interrupts() -> (CancelSignal, CancelSignal) {
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+    let (second_tx, second_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        eprintln!(
+            "\nhearken stream: audio stopped; waiting for the last final (Ctrl-C again cancels)"
+        );
+        let _ = first_tx.send(());
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = second_tx.send(());
+        }
+    });
+    // A signal that can no longer come never resolves.
+    let resolved = |rx: tokio::sync::oneshot::Receiver<()>| -> CancelSignal {
+        Box::pin(async move {
+            if rx.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+    };
+    (resolved(first_rx), resolved(second_rx))
 }
 
 /// A channel to `args.server`, over TLS for `https://`.

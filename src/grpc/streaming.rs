@@ -482,8 +482,9 @@ impl Session<'_> {
         true
     }
 
-    /// The resume window passed with no client back.
-    fn expire(&self) {
+    /// The resume window passed with no client back: the token is forgotten.
+    fn expire(&mut self) {
+        self.resume = None;
         self.service.metrics().service().stream_resume("expired");
         tracing::info!("resumable stream ended: its client did not come back within the window");
     }

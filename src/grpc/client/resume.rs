@@ -4,6 +4,8 @@
 //! one unbroken sequence of responses, none twice.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -19,8 +21,8 @@ use super::super::proto::speech_client::SpeechClient;
 use super::super::proto::streaming_recognize_request::Request;
 use super::super::proto::streaming_recognize_response::Event;
 use super::super::proto::{
-    AudioChunk, Control, EndOfStream, RecognitionConfig, ResumeSession, StreamingRecognizeRequest,
-    StreamingRecognizeResponse,
+    AudioChunk, Cancel, Control, EndOfStream, RecognitionConfig, ResumeSession,
+    StreamingRecognizeRequest, StreamingRecognizeResponse,
 };
 use super::request;
 
@@ -36,18 +38,25 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 pub struct Resumed {
     /// Times the connection broke and the session was continued on a new one.
     pub resumes: u32,
+    /// The session was cancelled (`cancel` resolved) before it finished.
+    pub cancelled: bool,
 }
+
+/// Resolves when the caller wants a session ended now (`Control.Cancel`).
+pub type CancelSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Runs one session over `client`: `config` (with `resumable` set) then `audio`, whose chunks
 /// must be numbered from 1; `headers` go on every call (with [`SESSION_HEADER`] added). Each
-/// response goes to `on_response` once, in order; when `audio` ends the stream is half-closed
-/// and the call runs until the server's last final. Errors are the server's, or the break
-/// that could not be resumed.
+/// response goes to `on_response` once, in order; when `audio` ends the server is told
+/// (`EndOfStream`) and the call runs until its last final. When `cancel` resolves the session
+/// is ended at once (`Control.Cancel`, so the server frees it rather than keeping it for a
+/// resume). Errors are the server's, or the break that could not be resumed.
 pub async fn resumable_session<A, F>(
     client: SpeechClient<Channel>,
     mut headers: MetadataMap,
     config: RecognitionConfig,
     audio: A,
+    cancel: CancelSignal,
     on_response: F,
 ) -> Result<Resumed, Status>
 where
@@ -72,6 +81,7 @@ where
         resume: None,
         give_up_at: None,
         resumed: Resumed::default(),
+        cancel: Some(cancel),
         on_response,
     };
     let mut first = Request::Config(config);
@@ -116,6 +126,8 @@ struct Session<A, F> {
     /// While resuming: when the server will have given the session up.
     give_up_at: Option<Instant>,
     resumed: Resumed,
+    /// The caller's cancel signal, until it resolves.
+    cancel: Option<CancelSignal>,
     on_response: F,
 }
 
@@ -128,20 +140,33 @@ where
     async fn call(&mut self, first: Request) -> Result<(), Break> {
         let (tx, mut responses) = self.open(&first).await?;
         let mut to_send: VecDeque<AudioChunk> = self.unacked.clone();
-        let mut tx = Some(tx);
+        if self.resumed.cancelled {
+            to_send.clear();
+            let _ = tx.send(control(Action::Cancel(Cancel {}))).await;
+        }
+        let tx = Some(tx);
+        let mut said_end = false;
         loop {
-            if self.audio_ended
-                && to_send.is_empty()
-                && let Some(open) = tx.take()
-            {
-                // The end of the audio, said (a bare half-close could be a broken connection
-                // a proxy passed on); then the half-close. The server finalizes.
-                let end = Control {
-                    action: Some(Action::EndOfStream(EndOfStream {})),
-                };
-                let _ = open.send(request(Request::Control(end))).await;
+            if self.audio_ended && to_send.is_empty() && !said_end {
+                // The end of the audio, said: a half-close alone could be a broken connection
+                // a proxy passed on. The request side stays open for a Cancel.
+                said_end = true;
+                if let Some(open) = &tx {
+                    let _ = open
+                        .send(control(Action::EndOfStream(EndOfStream {})))
+                        .await;
+                }
             }
             tokio::select! {
+                () = cancelled(&mut self.cancel) => {
+                    self.cancel = None;
+                    self.resumed.cancelled = true;
+                    to_send.clear();
+                    if let Some(open) = &tx {
+                        // The server ends the stream at once.
+                        let _ = open.send(control(Action::Cancel(Cancel {}))).await;
+                    }
+                }
                 permit = reserve(&tx), if !to_send.is_empty() => match permit {
                     Some(permit) => {
                         let chunk = to_send.pop_front().expect("checked non-empty");
@@ -228,6 +253,20 @@ where
             self.unacked.pop_front();
         }
     }
+}
+
+/// Resolves with the caller's cancel signal (never once it has).
+async fn cancelled(cancel: &mut Option<CancelSignal>) {
+    match cancel {
+        Some(signal) => signal.await,
+        None => std::future::pending().await,
+    }
+}
+
+fn control(action: Action) -> StreamingRecognizeRequest {
+    request(Request::Control(Control {
+        action: Some(action),
+    }))
 }
 
 /// A permit to send on the call's request stream; `None` once it is closed.

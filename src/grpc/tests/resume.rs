@@ -454,3 +454,50 @@ async fn a_cancel_ends_a_resumable_session_and_frees_its_slot_at_once() {
     assert_eq!(late.next().await.unwrap_err().code(), Code::NotFound);
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_resuming_client_cancels_its_session_and_the_slot_is_free_at_once() {
+    use crate::grpc::client::resume::resumable_session;
+    let backend = ScriptedBackend::english();
+    let server = start_with(&backend, resume_limits(Duration::from_secs(30), 1)).await;
+    let client = SpeechClient::connect(format!("http://{}", server.grpc_addr))
+        .await
+        .unwrap();
+    let (audio_tx, audio_rx) = mpsc::channel(64);
+    let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut cancel_tx = Some(cancel_tx);
+    let mut audio = say(&["one"]);
+    audio.extend(silence(1.5));
+    for chunk in chunks(&audio, 1) {
+        audio_tx.send(chunk).await.unwrap();
+    }
+    // The audio never ends: only the cancel, sent on the first final, ends the session.
+    let outcome = resumable_session(
+        client,
+        Default::default(),
+        linear16(config()),
+        ReceiverStream::new(audio_rx),
+        Box::pin(async move {
+            let _ = cancel_rx.await;
+        }),
+        |response| {
+            if let Some(Event::Transcript(t)) = &response.event
+                && t.is_final
+                && let Some(cancel) = cancel_tx.take()
+            {
+                let _ = cancel.send(());
+            }
+            Ok(())
+        },
+    )
+    .await
+    .unwrap();
+    assert!(outcome.cancelled && outcome.resumes == 0, "{outcome:?}");
+    assert_eq!(
+        server.service.open_sessions(),
+        0,
+        "the slot is free at once"
+    );
+    drop(audio_tx);
+    server.shutdown().await.unwrap();
+}

@@ -188,7 +188,7 @@ async fn stream_resumable(
     // The end of the audio (or a first Ctrl-C) ends the stream: the server sends the finals. A
     // second Ctrl-C cancels the session, so the server frees it instead of keeping it for a
     // resume.
-    let (first, second) = interrupts();
+    let (first, second) = interrupts("cancels");
     let audio = futures_util::StreamExt::take_until(audio, first);
     let mut printer = Printer::new(format);
     let outcome = resumable_session(client, headers, config, audio, second, |response| {
@@ -303,24 +303,18 @@ fn realtime_audio(args: &StreamArgs) -> anyhow::Result<(ReceiverStream<Vec<u8>>,
 
 /// Resolves on the first Ctrl-C (the audio then ends and the finals are awaited); a second
 /// Ctrl-C exits at once.
-fn first_interrupt() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
-    Box::pin(async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            return std::future::pending().await;
-        }
-        eprintln!(
-            "\nhearken stream: audio stopped; waiting for the last final (Ctrl-C again quits)"
-        );
-        tokio::spawn(async {
-            let _ = tokio::signal::ctrl_c().await;
-            std::process::exit(130);
-        });
-    })
+fn first_interrupt() -> CancelSignal {
+    let (first, second) = interrupts("quits");
+    tokio::spawn(async move {
+        second.await;
+        std::process::exit(130);
+    });
+    first
 }
 
-/// Ctrl-C twice, for a resumable stream: the first resolves the first future (the audio ends
-/// and the finals are awaited), the second the second (the session is cancelled).
-fn interrupts() -> (CancelSignal, CancelSignal) {
+/// Ctrl-C twice: the first resolves the first future (the audio ends and the finals are
+/// awaited), the second the second (which `second_does`, as the first one's message says).
+fn interrupts(second_does: &'static str) -> (CancelSignal, CancelSignal) {
     let (first_tx, first_rx) = tokio::sync::oneshot::channel();
     let (second_tx, second_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
@@ -328,7 +322,8 @@ fn interrupts() -> (CancelSignal, CancelSignal) {
             return;
         }
         eprintln!(
-            "\nhearken stream: audio stopped; waiting for the last final (Ctrl-C again cancels)"
+            "\nhearken stream: audio stopped; waiting for the last final (Ctrl-C again \
+             {second_does})"
         );
         let _ = first_tx.send(());
         if tokio::signal::ctrl_c().await.is_ok() {

@@ -139,6 +139,7 @@ pub(super) fn resolve(
         live: false,
     };
     service.engine().validate(&job)?;
+    let resumable = resumable(config, service);
     let effective = RecognitionConfig {
         encoding: encoding_enum as i32,
         sample_rate_hertz: sample_rate,
@@ -150,7 +151,7 @@ pub(super) fn resolve(
             Detector::Energy => proto::VoiceActivityDetector::Energy,
             Detector::Silero(_) => proto::VoiceActivityDetector::Silero,
         } as i32,
-        resumable: resumable(config, service),
+        resumable,
         ..config.clone()
     };
     let declared_container = match encoding_enum {
@@ -172,7 +173,7 @@ pub(super) fn resolve(
         detector,
         max_lead_seconds,
         overflow,
-        resumable: resumable(config, service),
+        resumable,
         effective,
     })
 }

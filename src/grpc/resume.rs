@@ -64,11 +64,6 @@ impl Resumes {
         })
     }
 
-    /// How long a session is kept without a connection.
-    pub(super) fn window(&self) -> Duration {
-        self.window
-    }
-
     /// Registers a new resumable session of `caller`'s, or `None` when resuming is off.
     pub(super) fn register(self: &Arc<Self>, caller: &Caller) -> Option<Registration> {
         if self.window.is_zero() {
@@ -132,6 +127,11 @@ impl Registration {
     /// The token a `ResumeSession` presents.
     pub(super) fn token(&self) -> &str {
         &self.token
+    }
+
+    /// How long the session is kept without a connection.
+    pub(super) fn window(&self) -> Duration {
+        self.resumes.window
     }
 
     /// The next connection for this session.

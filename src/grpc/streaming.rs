@@ -253,7 +253,6 @@ struct Session<'a> {
 /// A resumable session's side of [`Resumes`].
 struct Resumable {
     registration: Registration,
-    window: Duration,
     /// While the session has no connection: when it was lost and when the session gives up.
     detached: Option<(Instant, Instant)>,
     /// After a half-close without `EndOfStream`: when it counts as the end of the audio.
@@ -287,7 +286,7 @@ impl<'a> Session<'a> {
         let mut started = convert::session_started(service, &settings);
         if let Some(registration) = &registration {
             started.resume_token = registration.token().to_string();
-            started.resume_window_seconds = resumes.window().as_secs_f32();
+            started.resume_window_seconds = registration.window().as_secs_f32();
             out.log = Some(ResponseLog::default());
         }
         if !out.send(Event::SessionStarted(started)).await {
@@ -312,7 +311,6 @@ impl<'a> Session<'a> {
             inbound: None,
             resume: registration.map(|registration| Resumable {
                 registration,
-                window: resumes.window(),
                 detached: None,
                 half_closed: None,
             }),
@@ -469,13 +467,13 @@ impl Session<'_> {
         };
         if resume.detached.is_none() {
             let now = Instant::now();
-            resume.detached = Some((now, now + resume.window));
+            resume.detached = Some((now, now + resume.registration.window()));
             self.inbound = None;
             out.tx = None;
             self.service.metrics().service().stream_resume("detached");
             tracing::info!(
                 session = %out.session_id,
-                window_seconds = resume.window.as_secs_f64(),
+                window_seconds = resume.registration.window().as_secs_f64(),
                 "stream connection lost; the session waits for its client to resume"
             );
         }

@@ -144,35 +144,28 @@ where
             to_send.clear();
             let _ = tx.send(control(Action::Cancel(Cancel {}))).await;
         }
-        let tx = Some(tx);
         let mut said_end = false;
         loop {
             if self.audio_ended && to_send.is_empty() && !said_end {
                 // The end of the audio, said: a half-close alone could be a broken connection
                 // a proxy passed on. The request side stays open for a Cancel.
                 said_end = true;
-                if let Some(open) = &tx {
-                    let _ = open
-                        .send(control(Action::EndOfStream(EndOfStream {})))
-                        .await;
-                }
+                let _ = tx.send(control(Action::EndOfStream(EndOfStream {}))).await;
             }
             tokio::select! {
                 () = cancelled(&mut self.cancel) => {
                     self.cancel = None;
                     self.resumed.cancelled = true;
                     to_send.clear();
-                    if let Some(open) = &tx {
-                        // The server ends the stream at once.
-                        let _ = open.send(control(Action::Cancel(Cancel {}))).await;
-                    }
+                    // The server ends the stream at once.
+                    let _ = tx.send(control(Action::Cancel(Cancel {}))).await;
                 }
-                permit = reserve(&tx), if !to_send.is_empty() => match permit {
-                    Some(permit) => {
+                permit = tx.reserve(), if !to_send.is_empty() => match permit {
+                    Ok(permit) => {
                         let chunk = to_send.pop_front().expect("checked non-empty");
                         permit.send(request(Request::Audio(chunk)));
                     }
-                    None => to_send.clear(), // the call is over; its responses say why
+                    Err(_) => to_send.clear(), // the call is over; its responses say why
                 },
                 chunk = self.audio.next(), if to_send.is_empty() && !self.audio_ended => {
                     match chunk {
@@ -267,16 +260,6 @@ fn control(action: Action) -> StreamingRecognizeRequest {
     request(Request::Control(Control {
         action: Some(action),
     }))
-}
-
-/// A permit to send on the call's request stream; `None` once it is closed.
-async fn reserve(
-    tx: &Option<mpsc::Sender<StreamingRecognizeRequest>>,
-) -> Option<mpsc::Permit<'_, StreamingRecognizeRequest>> {
-    match tx {
-        Some(tx) => tx.reserve().await.ok(),
-        None => std::future::pending().await,
-    }
 }
 
 /// A broken connection (worth resuming) or the server's own answer.

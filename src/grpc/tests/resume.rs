@@ -118,6 +118,18 @@ impl Connection {
         }
     }
 
+    /// Says the audio is over (`EndOfStream`).
+    async fn end_audio(&self) {
+        let end = control(Action::EndOfStream(EndOfStream {}));
+        self.tx.send(end).await.unwrap();
+    }
+
+    /// Ends the audio and reads to the end of the stream, which must be clean.
+    async fn finish(&mut self) {
+        self.end_audio().await;
+        self.drain_to_end().await;
+    }
+
     /// Reads to the end of the stream, which must be clean.
     async fn drain_to_end(&mut self) {
         while self.next().await.unwrap().is_some() {}
@@ -191,12 +203,7 @@ async fn a_stream_cut_mid_utterance_resumes_with_nothing_lost_or_repeated() {
     );
     assert!(resumed.detached_seconds >= 0.15, "{resumed:?}");
     after.send(&second_chunks).await;
-    after
-        .tx
-        .send(control(Action::EndOfStream(EndOfStream {})))
-        .await
-        .unwrap();
-    after.drain_to_end().await;
+    after.finish().await;
 
     let mut all = before;
     all.extend(after.seen);
@@ -225,11 +232,7 @@ async fn a_session_that_ends_while_cut_off_hands_over_its_last_final_on_resume()
     let paused = backend.pause();
     let audio = chunks(&say(&["five", "six"]), 1);
     before.send(&audio).await;
-    before
-        .tx
-        .send(control(Action::EndOfStream(EndOfStream {})))
-        .await
-        .unwrap();
+    before.end_audio().await;
     tokio::time::sleep(Duration::from_millis(300)).await; // on the server, not yet transcribed
     let last_seen = before.last_sequence();
     before.cut(&proxy).await;
@@ -270,9 +273,7 @@ async fn a_resume_takes_over_a_connection_the_server_still_holds() {
     audio.extend(silence(1.5));
     new.send(&chunks(&audio, 1)).await;
     new.until_final("seven").await;
-    let end = control(Action::EndOfStream(EndOfStream {}));
-    new.tx.send(end).await.unwrap();
-    new.drain_to_end().await;
+    new.finish().await;
     server.shutdown().await.unwrap();
 }
 
@@ -365,9 +366,7 @@ async fn a_token_is_its_tenants_and_a_resume_needs_no_free_slot() {
     audio.extend(silence(1.5));
     after.send(&chunks(&audio, 1)).await;
     after.until_final("eight").await;
-    let end = control(Action::EndOfStream(EndOfStream {}));
-    after.tx.send(end).await.unwrap();
-    after.drain_to_end().await;
+    after.finish().await;
     server.shutdown().await.unwrap();
 }
 

@@ -36,6 +36,9 @@ pub(super) struct PolicyArgs {
     /// Print every request, hypothesis and update.
     #[arg(long)]
     trace: bool,
+    /// Utterance audio that makes its first request due (the session default: 0.7 s).
+    #[arg(long)]
+    first_chunk_seconds: Option<f64>,
     #[command(flatten)]
     vad: VadArgs,
 }
@@ -55,8 +58,16 @@ pub(super) fn policy(args: PolicyArgs) -> anyhow::Result<()> {
     let engine = Engine::start(WhisperBackend::from(model), EngineConfig::default());
     let mut config = SessionConfig::default();
     config.vad.detector = args.vad.detector()?;
+    if let Some(first) = args.first_chunk_seconds {
+        config.first_chunk_seconds = first;
+    }
+    config.validate()?;
     let session = args.corpus.job()?;
-    println!("hearken bench policy: vad {}", config.vad.detector.name());
+    println!(
+        "hearken bench policy: vad {}, first request at {} s",
+        config.vad.detector.name(),
+        config.first_chunk_seconds
+    );
     let mut total = WerCounts::default();
     let (mut requests, mut request_audio_s) = (0, 0.0);
     let (mut lags, mut first_words) = (Vec::new(), Vec::new());

@@ -10,9 +10,9 @@
 //!   steady noise never reach the model. With VAD off the stream is one utterance until
 //!   [`SessionPolicy::finalize`].
 //! - **Requests.** The whole buffer of the open utterance is re-transcribed whenever
-//!   `min_chunk_seconds` of new audio has arrived and no request of it is in flight; the chunk
-//!   grows while the caller reports the server behind. Closing an utterance issues one final
-//!   request.
+//!   `min_chunk_seconds` of new audio has arrived and no request of it is in flight (the first
+//!   once the utterance holds `first_chunk_seconds`); the chunk grows while the caller reports
+//!   the server behind. Closing an utterance issues one final request.
 //! - **Agreement.** Words two consecutive hypotheses agree on are committed ([`LocalAgreement`],
 //!   LocalAgreement-2); the rest is tentative. The final result commits everything.
 //! - **Bounded buffer.** Past `buffer_trim_seconds` the buffer is cut after the last committed
@@ -52,6 +52,10 @@ fn sample_at(seconds: f64) -> u64 {
 pub struct SessionConfig {
     /// Voice activity detection and endpointing.
     pub vad: VadConfig,
+    /// Utterance audio, in seconds and pre-roll included, that makes its first transcription
+    /// due (0.7): about 0.2 s of speech past the pre-roll, so the first words show sooner than
+    /// a whole chunk after the onset. Scaled like the chunk while the server is behind.
+    pub first_chunk_seconds: f64,
     /// New audio, in seconds, that makes a transcription of the open utterance due (1.0).
     pub min_chunk_seconds: f64,
     /// The most the chunk grows to while the server is behind (4.0).
@@ -85,6 +89,7 @@ impl Default for SessionConfig {
     fn default() -> Self {
         Self {
             vad: VadConfig::default(),
+            first_chunk_seconds: 0.7,
             min_chunk_seconds: 1.0,
             max_chunk_seconds: 4.0,
             buffer_trim_seconds: 15.0,
@@ -173,6 +178,11 @@ impl SessionConfig {
                 c.min_chunk_seconds > 0.0 && c.min_chunk_seconds.is_finite(),
                 "min_chunk_seconds",
                 "must be positive",
+            ),
+            (
+                c.first_chunk_seconds > 0.0 && c.first_chunk_seconds <= c.min_chunk_seconds,
+                "first_chunk_seconds",
+                "must be positive and at most min_chunk_seconds",
             ),
             (
                 c.max_chunk_seconds >= c.min_chunk_seconds,
@@ -271,6 +281,11 @@ mod tests {
             ..SessionConfig::default()
         };
         assert_eq!(c.validate().unwrap_err().field, "force_commit_seconds");
+        let c = SessionConfig {
+            first_chunk_seconds: 1.5,
+            ..SessionConfig::default()
+        };
+        assert_eq!(c.validate().unwrap_err().field, "first_chunk_seconds");
         let mut c = SessionConfig::default();
         c.vad.post_roll_ms = 900;
         let err = c.validate().unwrap_err();

@@ -120,13 +120,19 @@ impl SessionPolicy {
 
     /// The next thing to do, or `None` until more input arrives. An interim request is due when
     /// an utterance is open, none of its requests is in flight and at least
-    /// [`chunk_seconds`](Self::chunk_seconds) of audio arrived since its last request.
+    /// [`chunk_seconds`](Self::chunk_seconds) of audio arrived since its last request (the
+    /// first: [`first_chunk_seconds`](Self::first_chunk_seconds) since it opened).
     pub fn poll(&mut self) -> Option<Output> {
         if let Some(output) = self.outputs.pop_front() {
             return Some(output);
         }
-        let chunk = sample_at(self.chunk_seconds);
+        let first_chunk = self.first_chunk_seconds();
         let utterance = self.open.as_mut()?;
+        let chunk = if utterance.awaits_first_request() {
+            sample_at(first_chunk)
+        } else {
+            sample_at(self.chunk_seconds)
+        };
         if utterance.in_flight.is_some() || self.total - utterance.requested_until < chunk {
             return None;
         }
@@ -260,6 +266,13 @@ impl SessionPolicy {
     /// New audio, in seconds, that currently makes an interim request due.
     pub fn chunk_seconds(&self) -> f64 {
         self.chunk_seconds
+    }
+
+    /// Utterance audio that makes its first request due: `first_chunk_seconds`, grown in
+    /// proportion with the chunk while the server is behind.
+    pub fn first_chunk_seconds(&self) -> f64 {
+        let config = &self.config;
+        config.first_chunk_seconds * self.chunk_seconds / config.min_chunk_seconds
     }
 
     /// Seconds of audio received so far.

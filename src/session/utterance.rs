@@ -33,6 +33,7 @@ pub(crate) struct Utterance {
     pub(crate) in_flight: Option<InFlight>,
     /// Stream sample where the last request's audio ended (interim requests are spaced by it).
     pub(crate) requested_until: u64,
+    start_sample: u64,
     start_seconds: f64,
     revision: u64,
     reported_committed: usize,
@@ -48,12 +49,18 @@ impl Utterance {
             agreement: LocalAgreement::new(seconds(start_sample)),
             in_flight: None,
             requested_until: start_sample,
+            start_sample,
             start_seconds: seconds(start_sample),
             revision: 0,
             reported_committed: 0,
             reported_tentative: String::new(),
             audio_dropped: false,
         }
+    }
+
+    /// No request of it was made yet.
+    pub(crate) fn awaits_first_request(&self) -> bool {
+        self.requested_until == self.start_sample
     }
 
     /// Feeds a result for `request` to the agreement buffer; a final one commits everything.

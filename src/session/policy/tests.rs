@@ -5,7 +5,17 @@ use crate::session::TimedWord;
 use crate::session::test_support::hyp;
 use crate::session::vad::tests::{noise, silence, tone};
 
+/// The default policy, save that every request (the first too) waits for a whole 1 s chunk,
+/// which keeps the scripted timelines round.
 fn policy(vad: bool) -> SessionPolicy {
+    let mut config = SessionConfig::default();
+    config.vad.enabled = vad;
+    config.first_chunk_seconds = config.min_chunk_seconds;
+    SessionPolicy::new(config).unwrap()
+}
+
+/// The default policy: an utterance's first request comes at 0.7 s of its audio.
+fn default_policy(vad: bool) -> SessionPolicy {
     let mut config = SessionConfig::default();
     config.vad.enabled = vad;
     SessionPolicy::new(config).unwrap()
@@ -85,7 +95,7 @@ fn silence_and_noise_send_nothing_to_the_model() {
 
 #[test]
 fn a_burst_then_silence_gives_events_an_interim_and_a_final_request() {
-    let mut p = policy(true);
+    let mut p = default_policy(true);
     let mut signal = silence(0.5);
     signal.extend(tone(2.0, 0.3));
     signal.extend(silence(1.5));
@@ -124,10 +134,14 @@ fn a_burst_then_silence_gives_events_an_interim_and_a_final_request() {
     let (interim, fin) = (&reqs[0], &reqs[1]);
     assert!(!interim.is_final && fin.is_final);
     assert_eq!((interim.utterance_id, fin.utterance_id), (1, 1));
-    // Both start 500 ms before the onset (the pre-roll, clamped at the stream start); the final
-    // ends 300 ms after the last speech.
+    // Both start 500 ms before the onset (the pre-roll, clamped at the stream start); the
+    // interim comes at 0.7 s of utterance audio, the final ends 300 ms after the last speech.
     assert!((interim.audio_start_seconds - (start - 0.5).max(0.0)).abs() < 1e-3);
-    assert!((interim.duration_seconds() - 1.0).abs() < 0.03);
+    assert!(
+        (interim.duration_seconds() - 0.7).abs() < 0.03,
+        "{}",
+        interim.duration_seconds()
+    );
     assert_eq!(fin.audio_start_seconds, interim.audio_start_seconds);
     let fin_end = fin.audio_start_seconds + fin.duration_seconds();
     assert!(
@@ -192,6 +206,23 @@ fn agreement_commits_the_shared_prefix_and_finalize_commits_all() {
         (" fox jumped over it", "")
     );
     assert!(p.is_idle());
+}
+
+#[test]
+fn the_first_request_of_an_utterance_comes_before_a_whole_chunk() {
+    let mut p = default_policy(false);
+    assert_eq!(requests(&feed(&mut p, &tone(0.68, 0.1))).len(), 0);
+    let first = only_request(&feed(&mut p, &tone(0.02, 0.1)));
+    assert_eq!(
+        (first.audio_start_seconds, first.duration_seconds()),
+        (0.0, 0.7)
+    );
+    p.submit(first.request_id, hyp("a"));
+    drain(&mut p);
+    // The next ones come a whole chunk later.
+    assert_eq!(requests(&feed(&mut p, &tone(0.98, 0.1))).len(), 0);
+    let second = only_request(&feed(&mut p, &tone(0.02, 0.1)));
+    assert_eq!(second.duration_seconds(), 1.7);
 }
 
 #[test]
@@ -335,14 +366,19 @@ fn results_that_stop_coming_split_the_utterance_at_30_s() {
 
 #[test]
 fn the_chunk_grows_while_behind_and_shrinks_back() {
-    let mut p = policy(false);
+    let mut p = default_policy(false);
     for expected in [1.5, 2.25, 3.375, 4.0, 4.0] {
         p.report_load(true);
         assert!((p.chunk_seconds() - expected).abs() < 1e-9);
     }
-    // At 4 s a request is due only after 4 s of audio.
-    assert_eq!(requests(&feed(&mut p, &tone(3.9, 0.1))).len(), 0);
-    assert_eq!(requests(&feed(&mut p, &tone(0.1, 0.1))).len(), 1);
+    // At 4 s the first request grows in proportion (0.7 s x 4), the next needs 4 s of audio.
+    assert!((p.first_chunk_seconds() - 2.8).abs() < 1e-9);
+    assert_eq!(requests(&feed(&mut p, &tone(2.78, 0.1))).len(), 0);
+    let first = only_request(&feed(&mut p, &tone(0.02, 0.1)));
+    p.submit(first.request_id, hyp("a"));
+    drain(&mut p);
+    assert_eq!(requests(&feed(&mut p, &tone(3.98, 0.1))).len(), 0);
+    assert_eq!(requests(&feed(&mut p, &tone(0.02, 0.1))).len(), 1);
     for _ in 0..20 {
         p.report_load(false);
     }

@@ -126,8 +126,9 @@ async fn every_response_format_matches_openai() {
     let plain = transcribe(&server, wav.clone(), &[("response_format", "text")]).await;
     assert_eq!(plain, format!("{text}\n"));
 
-    // The same file over gRPC gives the same transcript (grpc-web is checked against gRPC in
-    // grpc_mesh.rs): one engine behind every front end.
+    // The same file over gRPC gives the same words (grpc-web is checked against gRPC in
+    // grpc_mesh.rs): one engine behind every front end. Only the punctuation may differ, as
+    // json and text answers carry no times and decode without timestamps.
     let mut grpc = SpeechClient::connect(format!("http://{}", server.grpc_addr))
         .await
         .unwrap();
@@ -136,7 +137,8 @@ async fn every_response_format_matches_openai() {
         audio: wav.clone(),
     };
     let over_grpc = grpc.recognize(request).await.unwrap().into_inner();
-    assert_eq!(over_grpc.text.trim(), text);
+    let differences = english_wer(&over_grpc.text, text);
+    assert_eq!(differences.errors(), 0, "{:?} vs {text:?}", over_grpc.text);
 
     let srt = transcribe(&server, wav.clone(), &[("response_format", "srt")]).await;
     assert!(srt.starts_with("1\n00:00:00,000 --> 00:00:"), "{srt}");
@@ -155,7 +157,12 @@ async fn every_response_format_matches_openai() {
     assert_eq!(verbose["task"], "transcribe");
     assert_eq!(verbose["language"], "english");
     assert!((verbose["duration"].as_f64().unwrap() - 11.0).abs() < 0.01);
-    assert_eq!(verbose["text"], text);
+    let verbose_text = verbose["text"].as_str().unwrap();
+    assert_eq!(
+        english_wer(verbose_text, text).errors(),
+        0,
+        "{verbose_text:?}"
+    );
     let segment = &verbose["segments"][0];
     for key in [
         "id",
@@ -221,7 +228,8 @@ fn sse_data(body: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_sends_deltas_then_done_then_the_done_marker() {
     let server = start().await;
-    let (wav, _) = clip_file("pv_three_speakers");
+    // Long enough for several chunks, so several deltas (a window's text comes as one).
+    let (wav, _) = clip_file("librivox_sonnets_1_3");
     let whole: Value = serde_json::from_str(&transcribe(&server, wav.clone(), &[]).await).unwrap();
 
     let response = post(

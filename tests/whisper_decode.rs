@@ -213,3 +213,54 @@ fn english_only_model_refuses_translation_and_other_languages() {
         .unwrap_err();
     assert!(err.to_string().contains("`de` is not supported"), "{err}");
 }
+
+/// A text-only stream (an answer with no times) decodes its window without timestamps: one
+/// segment spanning the audio, no timestamp tokens, the same words, and fewer tokens. It
+/// shares a batch with a stream that keeps its timestamps; audio longer than a window keeps
+/// them too, since they place the next window.
+#[test]
+fn text_only_streams_skip_timestamps_only_within_one_window() {
+    let model = support::default_model();
+    let (clip, jfk) = support::clip("jfk");
+    let jfk: std::sync::Arc<[f32]> = jfk.into();
+    let long: std::sync::Arc<[f32]> = support::clip("librivox_sonnets_1_3").1.into();
+    let text_only = DecodeOptions {
+        without_timestamps: true,
+        ..DecodeOptions::default()
+    };
+    let transcriber = model.transcriber(3);
+    let mut plain = transcriber.start_stream(jfk.clone(), &text_only).unwrap();
+    let mut timed = transcriber
+        .start_stream(jfk, &DecodeOptions::default())
+        .unwrap();
+    let mut long = transcriber.start_stream(long, &text_only).unwrap();
+    transcriber
+        .step(
+            &mut [&mut plain, &mut timed, &mut long],
+            &DecodeOptions::default(),
+        )
+        .unwrap();
+    let timestamp_begin = 50_363;
+    let (plain, timed) = (plain.segments(), timed.segments());
+    assert_eq!(plain.len(), 1, "{plain:?}");
+    assert_eq!((plain[0].start, plain[0].end), (0.0, 11.0), "{plain:?}");
+    assert!(plain[0].tokens.iter().all(|&t| t < timestamp_begin));
+    assert!(timed.len() > 1, "{timed:?}");
+    let text = |segments: &[hearken::model::whisper::decode::Segment]| {
+        segments.iter().map(|s| s.text.as_str()).collect::<String>()
+    };
+    assert_eq!(english_wer(&clip.text, &text(plain)).errors(), 0);
+    assert_eq!(english_wer(&text(timed), &text(plain)).errors(), 0);
+    let tokens = |segments: &[hearken::model::whisper::decode::Segment]| {
+        segments.iter().map(|s| s.tokens.len()).sum::<usize>()
+    };
+    assert!(tokens(plain) < tokens(timed));
+    // The long stream's first window still ends at a timestamp, before the window's end.
+    assert!(long.segments().len() > 1 && long.done_seconds() < 30.0);
+    assert!(
+        long.segments()[0]
+            .tokens
+            .iter()
+            .any(|&t| t >= timestamp_begin)
+    );
+}

@@ -34,6 +34,10 @@ pub(super) struct CorpusArgs {
     /// Encode only the audio present instead of a padded 30 s window.
     #[arg(long)]
     pub(super) trim_encoder: bool,
+    /// Decode without timestamps where a window holds the whole audio (a short clip, or one
+    /// chunk of a long one), as the server does for a `json` or `text` answer.
+    #[arg(long)]
+    pub(super) text_only: bool,
 }
 
 /// One clip's audio and reference.
@@ -175,6 +179,7 @@ impl CorpusArgs {
         Ok(JobOptions {
             language: self.language()?,
             trim_encoder: self.trim_encoder,
+            text_only: self.text_only,
             ..JobOptions::default()
         })
     }
@@ -184,6 +189,7 @@ impl CorpusArgs {
         JobOptions {
             language: (!self.detect_language).then(|| clip.lang.clone()),
             trim_encoder: self.trim_encoder,
+            text_only: self.text_only,
             ..JobOptions::default()
         }
     }
@@ -191,6 +197,7 @@ impl CorpusArgs {
     pub(super) fn options(&self) -> anyhow::Result<DecodeOptions> {
         Ok(DecodeOptions {
             language: self.language()?,
+            without_timestamps: self.text_only,
             encoder_frames: if self.trim_encoder {
                 EncoderFrames::AudioOnly
             } else {

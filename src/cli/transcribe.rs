@@ -57,6 +57,7 @@ pub(super) fn run(args: TranscribeArgs) -> anyhow::Result<()> {
         task,
         prompt: args.prompt.clone(),
         trim_encoder: args.trim_encoder,
+        text_only: matches!(args.format, ResponseFormat::Text | ResponseFormat::Json),
         ..JobOptions::default()
     };
     let gate = crate::session::VadConfig::whole_file(args.vad.detector()?);

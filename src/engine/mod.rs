@@ -74,7 +74,8 @@ pub struct EngineConfig {
     pub max_wait: Duration,
     /// Most jobs waiting in the queue; more are refused with [`EngineError::Saturated`].
     pub max_queued: usize,
-    /// Decoding policy shared by all jobs (temperatures, thresholds, timestamps rules).
+    /// Decoding policy shared by all jobs (temperatures, thresholds, timestamp rules; a job's own
+    /// options override its language, task, prompt, temperatures and timestamps).
     pub policy: DecodeOptions,
     /// Run live streams' requests ahead of whole files (see [`batcher`]); off, every job is
     /// first come, first served (for comparison in `hearken bench stream`).

@@ -132,6 +132,8 @@ pub(super) fn resolve(
         task,
         prompt,
         word_timestamps: config.word_timestamps,
+        // Recognize answers with each result's times.
+        text_only: false,
         trim_encoder: false,
         temperature: None,
         single_pass: false,

@@ -116,6 +116,11 @@ fn plan(state: &GatewayState, form: &AudioForm, endpoint: Endpoint) -> Result<Pl
         task,
         prompt: form.prompt.clone(),
         word_timestamps: words,
+        // json and text carry no times.
+        text_only: matches!(
+            form.response_format,
+            ResponseFormat::Json | ResponseFormat::Text
+        ),
         trim_encoder: false,
         temperature: form.temperature,
         single_pass: false,

@@ -20,6 +20,9 @@ pub struct WindowJob {
     /// Temperatures to try in turn while the output fails the quality checks (one entry: a
     /// single pass, as a streaming interim takes).
     pub temperatures: Vec<f32>,
+    /// Decode with timestamps (segments within the window); without, the window is one
+    /// segment.
+    pub timestamps: bool,
 }
 
 /// The accepted decoding of one window.
@@ -89,7 +92,6 @@ pub fn decode_with_fallback(
                     tokenizer,
                     &jobs[i],
                     jobs[i].temperatures[round],
-                    opts,
                     (round * 7919 + i) as u64,
                 )
             })
@@ -135,13 +137,13 @@ fn choose(mut attempts: Vec<WindowOutcome>, opts: &DecodeOptions) -> WindowOutco
         .expect("non-empty pool")
 }
 
-/// `<|startofprev|>` + the last (n_text_ctx/2 − 1) prompt tokens, then the start sequence.
+/// `<|startofprev|>` + the last (n_text_ctx/2 − 1) prompt tokens, then the start sequence
+/// (and `<|notimestamps|>` for a job without timestamps).
 fn row_request(
     model: &Whisper,
     tokenizer: &WhisperTokenizer,
     job: &WindowJob,
     temperature: f32,
-    opts: &DecodeOptions,
     seed: u64,
 ) -> RowRequest {
     let special = tokenizer.special();
@@ -154,7 +156,7 @@ fn row_request(
     }
     let sot_index = prefix.len();
     prefix.extend_from_slice(&job.sot_sequence);
-    if opts.without_timestamps {
+    if !job.timestamps {
         prefix.push(special.no_timestamps);
     }
     RowRequest {
@@ -162,6 +164,7 @@ fn row_request(
         sot_index,
         temperature,
         seed,
+        timestamps: job.timestamps,
     }
 }
 

@@ -22,6 +22,9 @@ pub struct RowRequest {
     pub temperature: f32,
     /// Seed for sampling, so results are reproducible.
     pub seed: u64,
+    /// Sample timestamps (Whisper's timestamp grammar); false when `prefix` ends with
+    /// `<|notimestamps|>`.
+    pub timestamps: bool,
 }
 
 /// What one row produced.
@@ -128,6 +131,7 @@ struct RowState {
     no_speech_prob: f32,
     temperature: f32,
     rng: SplitMix64,
+    timestamps: bool,
     finished: bool,
 }
 
@@ -139,13 +143,14 @@ impl RowState {
             no_speech_prob: 0.0,
             temperature: req.temperature,
             rng: SplitMix64(req.seed),
+            timestamps: req.timestamps,
             finished: false,
         }
     }
 
     /// Chooses the next token from `logits`; returns true when the row has ended.
     fn step(&mut self, logits: &mut [f32], rules: &LogitRules) -> bool {
-        rules.apply(logits, &self.tokens);
+        rules.apply(logits, &self.tokens, self.timestamps);
         let log_probs = log_softmax(logits);
         let token = if self.temperature > 0.0 {
             sample(logits, self.temperature, &mut self.rng)

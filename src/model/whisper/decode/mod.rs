@@ -103,7 +103,10 @@ pub struct DecodeOptions {
     pub initial_prompt: Option<String>,
     /// Most tokens per window; `None` = half the text context (224).
     pub sample_len: Option<usize>,
-    /// Decode without timestamps (one segment per window).
+    /// Decode without timestamps: one segment per window, spanning it, and fewer tokens to
+    /// sample. Honoured for audio that fits one 30 s window (a whole file's chunk); longer
+    /// audio still seeks by the timestamps, which keep a window from ending inside a word.
+    /// For callers that want the text only.
     pub without_timestamps: bool,
     /// Latest first timestamp allowed, seconds.
     pub max_initial_timestamp: f32,

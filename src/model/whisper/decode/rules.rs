@@ -17,18 +17,18 @@ pub struct LogitRules {
     pub special: SpecialTokens,
     /// Largest timestamp index allowed as the first token (50 = 1.0 s), if limited.
     pub max_initial_timestamp_index: Option<u32>,
-    /// When false the decoder runs with `<|notimestamps|>` and the timestamp grammar is off.
-    pub timestamps: bool,
 }
 
 impl LogitRules {
-    /// Applies every rule to `logits` for a row whose sampled tokens so far are `sampled`.
-    pub fn apply(&self, logits: &mut [f32], sampled: &[u32]) {
+    /// Applies every rule to `logits` for a row whose sampled tokens so far are `sampled`; the
+    /// timestamp grammar only for a row decoding with `timestamps` (without, the row runs with
+    /// `<|notimestamps|>`).
+    pub fn apply(&self, logits: &mut [f32], sampled: &[u32], timestamps: bool) {
         if sampled.is_empty() {
             suppress(logits, &self.suppress_at_begin);
         }
         suppress(logits, &self.suppress);
-        if self.timestamps {
+        if timestamps {
             self.apply_timestamp_rules(logits, sampled);
         }
     }
@@ -131,7 +131,6 @@ mod tests {
                 timestamp_begin: 13,
             },
             max_initial_timestamp_index: Some(2),
-            timestamps: true,
         }
     }
 
@@ -144,18 +143,18 @@ mod tests {
     #[test]
     fn first_token_is_an_early_timestamp() {
         let mut logits = vec![0.0; 20];
-        rules().apply(&mut logits, &[]);
+        rules().apply(&mut logits, &[], true);
         assert_eq!(allowed(&logits), vec![13, 14, 15]);
     }
 
     #[test]
     fn text_follows_a_timestamp_pair_and_timestamps_never_go_back() {
         let mut logits = vec![0.0; 20];
-        rules().apply(&mut logits, &[13, 0, 15, 15]);
+        rules().apply(&mut logits, &[13, 0, 15, 15], true);
         assert_eq!(allowed(&logits), vec![0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11]);
         let mut logits = vec![0.0; 20];
         logits[0] = 10.0; // text is far likelier than any timestamp
-        rules().apply(&mut logits, &[13, 0, 2]);
+        rules().apply(&mut logits, &[13, 0, 2], true);
         assert!(!allowed(&logits).contains(&13), "{:?}", allowed(&logits));
     }
 
@@ -163,7 +162,7 @@ mod tests {
     fn lone_timestamp_is_followed_by_timestamp_or_end() {
         let mut logits = vec![0.0; 20];
         logits[5] = 5.0; // end of text is likely, so timestamps are not forced
-        rules().apply(&mut logits, &[13, 0, 16]);
+        rules().apply(&mut logits, &[13, 0, 16], true);
         assert_eq!(
             allowed(&logits),
             vec![5, 6, 7, 8, 9, 10, 11, 16, 17, 18, 19]
@@ -176,7 +175,7 @@ mod tests {
         for l in &mut logits[13..] {
             *l = 1.0;
         }
-        rules().apply(&mut logits, &[13, 0]);
+        rules().apply(&mut logits, &[13, 0], true);
         assert!(allowed(&logits).iter().all(|&t| t >= 13));
     }
 

@@ -128,6 +128,8 @@ pub struct LongFormStream {
     task: Task,
     encoder_frames: EncoderFrames,
     word_timestamps: bool,
+    /// Decode with timestamps (see [`DecodeOptions::without_timestamps`]).
+    timestamps: bool,
     temperatures: Vec<f32>,
     all_tokens: Vec<u32>,
     prompt_reset_since: usize,
@@ -271,8 +273,10 @@ impl<'a> Transcriber<'a> {
             Some(p) if !p.is_empty() => self.tokenizer.encode(&format!(" {p}"))?,
             _ => Vec::new(),
         };
+        let content_frames = samples.len() / HOP_LENGTH;
         Ok(LongFormStream {
-            content_frames: samples.len() / HOP_LENGTH,
+            timestamps: !opts.without_timestamps || content_frames > CHUNK_FRAMES,
+            content_frames,
             samples,
             seek: 0,
             task: opts.task,
@@ -288,8 +292,8 @@ impl<'a> Transcriber<'a> {
 
     /// Decodes the next window of every stream in `rows` in one batched encoder call and one
     /// batched decode, then advances them. `opts` gives the shared decoding policy
-    /// (thresholds, timestamps); each stream keeps its own language, task, prompt and
-    /// temperatures. Returns, per row, the index of its first segment added by this step.
+    /// (thresholds); each stream keeps its own language, task, prompt, temperatures and
+    /// whether it decodes with timestamps. Returns, per row, the index of its first segment added by this step.
     pub fn step(
         &self,
         rows: &mut [&mut LongFormStream],
@@ -410,7 +414,6 @@ impl<'a> Transcriber<'a> {
             suppress,
             suppress_at_begin,
             max_initial_timestamp_index: Some((opts.max_initial_timestamp / 0.02).round() as u32),
-            timestamps: !opts.without_timestamps,
             special,
         }
     }
@@ -484,6 +487,7 @@ impl<'a> Transcriber<'a> {
             prompt: s.all_tokens[s.prompt_reset_since..].to_vec(),
             sot_sequence: self.tokenizer.sot_sequence(language, s.task),
             temperatures: s.temperatures.clone(),
+            timestamps: s.timestamps,
         }
     }
 

@@ -263,4 +263,14 @@ fn text_only_streams_skip_timestamps_only_within_one_window() {
             .iter()
             .any(|&t| t >= timestamp_begin)
     );
+
+    // Encoding only the audio and 5 s of silence (the rest read from the silent window)
+    // hears the same words.
+    let trimmed = DecodeOptions {
+        encoder_frames: EncoderFrames::AudioAndSilence,
+        ..text_only
+    };
+    let (_, jfk) = support::clip("jfk");
+    let t = model.transcriber(1).transcribe(&jfk, &trimmed).unwrap();
+    assert_eq!(english_wer(&clip.text, &t.text).errors(), 0, "{:?}", t.text);
 }

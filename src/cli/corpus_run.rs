@@ -200,6 +200,8 @@ impl CorpusArgs {
             without_timestamps: self.text_only,
             encoder_frames: if self.trim_encoder {
                 EncoderFrames::AudioOnly
+            } else if self.text_only {
+                EncoderFrames::AudioAndSilence
             } else {
                 EncoderFrames::FullFirstWindow
             },

@@ -10,7 +10,7 @@ use crate::audio::{Splice, WHISPER_SAMPLE_RATE};
 use crate::engine::{Engine, JobOptions};
 use crate::eval::{CorpusClip, WerCounts, default_corpus_dir, load_manifest, score};
 use crate::model::whisper::WhisperModel;
-use crate::model::whisper::decode::{DecodeOptions, EncoderFrames, Transcript};
+use crate::model::whisper::decode::{DecodeOptions, Transcript};
 use crate::service::LongFiles;
 use crate::service::whole_file::{SpeechOnly, prepare, speech_only};
 use crate::session::VadConfig;
@@ -194,19 +194,10 @@ impl CorpusArgs {
         }
     }
 
+    /// The transcriber's options for these clips: the engine's job options under the default
+    /// policy, so both paths pick timestamps and encoder frames the same way.
     pub(super) fn options(&self) -> anyhow::Result<DecodeOptions> {
-        Ok(DecodeOptions {
-            language: self.language()?,
-            without_timestamps: self.text_only,
-            encoder_frames: if self.trim_encoder {
-                EncoderFrames::AudioOnly
-            } else if self.text_only {
-                EncoderFrames::AudioAndSilence
-            } else {
-                EncoderFrames::FullFirstWindow
-            },
-            ..DecodeOptions::default()
-        })
+        Ok(self.job()?.decode_options(&DecodeOptions::default()))
     }
 }
 

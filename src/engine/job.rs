@@ -44,7 +44,8 @@ pub struct JobOptions {
 }
 
 impl JobOptions {
-    pub(super) fn decode_options(&self, policy: &DecodeOptions) -> DecodeOptions {
+    /// The decoding options of this job under the engine's shared `policy`.
+    pub(crate) fn decode_options(&self, policy: &DecodeOptions) -> DecodeOptions {
         DecodeOptions {
             language: self.language.clone(),
             task: self.task,

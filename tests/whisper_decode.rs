@@ -67,6 +67,37 @@ fn a_batch_decodes_each_clip_as_if_alone() {
     }
 }
 
+/// A beam holds several batch rows per window that share its encoder output; windows leave
+/// the batch at different steps. Each clip must still decode as it does alone.
+#[test]
+fn beam_search_decodes_each_clip_of_a_batch_as_if_alone() {
+    let model = support::default_model();
+    let clips: Vec<Vec<f32>> = SHORT_CLIPS.iter().map(|id| support::clip(id).1).collect();
+    let streams: Vec<&[f32]> = clips.iter().map(Vec::as_slice).collect();
+    let beam = DecodeOptions {
+        beam_size: 5,
+        ..DecodeOptions::default()
+    };
+    let batched = model
+        .transcriber(8)
+        .transcribe_many(&streams, &beam, &mut |_| {})
+        .unwrap();
+    let mut total = hearken::eval::WerCounts::default();
+    for ((id, samples), together) in SHORT_CLIPS.iter().zip(&streams).zip(&batched) {
+        let alone = model.transcriber(1).transcribe(samples, &beam).unwrap();
+        // Tokens and times must match; a batch's sums may differ in the last float digits.
+        let timed = |t: &hearken::model::whisper::decode::Transcript| {
+            t.segments
+                .iter()
+                .map(|s| (s.tokens.clone(), s.start, s.end))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(timed(&alone), timed(together), "{id}");
+        total += english_wer(&support::clip(id).0.text, &together.text);
+    }
+    assert!(total.wer() <= 0.05, "beam 5 WER {:.3}", total.wer());
+}
+
 /// Rows of one batch keep their own temperature schedules (a client's `temperature`, a
 /// streaming interim's single greedy pass); the batch's shared options give only thresholds.
 #[test]

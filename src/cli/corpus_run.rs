@@ -38,6 +38,9 @@ pub(super) struct CorpusArgs {
     /// chunk of a long one), as the server does for a `json` or `text` answer.
     #[arg(long)]
     pub(super) text_only: bool,
+    /// Beam search with this many hypotheses at temperature 0 (1: greedy).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub(super) beam_size: u16,
 }
 
 /// One clip's audio and reference.
@@ -180,6 +183,7 @@ impl CorpusArgs {
             language: self.language()?,
             trim_encoder: self.trim_encoder,
             text_only: self.text_only,
+            beam_size: Some(self.beam_size.into()),
             ..JobOptions::default()
         })
     }
@@ -190,6 +194,7 @@ impl CorpusArgs {
             language: (!self.detect_language).then(|| clip.lang.clone()),
             trim_encoder: self.trim_encoder,
             text_only: self.text_only,
+            beam_size: Some(self.beam_size.into()),
             ..JobOptions::default()
         }
     }

@@ -10,6 +10,7 @@ use super::load::{ModelArgs, VadArgs, WorkerArgs};
 use crate::engine::EngineConfig;
 use crate::engine::WhisperBackend;
 use crate::grpc::ServerOptions;
+use crate::model::whisper::decode::DecodeOptions;
 use crate::server::{RunningServer, ServeConfig};
 use crate::service::{Limits, LongFiles, Origins, Tenants};
 use crate::telemetry::{Telemetry, TelemetryConfig};
@@ -45,6 +46,10 @@ pub(super) struct ServeArgs {
     /// Longest wait, after the oldest queued job, for a fuller batch (milliseconds).
     #[arg(long, env = "HEARKEN_MAX_WAIT_MS", default_value_t = 20)]
     max_wait_ms: u64,
+    /// Beam search width for whole files (uploads, Recognize, RecognizeStream) at temperature
+    /// 0; 1 decodes greedily. Live streams decode greedily whatever this is.
+    #[arg(long, env = "HEARKEN_BEAM_SIZE", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    beam_size: u16,
     /// Concurrent sessions (streams plus whole-file requests); more get RESOURCE_EXHAUSTED.
     #[arg(long, env = "HEARKEN_MAX_SESSIONS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     max_sessions: u32,
@@ -151,6 +156,10 @@ where
             max_queued: (args.max_sessions as usize * 2).max(16),
             workers,
             threads_per_worker,
+            policy: DecodeOptions {
+                beam_size: args.beam_size.into(),
+                ..DecodeOptions::default()
+            },
             ..EngineConfig::default()
         },
         limits: Limits {

@@ -42,6 +42,10 @@ pub(super) struct TranscribeArgs {
     /// side) or `sequential` (window after window).
     #[arg(long, value_enum, default_value_t = LongFiles::Batched)]
     long_files: LongFiles,
+    /// Beam search with this many hypotheses (1: greedy). 5 is Whisper's and faster-whisper's
+    /// default: fewer errors, about 1.6× the time.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    beam_size: u16,
 }
 
 pub(super) fn run(args: TranscribeArgs) -> anyhow::Result<()> {
@@ -58,6 +62,7 @@ pub(super) fn run(args: TranscribeArgs) -> anyhow::Result<()> {
         prompt: args.prompt.clone(),
         trim_encoder: args.trim_encoder,
         text_only: matches!(args.format, ResponseFormat::Text | ResponseFormat::Json),
+        beam_size: Some(args.beam_size.into()),
         ..JobOptions::default()
     };
     let gate = crate::session::VadConfig::whole_file(args.vad.detector()?);

@@ -41,6 +41,9 @@ pub struct JobOptions {
     /// A live stream's request: the scheduler runs it ahead of whole files (see
     /// [`super::batcher`]), so a long upload never holds up live captions.
     pub live: bool,
+    /// Hypotheses a beam search keeps at temperature 0. `None`: the policy's width for a whole
+    /// file; greedy for a live stream's request, which is superseded a second later.
+    pub beam_size: Option<usize>,
 }
 
 impl JobOptions {
@@ -54,8 +57,14 @@ impl JobOptions {
             without_timestamps: self.without_timestamps(),
             encoder_frames: self.encoder_frames(),
             temperatures: self.temperatures(&policy.temperatures),
+            beam_size: self.beam_size(policy.beam_size),
             ..policy.clone()
         }
+    }
+
+    fn beam_size(&self, policy: usize) -> usize {
+        let default = if self.live { 1 } else { policy };
+        self.beam_size.unwrap_or(default).max(1)
     }
 
     fn without_timestamps(&self) -> bool {
@@ -312,6 +321,26 @@ fn unsplice_segment(segment: &mut Segment, splice: &Splice) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_take_the_policy_beam_and_live_requests_decode_greedily() {
+        let policy = DecodeOptions {
+            beam_size: 5,
+            ..DecodeOptions::default()
+        };
+        let beam = |job: JobOptions| job.decode_options(&policy).beam_size;
+        assert_eq!(beam(JobOptions::default()), 5);
+        let live = JobOptions {
+            live: true,
+            ..JobOptions::default()
+        };
+        assert_eq!(beam(live.clone()), 1);
+        let asked = JobOptions {
+            beam_size: Some(3),
+            ..live
+        };
+        assert_eq!(beam(asked), 3);
+    }
 
     #[test]
     fn temperature_starts_the_fallback_schedule() {

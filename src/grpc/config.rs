@@ -139,6 +139,9 @@ pub(super) fn resolve(
         single_pass: false,
         // Streams mark each request live (`streaming_job_options`); Recognize is a file.
         live: false,
+
+        // The server's beam width (`--beam-size`) for files; live requests decode greedily.
+        beam_size: None,
     };
     service.engine().validate(&job)?;
     let resumable = resumable(config, service);

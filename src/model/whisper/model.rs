@@ -241,7 +241,7 @@ impl SelfAttention {
     ) -> candle_core::Result<Tensor> {
         let (q, k, v) = self.project(x)?;
         let (k, v) = cache.append_self(k, v)?;
-        let attended = match single_query_attention(&q, &k, &v, step.pads) {
+        let attended = match single_query_attention(&q, &k, &v, step.pads, None) {
             Some(fused) => fused?,
             None => attention(&q, &k, &v, step.mask.as_ref())?,
         };
@@ -379,12 +379,30 @@ impl CrossAttention {
         Ok((k, v))
     }
 
-    fn forward(&self, x: &Tensor, k: &Tensor, v: &Tensor) -> candle_core::Result<Tensor> {
+    /// Attends over window `windows[b]` of `k`, `v` for row `b` (`None`: window `b`).
+    fn forward(
+        &self,
+        x: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        windows: Option<&[u32]>,
+    ) -> candle_core::Result<Tensor> {
         let q = split_heads(&self.q.forward(x)?, self.heads)?;
         let no_padding = vec![0; q.dim(0)?];
-        let attended = match single_query_attention(&q, k, v, &no_padding) {
+        let attended = match single_query_attention(&q, k, v, &no_padding, windows) {
             Some(fused) => fused?,
-            None => attention(&q, k, v, None)?,
+            None => match windows {
+                Some(windows) => {
+                    let rows = Tensor::new(windows, k.device())?;
+                    attention(
+                        &q,
+                        &k.index_select(&rows, 0)?,
+                        &v.index_select(&rows, 0)?,
+                        None,
+                    )?
+                }
+                None => attention(&q, k, v, None)?,
+            },
         };
         self.out.forward(&merge_heads(&attended)?)
     }
@@ -534,13 +552,16 @@ impl TextDecoder {
             false => Some(step_mask(pads, cached, l, device, dtype)?),
         };
         let step = DecoderStep { pads, mask };
+        let windows = cache.cross_rows().map(<[u32]>::to_vec);
         for (block, layer) in self.blocks.iter().zip(cache.layers_mut()) {
             let h = block
                 .attn
                 .forward_cached(&block.attn_ln.forward(&x)?, layer, &step)?;
             x = (x + h)?;
             let (k, v) = layer.cross();
-            let h = block.cross.forward(&block.cross_ln.forward(&x)?, k, v)?;
+            let h = block
+                .cross
+                .forward(&block.cross_ln.forward(&x)?, k, v, windows.as_deref())?;
             x = (x + h)?;
             x = (&x + block.mlp.forward(&block.mlp_ln.forward(&x)?)?)?;
         }

@@ -4,8 +4,8 @@
 
 use std::io::Write;
 
-use super::greedy::{DecodeLimits, RowRequest, RowResult, decode_rows};
 use super::rules::LogitRules;
+use super::search::{DecodeLimits, RowRequest, RowResult, decode_rows};
 use super::{DecodeError, DecodeOptions};
 use crate::model::whisper::model::{EncodedAudio, Whisper};
 use crate::model::whisper::tokens::WhisperTokenizer;
@@ -23,6 +23,8 @@ pub struct WindowJob {
     /// Decode with timestamps (segments within the window); without, the window is one
     /// segment.
     pub timestamps: bool,
+    /// Hypotheses a beam search keeps at temperature 0 (1: greedy); sampling ignores it.
+    pub beam_size: usize,
 }
 
 /// The accepted decoding of one window.
@@ -163,6 +165,7 @@ fn row_request(
         prefix,
         sot_index,
         temperature,
+        beam_size: job.beam_size,
         seed,
         timestamps: job.timestamps,
     }

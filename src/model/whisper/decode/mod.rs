@@ -5,20 +5,20 @@
 //! [`Transcriber`] and format its [`Transcript`]s themselves.
 
 mod fallback;
-mod greedy;
 pub mod guard;
 mod language;
 mod phases;
 mod rules;
+mod search;
 mod segments;
 mod transcribe;
 mod words;
 
 pub use fallback::{WindowJob, WindowOutcome, compression_ratio, decode_with_fallback};
-pub use greedy::{DecodeLimits, RowRequest, RowResult, decode_rows};
 pub use language::detect_languages;
 pub use phases::PhaseTimes;
 pub use rules::LogitRules;
+pub use search::{DecodeLimits, RowRequest, RowResult, decode_rows};
 pub use segments::{TIME_PRECISION, WindowSegment, WindowSplit, split_window};
 pub use transcribe::{
     EncoderFrames, LongFormStream, Progress, Segment, Transcriber, Transcript, joined_text,
@@ -89,6 +89,9 @@ pub struct DecodeOptions {
     pub language: Option<String>,
     /// Temperatures tried in order when a window's output fails the thresholds.
     pub temperatures: Vec<f32>,
+    /// Hypotheses kept by a beam search at temperature 0; 1 decodes greedily. Whisper's CLI
+    /// and faster-whisper default to 5; a beam costs decoder time in proportion.
+    pub beam_size: usize,
     /// Retry when the text's compression ratio is above this (repetition).
     pub compression_ratio_threshold: Option<f32>,
     /// Retry when the average log-probability is below this.
@@ -122,6 +125,7 @@ impl Default for DecodeOptions {
             task: Task::Transcribe,
             language: None,
             temperatures: vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+            beam_size: 1,
             compression_ratio_threshold: Some(2.4),
             log_prob_threshold: Some(-1.0),
             no_speech_threshold: Some(0.6),

@@ -141,6 +141,7 @@ pub struct LongFormStream {
     /// Decode with timestamps (see [`DecodeOptions::without_timestamps`]).
     timestamps: bool,
     temperatures: Vec<f32>,
+    beam_size: usize,
     all_tokens: Vec<u32>,
     prompt_reset_since: usize,
     segments: Vec<Segment>,
@@ -301,6 +302,7 @@ impl<'a> Transcriber<'a> {
             encoder_frames,
             word_timestamps: opts.word_timestamps,
             temperatures: opts.temperatures.clone(),
+            beam_size: opts.beam_size.max(1),
             all_tokens: initial_prompt,
             prompt_reset_since: 0,
             segments: Vec::new(),
@@ -506,6 +508,7 @@ impl<'a> Transcriber<'a> {
             sot_sequence: self.tokenizer.sot_sequence(language, s.task),
             temperatures: s.temperatures.clone(),
             timestamps: s.timestamps,
+            beam_size: s.beam_size,
         }
     }
 

@@ -78,7 +78,7 @@ impl TextDecoder {
                     scores[i] = Some(s);
                     h
                 }
-                false => block.cross.forward(&normed, k, v)?,
+                false => block.cross.forward(&normed, k, v, None)?,
             };
             x = (x + h)?;
             x = (&x + block.mlp.forward(&block.mlp_ln.forward(&x)?)?)?;

@@ -10,14 +10,16 @@ use rayon::prelude::*;
 
 use super::simd;
 
-/// `softmax(q·kᵀ / √hd) · v` for `q` `[B, H, 1, hd]` against `k`, `v` `[B, H, S, hd]`; the first
-/// `pads[b]` keys of row `b` are hidden (left padding). `None` when the op does not apply (not
-/// CPU, not f32): the caller then uses the general path.
+/// `softmax(q·kᵀ / √hd) · v` for `q` `[B, H, 1, hd]` against `k`, `v` `[W, H, S, hd]`; the first
+/// `pads[b]` keys of row `b` are hidden (left padding). Row `b` reads K/V row `kv_rows[b]`
+/// (`None`: row `b`, and `W = B`), so beams of one window share its keys. `None` when the op does
+/// not apply (not CPU, not f32): the caller then uses the general path.
 pub(crate) fn single_query_attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
     pads: &[usize],
+    kv_rows: Option<&[u32]>,
 ) -> Option<candle_core::Result<Tensor>> {
     let applies = q.device().is_cpu() && q.dtype() == DType::F32 && q.dim(2).ok() == Some(1);
     applies.then(|| {
@@ -26,6 +28,7 @@ pub(crate) fn single_query_attention(
             v,
             &SingleQuery {
                 pads: pads.to_vec(),
+                kv_rows: kv_rows.map(<[u32]>::to_vec),
             },
         )
     })
@@ -33,6 +36,28 @@ pub(crate) fn single_query_attention(
 
 struct SingleQuery {
     pads: Vec<usize>,
+    kv_rows: Option<Vec<u32>>,
+}
+
+impl SingleQuery {
+    /// Checks that every row's K/V row exists in `windows` rows.
+    fn check_rows(&self, rows: usize, windows: usize) -> candle_core::Result<()> {
+        let fits = match &self.kv_rows {
+            None => windows == rows,
+            Some(map) => map.len() == rows && map.iter().all(|&w| (w as usize) < windows),
+        };
+        if !fits {
+            candle_core::bail!(
+                "single-query attention: {rows} query rows cannot read {windows} K/V rows through {:?}",
+                self.kv_rows
+            );
+        }
+        Ok(())
+    }
+
+    fn kv_row(&self, row: usize) -> usize {
+        self.kv_rows.as_ref().map_or(row, |map| map[row] as usize)
+    }
 }
 
 fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
@@ -65,8 +90,8 @@ impl CustomOp3 for SingleQuery {
             f32_slice(vs, vl, "v")?,
         );
         let (b, h, _, hd) = ql.shape().dims4()?;
-        let keys = kl.shape().dims4()?.2;
-        if kl.shape() != vl.shape() || kl.shape().dims4()? != (b, h, keys, hd) {
+        let (windows, _, keys, _) = kl.shape().dims4()?;
+        if kl.shape() != vl.shape() || kl.shape().dims4()? != (windows, h, keys, hd) {
             candle_core::bail!(
                 "single-query attention: k {:?} / v {:?} do not fit q {:?}",
                 kl.shape(),
@@ -74,12 +99,15 @@ impl CustomOp3 for SingleQuery {
                 ql.shape()
             );
         }
+        self.check_rows(b, windows)?;
         let scale = (hd as f32).powf(-0.5);
         let mut out = vec![0f32; b * h * hd];
         let isa = simd::Isa::detect();
         out.par_chunks_mut(hd).enumerate().for_each(|(i, o)| {
-            let pad = self.pads.get(i / h).copied().unwrap_or(0).min(keys);
-            let kv = i * keys * hd..(i + 1) * keys * hd;
+            let (row, head) = (i / h, i % h);
+            let pad = self.pads.get(row).copied().unwrap_or(0).min(keys);
+            let item_kv = self.kv_row(row) * h + head;
+            let kv = item_kv * keys * hd..(item_kv + 1) * keys * hd;
             let item = Item {
                 q: &q[i * hd..(i + 1) * hd],
                 k: &k[kv.clone()],
@@ -138,7 +166,9 @@ mod tests {
         let k = Tensor::randn(0f32, 1.0, (b, h, s, hd), &dev).unwrap();
         let v = Tensor::randn(0f32, 1.0, (b, h, s, hd), &dev).unwrap();
         let pads = [0usize, 5, 300];
-        let ours = single_query_attention(&q, &k, &v, &pads).unwrap().unwrap();
+        let ours = single_query_attention(&q, &k, &v, &pads, None)
+            .unwrap()
+            .unwrap();
 
         let mask: Vec<f32> = pads
             .iter()
@@ -151,5 +181,29 @@ mod tests {
         let reference = weights.matmul(&v).unwrap();
         let diff = super::super::max_abs_diff(&ours, &reference);
         assert!(diff < 1e-5, "max difference {diff}");
+    }
+
+    #[test]
+    fn rows_sharing_a_window_read_its_keys() {
+        let dev = Device::Cpu;
+        let (h, s, hd) = (2, 57, 8);
+        let q = Tensor::randn(0f32, 1.0, (4, h, 1, hd), &dev).unwrap();
+        let k = Tensor::randn(0f32, 1.0, (2, h, s, hd), &dev).unwrap();
+        let v = Tensor::randn(0f32, 1.0, (2, h, s, hd), &dev).unwrap();
+        let map = [1u32, 1, 0, 1];
+        let shared = single_query_attention(&q, &k, &v, &[0; 4], Some(&map))
+            .unwrap()
+            .unwrap();
+        let index = Tensor::new(&map, &dev).unwrap();
+        let (k4, v4) = (
+            k.index_select(&index, 0).unwrap(),
+            v.index_select(&index, 0).unwrap(),
+        );
+        let copied = single_query_attention(&q, &k4, &v4, &[0; 4], None)
+            .unwrap()
+            .unwrap();
+        assert!(super::super::max_abs_diff(&shared, &copied) < 1e-7);
+        let out_of_range = single_query_attention(&q, &k, &v, &[0; 4], Some(&[0, 1, 2, 0]));
+        assert!(out_of_range.unwrap().is_err());
     }
 }

@@ -61,7 +61,8 @@ pub(super) fn run(args: TranscribeArgs) -> anyhow::Result<()> {
         task,
         prompt: args.prompt.clone(),
         trim_encoder: args.trim_encoder,
-        text_only: matches!(args.format, ResponseFormat::Text | ResponseFormat::Json),
+        // Every format decodes with timestamps (see `JobOptions::text_only`).
+        text_only: false,
         beam_size: Some(args.beam_size.into()),
         ..JobOptions::default()
     };

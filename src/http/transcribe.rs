@@ -116,11 +116,9 @@ fn plan(state: &GatewayState, form: &AudioForm, endpoint: Endpoint) -> Result<Pl
         task,
         prompt: form.prompt.clone(),
         word_timestamps: words,
-        // json and text carry no times.
-        text_only: matches!(
-            form.response_format,
-            ResponseFormat::Json | ResponseFormat::Text
-        ),
+        // json and text carry no times but still decode with them: without, tiny.en drops
+        // whole sentences of audio holding several utterances (see `JobOptions::text_only`).
+        text_only: false,
         trim_encoder: false,
         temperature: form.temperature,
         single_pass: false,

@@ -111,6 +111,23 @@ pub(super) fn log_softmax(logits: &[f32]) -> Vec<f32> {
     logits.iter().map(|&x| x - lse).collect()
 }
 
+/// Special tokens of a toy vocabulary for tests: text 0–4, end of text 5, the other
+/// specials 6–12, timestamps from 13.
+#[cfg(test)]
+pub(super) fn toy_special_tokens() -> SpecialTokens {
+    SpecialTokens {
+        eot: 5,
+        sot: 6,
+        translate: 7,
+        transcribe: 8,
+        sot_lm: 9,
+        sot_prev: 10,
+        no_speech: 11,
+        no_timestamps: 12,
+        timestamp_begin: 13,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,17 +136,7 @@ mod tests {
         LogitRules {
             suppress: vec![3],
             suppress_at_begin: vec![1, 5],
-            special: SpecialTokens {
-                eot: 5,
-                sot: 6,
-                translate: 7,
-                transcribe: 8,
-                sot_lm: 9,
-                sot_prev: 10,
-                no_speech: 11,
-                no_timestamps: 12,
-                timestamp_begin: 13,
-            },
+            special: toy_special_tokens(),
             max_initial_timestamp_index: Some(2),
         }
     }

@@ -407,7 +407,7 @@ fn first_logits(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::whisper::tokens::SpecialTokens;
+    use crate::model::whisper::decode::rules::toy_special_tokens;
 
     const EOT: u32 = 5;
 
@@ -415,17 +415,7 @@ mod tests {
         LogitRules {
             suppress: Vec::new(),
             suppress_at_begin: Vec::new(),
-            special: SpecialTokens {
-                eot: EOT,
-                sot: 6,
-                translate: 7,
-                transcribe: 8,
-                sot_lm: 9,
-                sot_prev: 10,
-                no_speech: 11,
-                no_timestamps: 12,
-                timestamp_begin: 13,
-            },
+            special: toy_special_tokens(),
             max_initial_timestamp_index: None,
         }
     }

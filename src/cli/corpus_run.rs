@@ -35,7 +35,8 @@ pub(super) struct CorpusArgs {
     #[arg(long)]
     pub(super) trim_encoder: bool,
     /// Decode without timestamps where a window holds the whole audio (a short clip, or one
-    /// chunk of a long one), as the server does for a `json` or `text` answer.
+    /// chunk of a long one), as faster-whisper's batched pipeline does; no server answer does
+    /// (see `JobOptions::text_only`).
     #[arg(long)]
     pub(super) text_only: bool,
     /// Beam search with this many hypotheses at temperature 0 (1: greedy).

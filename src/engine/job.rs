@@ -68,7 +68,7 @@ impl JobOptions {
 
     fn beam_size(&self, policy: usize) -> usize {
         let default = if self.live { 1 } else { policy };
-        self.beam_size.unwrap_or(default).max(1)
+        self.beam_size.unwrap_or(default)
     }
 
     fn without_timestamps(&self) -> bool {

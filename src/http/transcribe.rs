@@ -123,7 +123,6 @@ fn plan(state: &GatewayState, form: &AudioForm, endpoint: Endpoint) -> Result<Pl
         temperature: form.temperature,
         single_pass: false,
         live: false,
-
         // The server's beam width (`--beam-size`) for files; live requests decode greedily.
         beam_size: None,
     };

@@ -54,8 +54,8 @@ pub enum EncoderFrames {
     /// full windows (7.65 %).
     AudioOnly,
     /// Only the frames holding audio plus 5 s of silence ([`TEXT_ONLY_PAD_FRAMES`]), the rest
-    /// read from the silent window, for a window decoded without timestamps (a text-only
-    /// answer); any other window is encoded as [`Self::FullFirstWindow`] encodes it, since
+    /// read from the silent window, for a window decoded without timestamps
+    /// (`JobOptions::text_only`, a measurement mode); any other window is encoded as [`Self::FullFirstWindow`] encodes it, since
     /// with timestamps it read 7.79 % against 7.50 %.
     AudioAndSilence,
 }

@@ -305,3 +305,59 @@ fn text_only_streams_skip_timestamps_only_within_one_window() {
     let t = model.transcriber(1).transcribe(&jfk, &trimmed).unwrap();
     assert_eq!(english_wer(&clip.text, &t.text).errors(), 0, "{:?}", t.text);
 }
+
+#[test]
+fn bf16_products_read_as_f32_products_do() {
+    use hearken::model::whisper::WhisperModel;
+    use hearken::model::whisper::precision::CpuPrecision;
+    let dir = support::default_model_dir();
+    let cpu = candle_core::Device::Cpu;
+    let f32_model = WhisperModel::load_with(&dir, &cpu, CpuPrecision::F32).unwrap();
+    assert!(!f32_model.network.bf16_products());
+    let bf16_model = match WhisperModel::load_with(&dir, &cpu, CpuPrecision::Bf16) {
+        Ok(model) => model,
+        Err(error) => {
+            // Refused with a message naming the missing instructions, never silently f32.
+            assert!(error.to_string().contains("AVX512_BF16"), "{error}");
+            eprintln!("skipped: {error}");
+            return;
+        }
+    };
+    assert!(bf16_model.network.bf16_products());
+    let opts = DecodeOptions::default();
+    let mut f32_total = hearken::eval::WerCounts::default();
+    let mut bf16_total = hearken::eval::WerCounts::default();
+    for id in SHORT_CLIPS {
+        let (clip, samples) = support::clip(id);
+        // The encoder outputs agree to bf16's precision.
+        let frames = hearken::model::whisper::mel::CHUNK_FRAMES;
+        let mel = f32_model.mel.window(&samples);
+        let mel =
+            candle_core::Tensor::from_vec(mel, (1, f32_model.mel.n_mels(), frames), &cpu).unwrap();
+        let exact = f32_model.network.encoder.forward(&mel).unwrap();
+        let rounded = bf16_model.network.encoder.forward(&mel).unwrap();
+        let error = (&rounded - &exact)
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .mean_all()
+            .unwrap();
+        let power = exact.sqr().unwrap().mean_all().unwrap();
+        let relative =
+            (error.to_scalar::<f32>().unwrap() / power.to_scalar::<f32>().unwrap()).sqrt();
+        println!("{id}: encoder output relative RMS difference {relative:.4}");
+        assert!(relative < 0.02, "{id}: relative RMS difference {relative}");
+        let read = |model: &WhisperModel| {
+            let t = model.transcriber(1).transcribe(&samples, &opts).unwrap();
+            english_wer(&clip.text, &t.text)
+        };
+        f32_total += read(&f32_model);
+        bf16_total += read(&bf16_model);
+    }
+    assert!(
+        bf16_total.wer() <= f32_total.wer() + 0.02,
+        "bf16 WER {:.3} vs f32 {:.3}",
+        bf16_total.wer(),
+        f32_total.wer()
+    );
+}

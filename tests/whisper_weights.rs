@@ -268,7 +268,14 @@ fn tiny_random_hf() -> (HashMap<String, Tensor>, WhisperConfig) {
 
 fn load_network(dir: &Path) -> Result<Whisper, String> {
     let loaded = weights::load(dir, &Device::Cpu, DType::F32).map_err(|e| e.to_string())?;
-    Whisper::new(loaded.config, &loaded.tensors, Device::Cpu, DType::F32).map_err(|e| e.to_string())
+    Whisper::new(
+        loaded.config,
+        &loaded.tensors,
+        Device::Cpu,
+        DType::F32,
+        false,
+    )
+    .map_err(|e| e.to_string())
 }
 
 #[test]

@@ -9,6 +9,7 @@ use crate::model::device::DeviceSpec;
 use crate::model::silero::SileroVad;
 use crate::model::store::{DEFAULT_MODEL, ModelStore};
 use crate::model::whisper::WhisperModel;
+use crate::model::whisper::precision::CpuPrecision;
 use crate::session::Detector;
 
 /// Which model to load, and where to run it.
@@ -21,6 +22,11 @@ pub(super) struct ModelArgs {
     /// `cpu` or `cuda[:N]` (needs a build with `--features cuda`).
     #[arg(long, env = "HEARKEN_DEVICE", default_value = "cpu")]
     pub(super) device: DeviceSpec,
+    /// Precision of the CPU's large matrix products (the encoder, the decoder's prompt pass and
+    /// cross-attention projections): `auto` (bf16 where the CPU has AVX512_BF16, else f32),
+    /// `f32` or `bf16`. Sums stay f32 either way; GPUs run f16.
+    #[arg(long, env = "HEARKEN_PRECISION", default_value = "auto")]
+    pub(super) precision: CpuPrecision,
 }
 
 impl ModelArgs {
@@ -43,9 +49,14 @@ impl ModelArgs {
             .with_context(|| format!("resolving model `{}`", self.model))?;
         let device = self.device.open()?;
         let started = Instant::now();
-        let model = WhisperModel::load(&resolved.dir, &device)
+        let model = WhisperModel::load_with(&resolved.dir, &device, self.precision)
             .with_context(|| format!("loading model from {}", resolved.dir.display()))?;
-        tracing::info!(model = %resolved.id, dir = %resolved.dir.display(), seconds = started.elapsed().as_secs_f64(), "model loaded");
+        let products = if model.network.bf16_products() {
+            "bf16"
+        } else {
+            "f32"
+        };
+        tracing::info!(model = %resolved.id, dir = %resolved.dir.display(), products, seconds = started.elapsed().as_secs_f64(), "model loaded");
         Ok(model)
     }
 }

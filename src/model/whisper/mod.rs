@@ -9,6 +9,7 @@ pub mod decode;
 pub mod mel;
 pub mod model;
 mod ops;
+pub mod precision;
 pub mod tokens;
 pub mod weights;
 
@@ -19,6 +20,7 @@ use candle_core::Device;
 use self::decode::Transcriber;
 use self::mel::MelFrontend;
 use self::model::Whisper;
+use self::precision::{Bf16Unsupported, CpuPrecision};
 use self::tokens::{TokenizerError, WhisperTokenizer};
 use self::weights::WeightsError;
 
@@ -31,6 +33,9 @@ pub enum LoadError {
     /// `tokenizer.json` is missing or lacks Whisper's special tokens.
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
+    /// The precision asked for does not run on this CPU.
+    #[error(transparent)]
+    Precision(#[from] Bf16Unsupported),
 }
 
 /// Everything needed to turn 16 kHz samples into text: network, tokenizer and mel frontend.
@@ -45,15 +50,25 @@ pub struct WhisperModel {
 
 impl WhisperModel {
     /// Loads a model directory (CTranslate2 or Hugging Face layout) onto `device`, in f32 on
-    /// CPU and f16 on GPUs.
+    /// CPU (large products in bf16 where the CPU has AVX512_BF16) and f16 on GPUs.
     pub fn load(dir: &Path, device: &Device) -> Result<Self, LoadError> {
+        Self::load_with(dir, device, CpuPrecision::Auto)
+    }
+
+    /// [`Self::load`] with the CPU's large products in `precision`.
+    pub fn load_with(
+        dir: &Path,
+        device: &Device,
+        precision: CpuPrecision,
+    ) -> Result<Self, LoadError> {
+        let bf16 = precision.bf16_on(device)?;
         let dtype = if device.is_cpu() {
             candle_core::DType::F32
         } else {
             candle_core::DType::F16
         };
         let loaded = weights::load(dir, device, dtype)?;
-        let network = Whisper::new(loaded.config, &loaded.tensors, device.clone(), dtype)?;
+        let network = Whisper::new(loaded.config, &loaded.tensors, device.clone(), dtype, bf16)?;
         let tokenizer = WhisperTokenizer::from_file(
             &dir.join("tokenizer.json"),
             network.config.is_multilingual(),

@@ -10,7 +10,10 @@ use candle_nn::{Conv1d, Conv1dConfig, LayerNorm};
 
 use super::cache::{DecoderCache, LayerCache};
 use super::config::WhisperConfig;
-use super::ops::{gelu, matmul_t, single_query_attention, softmax_last_dim};
+use super::ops::{
+    MAX_SKINNY_ROWS, PackedLinear, bf16_self_attention, gelu, matmul_t, single_query_attention,
+    softmax_last_dim,
+};
 use super::weights::{WeightMap, WeightsError};
 
 mod cross_weights;
@@ -32,6 +35,7 @@ pub struct Whisper {
     pub decoder: TextDecoder,
     device: Device,
     dtype: DType,
+    bf16: bool,
     silence: SilenceTail,
 }
 
@@ -45,23 +49,32 @@ impl std::fmt::Debug for Whisper {
 }
 
 impl Whisper {
-    /// Builds the network from canonical tensors, checking every shape.
+    /// Builds the network from canonical tensors, checking every shape; `bf16` packs the
+    /// CPU's large products in bf16 (see [`super::precision::CpuPrecision`]).
     pub fn new(
         config: WhisperConfig,
         w: &WeightMap,
         device: Device,
         dtype: DType,
+        bf16: bool,
     ) -> Result<Self, WeightsError> {
-        let encoder = AudioEncoder::new(&config, w)?;
-        let decoder = TextDecoder::new(&config, w)?;
+        let params = Params { map: w, bf16 };
+        let encoder = AudioEncoder::new(&config, &params)?;
+        let decoder = TextDecoder::new(&config, &params)?;
         Ok(Self {
             config,
             encoder,
             decoder,
             device,
             dtype,
+            bf16,
             silence: SilenceTail::default(),
         })
+    }
+
+    /// Whether the CPU's large products run in bf16.
+    pub fn bf16_products(&self) -> bool {
+        self.bf16
     }
 
     /// The device the weights live on.
@@ -75,10 +88,33 @@ impl Whisper {
     }
 }
 
-fn linear(w: &WeightMap, name: &str, out: usize, inp: usize) -> Result<Linear, WeightsError> {
+/// The checkpoint's tensors, and how to lay out the layers built from them.
+struct Params<'a> {
+    map: &'a WeightMap,
+    /// Pack `Linear` weights in bf16 for products with many rows.
+    bf16: bool,
+}
+
+impl Params<'_> {
+    fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor, WeightsError> {
+        self.map.get(name, shape)
+    }
+}
+
+fn linear(w: &Params<'_>, name: &str, out: usize, inp: usize) -> Result<Linear, WeightsError> {
+    let weight = w.get(&format!("{name}.weight"), &[out, inp])?;
+    let bias = w.get(&format!("{name}.bias"), &[out])?;
+    let packed = match w.bf16 {
+        true => PackedLinear::new(&weight, &bias).map_err(|source| WeightsError::Tensor {
+            name: format!("{name} (packing in bf16)"),
+            source,
+        })?,
+        false => None,
+    };
     Ok(Linear {
-        weight: Weight::new(w.get(&format!("{name}.weight"), &[out, inp])?),
-        bias: w.get(&format!("{name}.bias"), &[out])?,
+        weight: Weight::new(weight),
+        bias,
+        packed,
     })
 }
 
@@ -86,6 +122,8 @@ fn linear(w: &WeightMap, name: &str, out: usize, inp: usize) -> Result<Linear, W
 struct Linear {
     weight: Weight,
     bias: Tensor,
+    /// The weight and bias in bf16 for products with many rows, where the CPU has AVX512_BF16.
+    packed: Option<PackedLinear>,
 }
 
 impl Linear {
@@ -94,7 +132,10 @@ impl Linear {
         let inputs = dims.pop().unwrap_or(1);
         let rows = dims.iter().product::<usize>();
         let flat = x.reshape((rows, inputs))?;
-        let y = self.weight.project(&flat)?.broadcast_add(&self.bias)?;
+        let y = match &self.packed {
+            Some(packed) if rows > MAX_SKINNY_ROWS => packed.forward(&flat.contiguous()?)?,
+            _ => self.weight.project(&flat)?.broadcast_add(&self.bias)?,
+        };
         dims.push(self.weight.full.dim(0)?);
         y.reshape(dims)
     }
@@ -103,7 +144,7 @@ impl Linear {
     fn with_step_copy(self) -> Result<Self, WeightsError> {
         Ok(Self {
             weight: self.weight.with_step_copy()?,
-            bias: self.bias,
+            ..self
         })
     }
 }
@@ -151,7 +192,7 @@ impl Weight {
     }
 }
 
-fn layer_norm(w: &WeightMap, name: &str, d: usize) -> Result<LayerNorm, WeightsError> {
+fn layer_norm(w: &Params<'_>, name: &str, d: usize) -> Result<LayerNorm, WeightsError> {
     let weight = w.get(&format!("{name}.weight"), &[d])?;
     let bias = w.get(&format!("{name}.bias"), &[d])?;
     Ok(LayerNorm::new(weight, bias, LAYER_NORM_EPS))
@@ -202,7 +243,7 @@ struct SelfAttention {
 }
 
 impl SelfAttention {
-    fn new(w: &WeightMap, name: &str, d: usize, heads: usize) -> Result<Self, WeightsError> {
+    fn new(w: &Params<'_>, name: &str, d: usize, heads: usize) -> Result<Self, WeightsError> {
         Ok(Self {
             qkv: linear(w, &format!("{name}.qkv"), 3 * d, d)?,
             out: linear(w, &format!("{name}.out"), d, d)?,
@@ -226,7 +267,15 @@ impl SelfAttention {
         Ok((part(0)?, part(1)?, part(2)?))
     }
 
+    /// Every position over every position (the encoder): fused in bf16 where the projections
+    /// are, else the unfused f32 path.
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if self.qkv.packed.is_some() {
+            let qkv = self.qkv.forward(x)?;
+            if let Some(attended) = bf16_self_attention(&qkv, self.heads) {
+                return self.out.forward(&attended?);
+            }
+        }
         let (q, k, v) = self.project(x)?;
         self.out
             .forward(&merge_heads(&attention(&q, &k, &v, None)?)?)
@@ -256,7 +305,7 @@ struct Mlp {
 }
 
 impl Mlp {
-    fn new(w: &WeightMap, name: &str, d: usize) -> Result<Self, WeightsError> {
+    fn new(w: &Params<'_>, name: &str, d: usize) -> Result<Self, WeightsError> {
         Ok(Self {
             fc1: linear(w, &format!("{name}.fc1"), 4 * d, d)?,
             fc2: linear(w, &format!("{name}.fc2"), d, 4 * d)?,
@@ -300,7 +349,7 @@ pub struct AudioEncoder {
 }
 
 impl AudioEncoder {
-    fn new(c: &WhisperConfig, w: &WeightMap) -> Result<Self, WeightsError> {
+    fn new(c: &WhisperConfig, w: &Params<'_>) -> Result<Self, WeightsError> {
         let d = c.d_model;
         let conv = |name: &str, inp: usize, stride: usize| -> Result<Conv1d, WeightsError> {
             let weight = w.get(&format!("encoder.{name}.weight"), &[d, inp, 3])?;
@@ -481,7 +530,7 @@ pub struct TextDecoder {
 }
 
 impl TextDecoder {
-    fn new(c: &WhisperConfig, w: &WeightMap) -> Result<Self, WeightsError> {
+    fn new(c: &WhisperConfig, w: &Params<'_>) -> Result<Self, WeightsError> {
         let d = c.d_model;
         let blocks = (0..c.decoder_layers)
             .map(|i| {

@@ -18,6 +18,7 @@ use clap::{Args, Subcommand};
 use super::corpus_run::{self, CorpusArgs, CorpusRun};
 use super::load::{ModelArgs, VadArgs, WorkerArgs};
 use crate::engine::{Engine, EngineConfig, WhisperBackend};
+use crate::model::whisper::decode::PhaseTimes;
 use crate::service::LongFiles;
 use crate::session::VadConfig;
 
@@ -122,8 +123,10 @@ fn offline(args: OfflineArgs) -> anyhow::Result<()> {
     if args.mode.contains(&Mode::Transcriber) {
         for &batch in &args.batch {
             reset_peak_memory();
+            let before = PhaseTimes::now();
             let run = corpus_run::run(&model, &clips, batch, &opts)?;
-            rows.push(print_row(&format!("transcriber {threads}t"), batch, &run));
+            let label = format!("transcriber {threads}t");
+            rows.push(print_row(&label, batch, &run, &before));
         }
     }
     // Each engine loads its own copy; the peak memory figures count one model.
@@ -143,16 +146,18 @@ fn offline(args: OfflineArgs) -> anyhow::Result<()> {
             let job = args.corpus.job()?;
             if args.mode.contains(&Mode::Engine) {
                 reset_peak_memory();
+                let before = PhaseTimes::now();
                 let run = corpus_run::run_on_engine(&engine, &clips, |_| job.clone(), None)?;
                 let label = format!("engine {workers}w x {per_worker}t");
-                rows.push(print_row(&label, batch, &run));
+                rows.push(print_row(&label, batch, &run, &before));
             }
             if args.mode.contains(&Mode::Chunked) {
                 reset_peak_memory();
+                let before = PhaseTimes::now();
                 let whole_files = Some((&gate, LongFiles::Batched));
                 let run = corpus_run::run_on_engine(&engine, &clips, |_| job.clone(), whole_files)?;
                 let label = format!("chunked {workers}w x {per_worker}t");
-                rows.push(print_row(&label, batch, &run));
+                rows.push(print_row(&label, batch, &run, &before));
             }
         }
     }
@@ -236,8 +241,10 @@ fn run_json(run: &CorpusRun) -> serde_json::Value {
     })
 }
 
-fn print_row(label: &str, batch: usize, run: &CorpusRun) -> serde_json::Value {
+/// Prints a corpus row, with the model's phases since `before` (summed over workers) under it.
+fn print_row(label: &str, batch: usize, run: &CorpusRun, before: &PhaseTimes) -> serde_json::Value {
     let peak = peak_memory();
+    let phases = PhaseTimes::now().since(before);
     println!(
         "{label:<22} {batch:>6} {:>9.1} {:>8.2} {:>8.4} {:>11.2}%   peak RSS {}",
         run.audio_seconds,
@@ -246,7 +253,9 @@ fn print_row(label: &str, batch: usize, run: &CorpusRun) -> serde_json::Value {
         100.0 * run.total().wer(),
         peak.map_or("n/a".into(), |kb| format!("{:.0} MB", kb as f64 / 1024.0)),
     );
+    println!("    model: {phases}");
     let mut row = run_json(run);
+    row["phases"] = serde_json::to_value(phases).unwrap_or_default();
     row["mode"] = label.into();
     row["batch"] = batch.into();
     row["audio_seconds"] = run.audio_seconds.into();

@@ -523,6 +523,8 @@ pub struct TextDecoder {
     /// The token embedding `[vocab, d]` (`full`), which is also the tied output projection,
     /// with its step copy.
     token_embedding: Weight,
+    /// The output projection in bf16, for calls with many rows (beam search, large batches).
+    logits_bf16: Option<PackedLinear>,
     positions: Tensor,
     blocks: Vec<DecoderBlock>,
     ln: LayerNorm,
@@ -553,9 +555,19 @@ impl TextDecoder {
                 })
             })
             .collect::<Result<_, WeightsError>>()?;
+        let embedding = w.get("decoder.token_embedding", &[c.n_vocab, d])?;
+        let logits_bf16 = match w.bf16 {
+            true => Tensor::zeros(c.n_vocab, embedding.dtype(), embedding.device())
+                .and_then(|no_bias| PackedLinear::new(&embedding, &no_bias))
+                .map_err(|source| WeightsError::Tensor {
+                    name: "decoder.token_embedding (packing in bf16)".into(),
+                    source,
+                })?,
+            false => None,
+        };
         Ok(Self {
-            token_embedding: Weight::new(w.get("decoder.token_embedding", &[c.n_vocab, d])?)
-                .with_step_copy()?,
+            token_embedding: Weight::new(embedding).with_step_copy()?,
+            logits_bf16,
             positions: w.get("decoder.positions", &[c.n_text_ctx, d])?,
             blocks,
             ln: layer_norm(w, "decoder.ln", d)?,
@@ -638,7 +650,10 @@ impl TextDecoder {
     pub fn logits(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
         let (b, n, d) = hidden.dims3()?;
         let flat = hidden.reshape((b * n, d))?;
-        let logits = self.token_embedding.project(&flat)?;
+        let logits = match &self.logits_bf16 {
+            Some(packed) if b * n > MAX_SKINNY_ROWS => packed.forward(&flat.contiguous()?)?,
+            _ => self.token_embedding.project(&flat)?,
+        };
         logits.reshape((b, n, ()))?.to_dtype(DType::F32)
     }
 }

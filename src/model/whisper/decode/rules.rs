@@ -95,15 +95,7 @@ fn fill(slice: &mut [f32]) {
     slice.fill(f32::NEG_INFINITY);
 }
 
-/// `log(sum(exp(x)))`, stable; `-inf` for an empty or all `-inf` slice.
-pub(super) fn log_sum_exp(xs: &[f32]) -> f32 {
-    let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if max == f32::NEG_INFINITY {
-        return max;
-    }
-    let sum: f64 = xs.iter().map(|&x| ((x - max) as f64).exp()).sum();
-    max + sum.ln() as f32
-}
+pub(super) use crate::model::whisper::ops::log_sum_exp;
 
 /// Log-probabilities of a row of logits.
 pub(super) fn log_softmax(logits: &[f32]) -> Vec<f32> {

@@ -32,6 +32,17 @@ pub(crate) fn gelu(x: &Tensor) -> candle_core::Result<Tensor> {
     }
 }
 
+/// `log(Σ exp(x))` of a row (a decoder step's logits), stable; `-inf` for an empty or all
+/// `-inf` row. Vectorised `exp`: at 51,864 logits per row and two per step, libm's scalar `exp`
+/// was 13 % of a beam search's time.
+pub(crate) fn log_sum_exp(xs: &[f32]) -> f32 {
+    let max = simd::lanes_reduce(xs, f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        return max;
+    }
+    max + simd::sum_exp(simd::Isa::detect(), xs, max).ln()
+}
+
 /// Softmax over the last dimension.
 pub(crate) fn softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == DType::F32 {
@@ -133,6 +144,24 @@ mod tests {
                 .unwrap()
                 < 1e-30
         );
+    }
+
+    #[test]
+    fn log_sum_exp_matches_f64_including_masked_entries() {
+        let mut xs: Vec<f32> = (0..51_865)
+            .map(|i| ((i * 7919) % 4000) as f32 / 100.0 - 30.0)
+            .collect();
+        xs[100..40_000].fill(f32::NEG_INFINITY);
+        let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let exact = max + xs.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln();
+        assert!(
+            (log_sum_exp(&xs) as f64 - exact).abs() < 1e-5,
+            "{} vs {exact}",
+            log_sum_exp(&xs)
+        );
+        assert_eq!(log_sum_exp(&[]), f32::NEG_INFINITY);
+        assert_eq!(log_sum_exp(&[f32::NEG_INFINITY; 3]), f32::NEG_INFINITY);
+        assert!((log_sum_exp(&[0.0, 0.0]) - 2f32.ln()).abs() < 1e-7);
     }
 
     #[test]

@@ -97,6 +97,24 @@ for_each_isa! {
     pub(super) fn dot_f32(x: &[f32], w: &[f32]) -> f32 = dot;
 }
 
+for_each_isa! {
+    /// `Σ exp(x − max)` over `xs`.
+    pub(super) fn sum_exp(xs: &[f32], max: f32) -> f32 = sum_exp_body;
+}
+
+#[inline(always)]
+fn sum_exp_body(xs: &[f32], max: f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().map(|&x| exp(x - max)).sum();
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] += exp(c[i] - max);
+        }
+    }
+    tail + acc.iter().sum::<f32>()
+}
+
 #[inline(always)]
 fn gelu_body(src: &[f32], out: &mut [f32]) {
     for (o, &x) in out.iter_mut().zip(src) {

@@ -60,16 +60,6 @@ impl SingleQuery {
     }
 }
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(data) = s else {
-        candle_core::bail!("single-query attention: {what} must be f32");
-    };
-    let Some((start, end)) = l.contiguous_offsets() else {
-        candle_core::bail!("single-query attention: {what} must be contiguous");
-    };
-    Ok(&data[start..end])
-}
-
 impl CustomOp3 for SingleQuery {
     fn name(&self) -> &'static str {
         "hearken-single-query-attention"
@@ -84,11 +74,8 @@ impl CustomOp3 for SingleQuery {
         vs: &CpuStorage,
         vl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (q, k, v) = (
-            f32_slice(qs, ql, "q")?,
-            f32_slice(ks, kl, "k")?,
-            f32_slice(vs, vl, "v")?,
-        );
+        let operand = |s, l| super::contiguous_f32(self.name(), s, l);
+        let (q, k, v) = (operand(qs, ql)?, operand(ks, kl)?, operand(vs, vl)?);
         let (b, h, _, hd) = ql.shape().dims4()?;
         let (windows, _, keys, _) = kl.shape().dims4()?;
         if kl.shape() != vl.shape() || kl.shape().dims4()? != (windows, h, keys, hd) {

@@ -70,13 +70,7 @@ impl CustomOp1 for Kernel {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("{} expects f32", self.name());
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("{} expects a contiguous tensor", self.name());
-        };
-        let src = &data[start..end];
+        let src = contiguous_f32(self.name(), storage, layout)?;
         let mut out = vec![0f32; src.len()];
         let isa = simd::Isa::detect();
         match self {
@@ -93,6 +87,21 @@ impl CustomOp1 for Kernel {
         }
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
+}
+
+/// The f32 elements of a contiguous CPU operand of the op `op`; an error naming the op otherwise.
+fn contiguous_f32<'a>(
+    op: &str,
+    storage: &'a CpuStorage,
+    layout: &Layout,
+) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{op} expects f32 operands");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{op} expects a contiguous operand");
+    };
+    Ok(&data[start..end])
 }
 
 /// Largest absolute element-wise difference, for the kernels' tests against candle's ops.

@@ -63,12 +63,7 @@ impl CustomOp1 for SelfAttention {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("{} expects f32 input", self.name());
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("{} expects a contiguous input", self.name());
-        };
+        let data = super::super::contiguous_f32(self.name(), storage, layout)?;
         let (batch, len, fused) = layout.shape().dims3()?;
         if fused % (3 * self.heads) != 0 {
             candle_core::bail!("{}: {fused} is not 3 × heads × head width", self.name());
@@ -81,7 +76,7 @@ impl CustomOp1 for SelfAttention {
         };
         let mut out = vec![0f32; batch * len * width];
         if len > 0 {
-            for (x, out) in data[start..end]
+            for (x, out) in data
                 .chunks_exact(len * fused)
                 .zip(out.chunks_exact_mut(len * width))
             {

@@ -117,12 +117,7 @@ impl CustomOp1 for PackedLinear {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("{} expects f32 input", self.name());
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("{} expects a contiguous input", self.name());
-        };
+        let data = super::contiguous_f32(self.name(), storage, layout)?;
         let (m, k) = layout.shape().dims2()?;
         if k != self.k {
             candle_core::bail!(
@@ -133,7 +128,7 @@ impl CustomOp1 for PackedLinear {
             );
         }
         let pairs = self.pairs();
-        let a = round_rows(self.cpu, &data[start..end], k, pairs);
+        let a = round_rows(self.cpu, data, k, pairs);
         let mut out = vec![0f32; m * self.n];
         out.par_chunks_mut(ROWS_PER_TASK * self.n)
             .zip(a.par_chunks(ROWS_PER_TASK * pairs))

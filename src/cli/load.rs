@@ -22,9 +22,9 @@ pub(super) struct ModelArgs {
     /// `cpu` or `cuda[:N]` (needs a build with `--features cuda`).
     #[arg(long, env = "HEARKEN_DEVICE", default_value = "cpu")]
     pub(super) device: DeviceSpec,
-    /// Precision of the CPU's large matrix products (the encoder, the decoder's prompt pass and
-    /// cross-attention projections): `auto` (bf16 where the CPU has AVX512_BF16, else f32),
-    /// `f32` or `bf16`. Sums stay f32 either way; GPUs run f16.
+    /// Precision of the CPU's matrix products (every projection of the encoder and decoder, the
+    /// encoder's attention): `auto` (bf16 where the CPU has AVX512_BF16, else f32), `f32` or
+    /// `bf16`. Sums stay f32 either way; GPUs run f16.
     #[arg(long, env = "HEARKEN_PRECISION", default_value = "auto")]
     pub(super) precision: CpuPrecision,
 }

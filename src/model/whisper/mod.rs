@@ -50,12 +50,12 @@ pub struct WhisperModel {
 
 impl WhisperModel {
     /// Loads a model directory (CTranslate2 or Hugging Face layout) onto `device`, in f32 on
-    /// CPU (large products in bf16 where the CPU has AVX512_BF16) and f16 on GPUs.
+    /// CPU (matrix products in bf16 where the CPU has AVX512_BF16) and f16 on GPUs.
     pub fn load(dir: &Path, device: &Device) -> Result<Self, LoadError> {
         Self::load_with(dir, device, CpuPrecision::Auto)
     }
 
-    /// [`Self::load`] with the CPU's large products in `precision`.
+    /// [`Self::load`] with the CPU's matrix products in `precision`.
     pub fn load_with(
         dir: &Path,
         device: &Device,

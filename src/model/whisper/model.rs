@@ -11,8 +11,7 @@ use candle_nn::{Conv1d, Conv1dConfig, LayerNorm};
 use super::cache::{DecoderCache, LayerCache};
 use super::config::WhisperConfig;
 use super::ops::{
-    MAX_SKINNY_ROWS, PackedLinear, bf16_self_attention, gelu, matmul_t, single_query_attention,
-    softmax_last_dim,
+    PackedLinear, bf16_self_attention, gelu, matmul_t, single_query_attention, softmax_last_dim,
 };
 use super::weights::{WeightMap, WeightsError};
 
@@ -50,7 +49,7 @@ impl std::fmt::Debug for Whisper {
 
 impl Whisper {
     /// Builds the network from canonical tensors, checking every shape; `bf16` packs the
-    /// CPU's large products in bf16 (see [`super::precision::CpuPrecision`]).
+    /// CPU's matrix products in bf16 (see [`super::precision::CpuPrecision`]).
     pub fn new(
         config: WhisperConfig,
         w: &WeightMap,
@@ -72,7 +71,7 @@ impl Whisper {
         })
     }
 
-    /// Whether the CPU's large products run in bf16.
+    /// Whether the CPU's matrix products run in bf16.
     pub fn bf16_products(&self) -> bool {
         self.bf16
     }
@@ -122,7 +121,9 @@ fn linear(w: &Params<'_>, name: &str, out: usize, inp: usize) -> Result<Linear, 
 struct Linear {
     weight: Weight,
     bias: Tensor,
-    /// The weight and bias in bf16 for products with many rows, where the CPU has AVX512_BF16.
+    /// The weight and bias in bf16 (`--precision`), for every product: with many rows the
+    /// kernel is compute-bound and bf16 doubles the multiply-adds per instruction; in a decoder
+    /// step it reads as many weight bytes as the f16 step copy, without widening them.
     packed: Option<PackedLinear>,
 }
 
@@ -133,15 +134,18 @@ impl Linear {
         let rows = dims.iter().product::<usize>();
         let flat = x.reshape((rows, inputs))?;
         let y = match &self.packed {
-            Some(packed) if rows > MAX_SKINNY_ROWS => packed.forward(&flat.contiguous()?)?,
-            _ => self.weight.project(&flat)?.broadcast_add(&self.bias)?,
+            Some(packed) => packed.forward(&flat.contiguous()?)?,
+            None => self.weight.project(&flat)?.broadcast_add(&self.bias)?,
         };
         dims.push(self.weight.full.dim(0)?);
         y.reshape(dims)
     }
 
-    /// See [`Weight::with_step_copy`].
+    /// See [`Weight::with_step_copy`]; none is needed where the layer is packed in bf16.
     fn with_step_copy(self) -> Result<Self, WeightsError> {
+        if self.packed.is_some() {
+            return Ok(self);
+        }
         Ok(Self {
             weight: self.weight.with_step_copy()?,
             ..self
@@ -523,7 +527,7 @@ pub struct TextDecoder {
     /// The token embedding `[vocab, d]` (`full`), which is also the tied output projection,
     /// with its step copy.
     token_embedding: Weight,
-    /// The output projection in bf16, for calls with many rows (beam search, large batches).
+    /// The output projection in bf16 (`--precision`), which then replaces the step copy.
     logits_bf16: Option<PackedLinear>,
     positions: Tensor,
     blocks: Vec<DecoderBlock>,
@@ -565,8 +569,12 @@ impl TextDecoder {
                 })?,
             false => None,
         };
+        let token_embedding = match logits_bf16 {
+            Some(_) => Weight::new(embedding),
+            None => Weight::new(embedding).with_step_copy()?,
+        };
         Ok(Self {
-            token_embedding: Weight::new(embedding).with_step_copy()?,
+            token_embedding,
             logits_bf16,
             positions: w.get("decoder.positions", &[c.n_text_ctx, d])?,
             blocks,
@@ -651,7 +659,7 @@ impl TextDecoder {
         let (b, n, d) = hidden.dims3()?;
         let flat = hidden.reshape((b * n, d))?;
         let logits = match &self.logits_bf16 {
-            Some(packed) if b * n > MAX_SKINNY_ROWS => packed.forward(&flat.contiguous()?)?,
+            Some(packed) => packed.forward(&flat.contiguous()?)?,
             _ => self.token_embedding.project(&flat)?,
         };
         logits.reshape((b, n, ()))?.to_dtype(DType::F32)

@@ -1,6 +1,6 @@
-//! The precision of the CPU's large matrix products: the encoder, the decoder's prompt pass and
-//! its cross-attention keys and values. Decoder steps read f16 weights either way (see
-//! `model::Weight`), and GPUs run the whole model in f16.
+//! The precision of the CPU's matrix products: every projection of the encoder and decoder and
+//! the encoder's attention. In f32 decoder steps read f16 copies of the weights (see
+//! `model::Weight`); GPUs run the whole model in f16.
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,7 +9,7 @@ use candle_core::Device;
 
 use super::ops::Bf16Cpu;
 
-/// What the CPU's large products compute in.
+/// What the CPU's matrix products compute in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CpuPrecision {
     /// bf16 where the CPU has AVX512_BF16, else f32.

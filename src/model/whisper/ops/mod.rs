@@ -18,7 +18,7 @@ mod skinny;
 
 pub(crate) use attention::single_query_attention;
 pub(crate) use bf16::{Bf16Cpu, PackedLinear, self_attention as bf16_self_attention};
-pub(crate) use skinny::{MAX_ROWS as MAX_SKINNY_ROWS, matmul_t};
+pub(crate) use skinny::matmul_t;
 
 /// Elements per parallel work item for GELU: large enough to amortise scheduling.
 const CHUNK: usize = 16 * 1024;

@@ -1,10 +1,14 @@
-//! Matrix products with many rows (the encoder, the decoder's prompt pass and its cross-attention
-//! projections) in bf16, on CPUs with AVX512_BF16.
+//! Matrix products in bf16 on CPUs with AVX512_BF16 (`--precision`): every `Linear` layer and
+//! the output projection, and the encoder's fused self-attention ([`attention`]).
 //!
 //! `vdpbf16ps` multiplies 32 bf16 pairs and adds them into 16 f32 sums: twice the multiply-adds of
 //! an f32 FMA per instruction. Weights are rounded to bf16 and packed once, when the model loads;
 //! inputs are rounded per call (a small cost next to the product); sums stay f32. bf16 keeps f32's
 //! exponent range with an 8-bit mantissa, which is how Whisper is commonly run on accelerators.
+//! Many rows (the encoder, a prompt pass) split the rows across threads; few rows (a decoder
+//! step) split the output columns, each task reading its weight panels once for all rows.
+
+use std::ops::Range;
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use half::bf16;
@@ -129,30 +133,64 @@ impl CustomOp1 for PackedLinear {
         }
         let pairs = self.pairs();
         let a = round_rows(self.cpu, data, k, pairs);
-        let mut out = vec![0f32; m * self.n];
-        out.par_chunks_mut(ROWS_PER_TASK * self.n)
-            .zip(a.par_chunks(ROWS_PER_TASK * pairs))
-            .for_each(|(out, a)| self.rows(a, out));
+        let out = if m <= ROWS_PER_TASK {
+            self.few_rows(&a, m)
+        } else {
+            let mut out = vec![0f32; m * self.n];
+            let panels = 0..self.n.div_ceil(PANEL);
+            out.par_chunks_mut(ROWS_PER_TASK * self.n)
+                .zip(a.par_chunks(ROWS_PER_TASK * pairs))
+                .for_each(|(out, a)| self.panels(a, panels.clone(), out, self.n));
+            out
+        };
         Ok((CpuStorage::F32(out), Shape::from((m, self.n))))
     }
 }
 
+/// Panels per parallel work item when there are few rows (256 output columns).
+const PANELS_PER_TASK: usize = 4;
+
 impl PackedLinear {
-    /// `out` (rows × N) from `a` (the same rows as bf16 pairs), panel after panel.
-    fn rows(&self, a: &[u32], out: &mut [f32]) {
+    /// The outputs of `panels` for the rows of `a` (bf16 pairs) into `out`, rows `stride`
+    /// apart, the first panel's first column at the start of each row.
+    fn panels(&self, a: &[u32], panels: Range<usize>, out: &mut [f32], stride: usize) {
         let pairs = self.pairs();
-        for (panel, b) in self.data.chunks_exact(pairs * PANEL).enumerate() {
+        let first = panels.start * PANEL;
+        for panel in panels {
+            let b = &self.data[panel * pairs * PANEL..(panel + 1) * pairs * PANEL];
             let col0 = panel * PANEL;
-            let cols = (self.n - col0).min(PANEL);
-            let bias = &self.bias[col0..col0 + cols];
-            let mut row = 0;
-            for a in a.chunks(TILE_ROWS * pairs) {
+            let bias = &self.bias[col0..(col0 + PANEL).min(self.n)];
+            for (t, a) in a.chunks(TILE_ROWS * pairs).enumerate() {
                 let rows = a.len() / pairs;
-                let out = &mut out[row * self.n + col0..];
-                tile::tile(self.cpu, rows, a, b, pairs, bias, out, self.n);
-                row += rows;
+                let out = &mut out[t * TILE_ROWS * stride + col0 - first..];
+                tile::tile(self.cpu, rows, a, b, pairs, bias, out, stride);
             }
         }
+    }
+
+    /// Few rows (a decoder step): the output columns are split across threads instead, each
+    /// task reading its panels once for all rows; blocks are then copied into place.
+    fn few_rows(&self, a: &[u32], m: usize) -> Vec<f32> {
+        let panels = self.n.div_ceil(PANEL);
+        let blocks: Vec<Vec<f32>> = (0..panels.div_ceil(PANELS_PER_TASK))
+            .into_par_iter()
+            .map(|task| {
+                let range = task * PANELS_PER_TASK..((task + 1) * PANELS_PER_TASK).min(panels);
+                let width = (self.n - range.start * PANEL).min(PANELS_PER_TASK * PANEL);
+                let mut block = vec![0f32; m * width];
+                self.panels(a, range, &mut block, width);
+                block
+            })
+            .collect();
+        let mut out = vec![0f32; m * self.n];
+        for (task, block) in blocks.iter().enumerate() {
+            let width = block.len() / m;
+            let col0 = task * PANELS_PER_TASK * PANEL;
+            for (row, values) in block.chunks_exact(width).enumerate() {
+                out[row * self.n + col0..][..width].copy_from_slice(values);
+            }
+        }
+        out
     }
 }
 
@@ -167,13 +205,15 @@ mod tests {
             eprintln!("skipped: this CPU lacks AVX512_BF16");
             return;
         }
-        for (m, k, n) in [
+        let shapes = [
             (1, 2, 1),
             (7, 384, 70),
             (100, 63, 130),
             (49, 1536, 384),
             (13, 5, 64),
-        ] {
+            (3, 384, 1100),
+        ];
+        for (m, k, n) in shapes {
             let x = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu).unwrap();
             let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
             let bias = Tensor::randn(0f32, 1.0, n, &Device::Cpu).unwrap();

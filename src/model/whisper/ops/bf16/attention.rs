@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::super::simd::{self, Isa};
 use super::tile::{self, Bf16Cpu, PANEL, TILE_ROWS};
-use super::{ROWS_PER_TASK, pack};
+use super::{Packed, ROWS_PER_TASK, pack};
 
 /// Softmax attention of every position over every position (no mask) for `qkv` `[B, L, 3d]`,
 /// the fused Q, K, V projection: `[B, L, d]` with heads merged. `None` where the kernel does not
@@ -120,7 +120,7 @@ impl SelfAttention {
         let (query_pairs, key_pairs) = (head.div_ceil(2), len.div_ceil(2));
         let scale = (head as f32).powf(-0.5);
         let isa = Isa::detect();
-        let zeros = [0f32; PANEL];
+        let no_bias = vec![0f32; len.max(head)];
         let mut scaled = vec![0f32; head];
         let mut queries = vec![0u32; TILE_ROWS * query_pairs];
         let mut scores = vec![0f32; TILE_ROWS * len];
@@ -138,50 +138,42 @@ impl SelfAttention {
                     let row = &mut queries[r * query_pairs..(r + 1) * query_pairs];
                     tile::round(self.cpu, &scaled, row);
                 }
-                for (panel, keys) in head_operands
-                    .keys
-                    .chunks_exact(query_pairs * PANEL)
-                    .enumerate()
-                {
-                    let col = panel * PANEL;
-                    let init = &zeros[..(len - col).min(PANEL)];
-                    let scores = &mut scores[col..];
-                    tile::tile(
-                        self.cpu,
-                        tile_rows,
-                        &queries,
-                        keys,
-                        query_pairs,
-                        init,
-                        scores,
-                        len,
-                    );
-                }
+                let keys = Packed {
+                    data: &head_operands.keys,
+                    n: len,
+                    pairs: query_pairs,
+                };
+                let queries = &queries[..tile_rows * query_pairs];
+                let all_keys = 0..len.div_ceil(PANEL);
+                keys.products(
+                    self.cpu,
+                    queries,
+                    all_keys,
+                    &no_bias[..len],
+                    &mut scores,
+                    len,
+                );
                 for r in 0..tile_rows {
                     simd::softmax(isa, &scores[r * len..(r + 1) * len], &mut weights);
                     let row = &mut probabilities[r * key_pairs..(r + 1) * key_pairs];
                     tile::round(self.cpu, &weights, row);
                 }
-                for (panel, values) in head_operands
-                    .values
-                    .chunks_exact(key_pairs * PANEL)
-                    .enumerate()
-                {
-                    let col = panel * PANEL;
-                    let init = &zeros[..(head - col).min(PANEL)];
-                    let out = &mut out[first * width + h * head + col..];
-                    let probabilities = &probabilities[..];
-                    tile::tile(
-                        self.cpu,
-                        tile_rows,
-                        probabilities,
-                        values,
-                        key_pairs,
-                        init,
-                        out,
-                        width,
-                    );
-                }
+                let values = Packed {
+                    data: &head_operands.values,
+                    n: head,
+                    pairs: key_pairs,
+                };
+                let probabilities = &probabilities[..tile_rows * key_pairs];
+                let out = &mut out[first * width + h * head..];
+                let all_columns = 0..head.div_ceil(PANEL);
+                values.products(
+                    self.cpu,
+                    probabilities,
+                    all_columns,
+                    &no_bias[..head],
+                    out,
+                    width,
+                );
             }
         }
     }

@@ -147,6 +147,41 @@ impl CustomOp1 for PackedLinear {
     }
 }
 
+/// A packed right-hand operand: `n` columns of `pairs` bf16 pairs, laid out by [`pack`].
+struct Packed<'a> {
+    data: &'a [u32],
+    n: usize,
+    pairs: usize,
+}
+
+impl Packed<'_> {
+    /// `out[r][c] = init[c] + a[r] · column c` for the rows of `a` (`pairs` pairs each) and the
+    /// columns of `panels`; output rows `stride` apart, the first panel's first column at the
+    /// start of each row. `init` holds one value per column of the operand.
+    fn products(
+        &self,
+        cpu: Bf16Cpu,
+        a: &[u32],
+        panels: Range<usize>,
+        init: &[f32],
+        out: &mut [f32],
+        stride: usize,
+    ) {
+        let pairs = self.pairs;
+        let first = panels.start * PANEL;
+        for panel in panels {
+            let b = &self.data[panel * pairs * PANEL..(panel + 1) * pairs * PANEL];
+            let col0 = panel * PANEL;
+            let init = &init[col0..(col0 + PANEL).min(self.n)];
+            for (t, a) in a.chunks(TILE_ROWS * pairs).enumerate() {
+                let rows = a.len() / pairs;
+                let out = &mut out[t * TILE_ROWS * stride + col0 - first..];
+                tile::tile(cpu, rows, a, b, pairs, init, out, stride);
+            }
+        }
+    }
+}
+
 /// Panels per parallel work item when there are few rows (256 output columns).
 const PANELS_PER_TASK: usize = 4;
 
@@ -154,18 +189,12 @@ impl PackedLinear {
     /// The outputs of `panels` for the rows of `a` (bf16 pairs) into `out`, rows `stride`
     /// apart, the first panel's first column at the start of each row.
     fn panels(&self, a: &[u32], panels: Range<usize>, out: &mut [f32], stride: usize) {
-        let pairs = self.pairs();
-        let first = panels.start * PANEL;
-        for panel in panels {
-            let b = &self.data[panel * pairs * PANEL..(panel + 1) * pairs * PANEL];
-            let col0 = panel * PANEL;
-            let bias = &self.bias[col0..(col0 + PANEL).min(self.n)];
-            for (t, a) in a.chunks(TILE_ROWS * pairs).enumerate() {
-                let rows = a.len() / pairs;
-                let out = &mut out[t * TILE_ROWS * stride + col0 - first..];
-                tile::tile(self.cpu, rows, a, b, pairs, bias, out, stride);
-            }
-        }
+        let operand = Packed {
+            data: &self.data,
+            n: self.n,
+            pairs: self.pairs(),
+        };
+        operand.products(self.cpu, a, panels, &self.bias, out, stride);
     }
 
     /// Few rows (a decoder step): the output columns are split across threads instead, each

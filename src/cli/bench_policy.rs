@@ -17,7 +17,9 @@ use super::load::{ModelArgs, VadArgs};
 use crate::engine::{Engine, EngineConfig, JobOptions, WhisperBackend};
 use crate::eval::{WerCounts, score};
 use crate::model::whisper::decode::PhaseTimes;
-use crate::session::{Output, SessionConfig, SessionPolicy, SpeechEvent, TranscriptUpdate};
+use crate::session::{
+    Output, SessionConfig, SessionPolicy, SpeechEvent, StreamingPolicy, TranscriptUpdate,
+};
 use crate::streaming::StreamJobs;
 
 /// Frame length fed to the policy.
@@ -39,6 +41,14 @@ pub(super) struct PolicyArgs {
     /// Utterance audio that makes its first request due (the session default: 0.7 s).
     #[arg(long)]
     first_chunk_seconds: Option<f64>,
+    /// Which words commit before an utterance ends: local-agreement (the default) or
+    /// align-att.
+    #[arg(long, default_value = "local-agreement")]
+    policy: StreamingPolicy,
+    /// AlignAtt only: how close to the end of the heard audio a committed word may end, in
+    /// seconds (default 0.8).
+    #[arg(long)]
+    align_att_margin: Option<f64>,
     #[command(flatten)]
     vad: VadArgs,
 }
@@ -61,10 +71,18 @@ pub(super) fn policy(args: PolicyArgs) -> anyhow::Result<()> {
     if let Some(first) = args.first_chunk_seconds {
         config.first_chunk_seconds = first;
     }
+    config.policy = match (args.policy, args.align_att_margin) {
+        (StreamingPolicy::AlignAtt { .. }, Some(margin_seconds)) => {
+            StreamingPolicy::AlignAtt { margin_seconds }
+        }
+        (_, Some(_)) => anyhow::bail!("--align-att-margin needs --policy align-att"),
+        (policy, None) => policy,
+    };
     config.validate()?;
     let session = args.corpus.job()?;
     println!(
-        "hearken bench policy: vad {}, first request at {} s",
+        "hearken bench policy: {}, vad {}, first request at {} s",
+        config.policy,
         config.vad.detector.name(),
         config.first_chunk_seconds
     );

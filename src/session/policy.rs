@@ -157,7 +157,7 @@ impl SessionPolicy {
         if let Some(utterance) = self.open.as_mut()
             && let Some(request) = utterance.in_flight.take_if(|f| f.request_id == request_id)
         {
-            utterance.accept(request, &hypothesis);
+            utterance.accept(request, &hypothesis, self.config.policy);
             self.bound_buffer(&hypothesis, request);
             let utterance = self.open.as_mut().expect("still open");
             if let Some(update) = utterance.update(request.end_seconds(), false) {
@@ -168,7 +168,7 @@ impl SessionPolicy {
                 .in_flight
                 .take()
                 .expect("closing utterances await a request");
-            utterance.accept(request, &hypothesis);
+            utterance.accept(request, &hypothesis, self.config.policy);
             self.finish(utterance, request.end_seconds());
         }
     }
@@ -194,7 +194,7 @@ impl SessionPolicy {
                 .in_flight
                 .take()
                 .expect("closing utterances await a request");
-            utterance.agreement.commit_all();
+            utterance.commits.commit_all();
             utterance.audio_dropped |= audio_dropped;
             self.finish(utterance, request.end_seconds());
         }
@@ -226,7 +226,7 @@ impl SessionPolicy {
         let cut_short = self.open.take().map(|mut utterance| {
             utterance.in_flight = None;
             utterance.audio_dropped = true;
-            utterance.agreement.commit_all();
+            utterance.commits.commit_all();
             utterance
         });
         self.emit(Output::Speech(SpeechEvent::AudioDropped {
@@ -339,7 +339,7 @@ impl SessionPolicy {
             }
             _ => {
                 utterance.in_flight = None;
-                utterance.agreement.commit_all();
+                utterance.commits.commit_all();
             }
         }
         self.audio.drain(..(end - self.audio_start) as usize);
@@ -362,7 +362,7 @@ impl SessionPolicy {
 
     /// Reports a closed utterance's final update; its text joins the prompt context.
     fn finish(&mut self, mut utterance: Utterance, end_seconds: f64) {
-        self.context.extend(utterance.agreement.release_all());
+        self.context.extend(utterance.commits.release_all());
         if let Some(update) = utterance.update(end_seconds, true) {
             self.emit(Output::Update(update));
         }
@@ -398,7 +398,7 @@ impl SessionPolicy {
     fn cut(&mut self, at: f64) {
         let sample = sample_at(at).clamp(self.audio_start, self.total);
         let utterance = self.open.as_mut().expect("cut needs an open utterance");
-        self.context.extend(utterance.agreement.release_until(at));
+        self.context.extend(utterance.commits.release_until(at));
         self.audio.drain(..(sample - self.audio_start) as usize);
         self.audio_start = sample;
     }

@@ -50,7 +50,7 @@ impl PromptContext {
             chars += n;
             from -= 1;
         }
-        super::agreement::join_text(&self.words[from..])
+        super::commit::join_text(&self.words[from..])
             .trim_start()
             .to_string()
     }

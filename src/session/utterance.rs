@@ -1,11 +1,11 @@
-//! One utterance's transcript state: its agreement buffer, the request in flight, where its
+//! One utterance's transcript state: its commit buffer, the request in flight, where its
 //! buffer may be cut, and the [`TranscriptUpdate`]s it reports.
 //!
 //! The audio itself lives in the policy; this type only sees times, so trimming decisions are
 //! plain functions of committed words and segment ends, tested on their own.
 
-use super::agreement::{LocalAgreement, join_text};
-use super::{Hypothesis, TimedWord, TranscriptUpdate, seconds};
+use super::commit::{CommitBuffer, join_text};
+use super::{Hypothesis, StreamingPolicy, TimedWord, TranscriptUpdate, seconds};
 
 /// The request an utterance is waiting on; its audio is `start_sample..end_sample`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,7 +29,7 @@ impl InFlight {
 #[derive(Debug)]
 pub(crate) struct Utterance {
     pub(crate) id: u64,
-    pub(crate) agreement: LocalAgreement,
+    pub(crate) commits: CommitBuffer,
     pub(crate) in_flight: Option<InFlight>,
     /// Stream sample where the last request's audio ended (interim requests are spaced by it).
     pub(crate) requested_until: u64,
@@ -46,7 +46,7 @@ impl Utterance {
     pub(crate) fn new(id: u64, start_sample: u64) -> Self {
         Self {
             id,
-            agreement: LocalAgreement::new(seconds(start_sample)),
+            commits: CommitBuffer::new(seconds(start_sample)),
             in_flight: None,
             requested_until: start_sample,
             start_sample,
@@ -63,12 +63,23 @@ impl Utterance {
         self.requested_until == self.start_sample
     }
 
-    /// Feeds a result for `request` to the agreement buffer; a final one commits everything.
-    pub(crate) fn accept(&mut self, request: InFlight, hypothesis: &Hypothesis) {
+    /// Feeds a result for `request` to the commit buffer under `policy`; a final one commits
+    /// everything.
+    pub(crate) fn accept(
+        &mut self,
+        request: InFlight,
+        hypothesis: &Hypothesis,
+        policy: StreamingPolicy,
+    ) {
         let words = absolute(&hypothesis.words, request);
-        self.agreement.insert(words);
+        match policy {
+            StreamingPolicy::LocalAgreement => self.commits.insert(words),
+            StreamingPolicy::AlignAtt { margin_seconds } => self
+                .commits
+                .insert_aligned(words, request.end_seconds() - margin_seconds),
+        };
         if request.is_final {
-            self.agreement.commit_all();
+            self.commits.commit_all();
         }
     }
 
@@ -76,7 +87,7 @@ impl Utterance {
     /// or before the last committed word's end, else that end; never inside the first
     /// tentative word.
     pub(crate) fn trim_point(&self, segment_ends: &[f64]) -> Option<f64> {
-        let committed_end = self.agreement.committed_end()?;
+        let committed_end = self.commits.committed_end()?;
         let segment_end = segment_ends
             .iter()
             .copied()
@@ -89,16 +100,16 @@ impl Utterance {
         )
     }
 
-    /// Forces progress when agreement stalls: commits the tentative words that end by `guard`
+    /// Forces progress when commits stall: commits the tentative words that end by `guard`
     /// and returns the cut point after them (or `guard` itself when no word is near it).
     pub(crate) fn force_commit(&mut self, guard: f64) -> f64 {
-        self.agreement.commit_until(guard);
-        let committed_end = self.agreement.committed_end().unwrap_or(f64::NEG_INFINITY);
+        self.commits.commit_until(guard);
+        let committed_end = self.commits.committed_end().unwrap_or(f64::NEG_INFINITY);
         committed_end.max(guard).min(self.next_tentative_start())
     }
 
     fn next_tentative_start(&self) -> f64 {
-        self.agreement
+        self.commits
             .tentative()
             .first()
             .map_or(f64::INFINITY, |w| w.start)
@@ -107,10 +118,10 @@ impl Utterance {
     /// The update after a result covering audio up to `end_seconds`, or `None` when an interim
     /// result changed nothing.
     pub(crate) fn update(&mut self, end_seconds: f64, is_final: bool) -> Option<TranscriptUpdate> {
-        let committed_words = self.agreement.committed();
+        let committed_words = self.commits.committed();
         let words: Vec<TimedWord> = committed_words
             .iter()
-            .chain(self.agreement.tentative())
+            .chain(self.commits.tentative())
             .cloned()
             .collect();
         let committed = join_text(committed_words).trim_start().to_string();
@@ -164,6 +175,8 @@ mod tests {
     use super::*;
     use crate::session::test_support::hyp_every;
 
+    const LA: StreamingPolicy = StreamingPolicy::LocalAgreement;
+
     fn hyp(text: &str) -> Hypothesis {
         hyp_every(text, 0.5)
     }
@@ -180,14 +193,18 @@ mod tests {
     #[test]
     fn updates_split_committed_and_tentative_and_skip_no_change() {
         let mut u = Utterance::new(7, 16_000);
-        u.accept(request(1, 1.0, 3.0, false), &hyp("hello there world"));
+        u.accept(request(1, 1.0, 3.0, false), &hyp("hello there world"), LA);
         let first = u.update(3.0, false).unwrap();
         assert_eq!((first.revision, first.committed.as_str()), (1, ""));
         assert_eq!(first.tentative, "hello there world");
         assert_eq!(first.words[0].start, 1.0, "times are absolute");
         assert_eq!(first.stability, 0.0);
 
-        u.accept(request(2, 1.0, 4.0, false), &hyp("hello there word again"));
+        u.accept(
+            request(2, 1.0, 4.0, false),
+            &hyp("hello there word again"),
+            LA,
+        );
         let second = u.update(4.0, false).unwrap();
         assert_eq!(second.committed, "hello there");
         assert_eq!(second.committed_delta, "hello there");
@@ -197,20 +214,28 @@ mod tests {
         assert_eq!(second.committed_words, 2);
 
         // Same hypothesis again: "word again" agrees and is committed.
-        u.accept(request(3, 1.0, 4.0, false), &hyp("hello there word again"));
+        u.accept(
+            request(3, 1.0, 4.0, false),
+            &hyp("hello there word again"),
+            LA,
+        );
         let third = u.update(4.0, false).unwrap();
         assert_eq!(third.committed_delta, " word again");
         assert_eq!((third.revision, third.tentative.as_str()), (3, ""));
         // Nothing new at all: no update.
-        u.accept(request(4, 1.0, 4.0, false), &hyp("hello there word again"));
+        u.accept(
+            request(4, 1.0, 4.0, false),
+            &hyp("hello there word again"),
+            LA,
+        );
         assert!(u.update(4.0, false).is_none());
     }
 
     #[test]
     fn final_commits_everything_and_always_reports() {
         let mut u = Utterance::new(1, 0);
-        u.accept(request(1, 0.0, 2.0, false), &hyp("a b c"));
-        u.accept(request(2, 0.0, 2.0, true), &hyp("a b d"));
+        u.accept(request(1, 0.0, 2.0, false), &hyp("a b c"), LA);
+        u.accept(request(2, 0.0, 2.0, true), &hyp("a b d"), LA);
         let fin = u.update(2.0, true).unwrap();
         assert!(fin.is_final);
         assert_eq!(
@@ -220,7 +245,7 @@ mod tests {
         assert_eq!(fin.stability, 1.0);
 
         let mut empty = Utterance::new(2, 0);
-        empty.accept(request(3, 0.0, 1.0, true), &Hypothesis::default());
+        empty.accept(request(3, 0.0, 1.0, true), &Hypothesis::default(), LA);
         let fin = empty.update(1.0, true).unwrap();
         assert_eq!((fin.text().as_str(), fin.revision), ("", 1));
     }
@@ -229,8 +254,8 @@ mod tests {
     fn trim_point_prefers_segment_ends_within_committed_text() {
         let mut u = Utterance::new(1, 0);
         assert_eq!(u.trim_point(&[]), None, "nothing committed, nothing to cut");
-        u.accept(request(1, 0.0, 3.0, false), &hyp("a b c d e"));
-        u.accept(request(2, 0.0, 3.0, false), &hyp("a b c d f"));
+        u.accept(request(1, 0.0, 3.0, false), &hyp("a b c d e"), LA);
+        u.accept(request(2, 0.0, 3.0, false), &hyp("a b c d f"), LA);
         // Committed "a b c d" ends at 1.9; tentative "f" starts at 2.0.
         assert_eq!(u.trim_point(&[]), Some(1.9));
         assert_eq!(u.trim_point(&[0.95, 1.45, 2.4]), Some(1.45));
@@ -242,20 +267,20 @@ mod tests {
                 TimedWord::new(w, 0.8, 1.5),
             ])
         };
-        v.accept(request(1, 0.0, 2.0, false), &overlap(" x"));
-        v.accept(request(2, 0.0, 2.0, false), &overlap(" y"));
+        v.accept(request(1, 0.0, 2.0, false), &overlap(" x"), LA);
+        v.accept(request(2, 0.0, 2.0, false), &overlap(" y"), LA);
         assert_eq!(v.trim_point(&[]), Some(0.8));
     }
 
     #[test]
     fn force_commit_takes_words_clear_of_the_guard() {
         let mut u = Utterance::new(1, 0);
-        u.accept(request(1, 0.0, 3.0, false), &hyp("a b c d e f"));
+        u.accept(request(1, 0.0, 3.0, false), &hyp("a b c d e f"), LA);
         // Words end at 0.4, 0.9, ..., 2.9; guard 2.0 commits four, cuts before "e" (2.0).
         assert_eq!(u.force_commit(2.0), 2.0);
-        assert_eq!(u.agreement.committed().len(), 4);
+        assert_eq!(u.commits.committed().len(), 4);
         let mut empty = Utterance::new(2, 0);
-        empty.accept(request(2, 0.0, 20.0, false), &Hypothesis::default());
+        empty.accept(request(2, 0.0, 20.0, false), &Hypothesis::default(), LA);
         assert_eq!(empty.force_commit(19.0), 19.0);
     }
 }

@@ -1,9 +1,9 @@
 //! The policy driven end to end with synthetic audio and scripted hypotheses.
 
 use super::*;
-use crate::session::TimedWord;
 use crate::session::test_support::hyp;
 use crate::session::vad::tests::{noise, silence, tone};
+use crate::session::{StreamingPolicy, TimedWord};
 
 /// The default policy, save that every request (the first too) waits for a whole 1 s chunk,
 /// which keeps the scripted timelines round.
@@ -158,6 +158,59 @@ fn a_burst_then_silence_gives_events_an_interim_and_a_final_request() {
     assert_eq!((u.committed.as_str(), u.revision), ("hello world", 1));
     assert!((u.words[0].start - fin.audio_start_seconds).abs() < 1e-9);
     assert!(p.is_idle());
+}
+
+#[test]
+fn align_att_commits_words_aligned_clear_of_the_end_from_one_result() {
+    let mut config = SessionConfig::default();
+    config.vad.enabled = false;
+    config.first_chunk_seconds = config.min_chunk_seconds;
+    config.policy = StreamingPolicy::AlignAtt {
+        margin_seconds: 0.5,
+    };
+    let mut p = SessionPolicy::new(config).unwrap();
+    // Words 0.2 s apart, 0.15 s long, over 1 s of audio: those ending by 0.5 s are clear.
+    let r1 = only_request(&feed(&mut p, &tone(1.0, 0.1)));
+    p.submit(r1.request_id, hyp("the quick brown fox jumps"));
+    let u1 = only_update(&drain(&mut p));
+    assert_eq!(
+        (u1.committed_delta.as_str(), u1.tentative.as_str()),
+        ("the quick", " brown fox jumps")
+    );
+    // The next result re-reads the committed words; its later words commit as they clear.
+    let r2 = only_request(&feed(&mut p, &tone(1.0, 0.1)));
+    let mut words = hyp("the quick brown fix jumped over a lazy dog").words;
+    words.iter_mut().skip(3).for_each(|w| {
+        w.start += 0.1;
+        w.end += 0.1;
+    });
+    p.submit(r2.request_id, Hypothesis::from_words(words));
+    let u2 = only_update(&drain(&mut p));
+    assert_eq!(
+        (u2.committed_delta.as_str(), u2.tentative.as_str()),
+        (" brown fix jumped over a", " lazy dog")
+    );
+    assert!(p.finalize());
+    let fin = only_request(&drain(&mut p));
+    p.submit(
+        fin.request_id,
+        hyp("the quick brown fix jumped over a lazy dog"),
+    );
+    let done = only_update(&drain(&mut p));
+    assert!(done.is_final);
+    assert_eq!(done.committed, "the quick brown fix jumped over a lazy dog");
+}
+
+#[test]
+fn an_align_att_margin_wider_than_a_chunk_is_refused() {
+    let config = SessionConfig {
+        policy: StreamingPolicy::AlignAtt {
+            margin_seconds: 1.5,
+        },
+        ..SessionConfig::default()
+    };
+    let err = SessionPolicy::new(config).unwrap_err();
+    assert_eq!(err.field, "policy.margin_seconds");
 }
 
 #[test]

@@ -1,13 +1,23 @@
-//! LocalAgreement-2: which words of successive Whisper hypotheses are stable enough to commit.
+//! Which words of successive Whisper hypotheses are stable enough to commit, under either
+//! streaming policy ([`StreamingPolicy`](super::StreamingPolicy)).
 //!
 //! Whisper re-transcribes the whole utterance buffer each time audio grows, and the tail of its
-//! answer flickers while the speaker is mid-word. Following whisper_streaming's
-//! `HypothesisBuffer`, a word is committed once two consecutive hypotheses agree on it: the
-//! longest common prefix (compared case- and punctuation-insensitively) of the previous
-//! uncommitted tail and the new one. Words of a new hypothesis that start before the last
-//! committed end are audio we already committed, and a 1–5 word n-gram repeating the committed
-//! tail right at the boundary is dropped, because Whisper re-reads committed audio still in the
-//! buffer. Committed words are never taken back. All times here are absolute stream seconds.
+//! answer flickers while the speaker is mid-word. Two rules decide what is stable:
+//!
+//! - **LocalAgreement-2** ([`CommitBuffer::insert`]), following whisper_streaming's
+//!   `HypothesisBuffer`: a word is committed once two consecutive hypotheses agree on it, the
+//!   longest common prefix (compared case- and punctuation-insensitively) of the previous
+//!   uncommitted tail and the new one.
+//! - **AlignAtt** ([`CommitBuffer::insert_aligned`]), following SimulStreaming: one hypothesis
+//!   suffices for the words the decoder's alignment heads placed clear of the end of the audio
+//!   it heard (their cross-attention moved on to later frames); a word reaching into the last
+//!   `margin` seconds may still be cut mid-word and waits for more audio, or for a second
+//!   hypothesis that agrees on it.
+//!
+//! Either way, words of a new hypothesis that start before the last committed end are audio we
+//! already committed, and a 1–5 word n-gram repeating the committed tail right at the boundary
+//! is dropped, because Whisper re-reads committed audio still in the buffer. Committed words
+//! are never taken back. All times here are absolute stream seconds.
 
 /// One word of a Whisper hypothesis and where it lies in the audio.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,9 +59,9 @@ const MAX_NGRAM: usize = 5;
 /// A word shorter than this has no audio behind it (the alignment gave it no frame).
 const MIN_VOICED_WORD_S: f64 = 0.01;
 
-/// The LocalAgreement-2 state of one utterance.
+/// Which words of one utterance are committed and which are tentative.
 #[derive(Debug, Clone)]
-pub struct LocalAgreement {
+pub struct CommitBuffer {
     committed: Vec<TimedWord>,
     /// `committed[released..]` is the committed text whose audio is still in the buffer: the
     /// n-gram window, and what has not yet been handed over to the prompt.
@@ -60,7 +70,7 @@ pub struct LocalAgreement {
     last_committed_end: f64,
 }
 
-impl LocalAgreement {
+impl CommitBuffer {
     /// An empty state for an utterance whose audio starts at `start` seconds.
     pub fn new(start: f64) -> Self {
         Self {
@@ -71,25 +81,54 @@ impl LocalAgreement {
         }
     }
 
-    /// Takes a new hypothesis of the utterance buffer and commits the prefix it shares with the
-    /// previous one. Returns how many words were committed.
-    pub fn insert(&mut self, mut hypothesis: Vec<TimedWord>) -> usize {
+    /// LocalAgreement-2: takes a new hypothesis of the utterance buffer and commits the prefix
+    /// it shares with the previous one. Returns how many words were committed.
+    pub fn insert(&mut self, hypothesis: Vec<TimedWord>) -> usize {
+        let new = self.uncommitted(hypothesis);
+        let agreed = self.agreed_prefix(&new);
+        // The newer spelling wins: it saw more context (punctuation, casing).
+        self.settle(new, agreed)
+    }
+
+    /// How many of `new`'s first words the previous tentative tail has too.
+    fn agreed_prefix(&self, new: &[TimedWord]) -> usize {
+        self.tentative
+            .iter()
+            .zip(new)
+            .take_while(|(old, new)| same_word(old, new))
+            .count()
+    }
+
+    /// AlignAtt: takes a new hypothesis and commits its words up to the last that ends by
+    /// `frontier` (the end of the audio the model heard, less the margin), or up to the last
+    /// the previous hypothesis agrees on, whichever reaches further: a word both hypotheses
+    /// agree on is as stable as under LocalAgreement-2 however close to the end it lies.
+    /// Returns how many words were committed.
+    pub fn insert_aligned(&mut self, hypothesis: Vec<TimedWord>, frontier: f64) -> usize {
+        let new = self.uncommitted(hypothesis);
+        // Cleaned times are monotonic, so the first word past the frontier ends the run.
+        let heard_whole = new.iter().take_while(|w| w.end <= frontier).count();
+        let stable = heard_whole.max(self.agreed_prefix(&new));
+        self.settle(new, stable)
+    }
+
+    /// The words of `hypothesis` not yet committed: cleaned, past the committed end, and
+    /// without an n-gram re-reading the committed tail.
+    fn uncommitted(&self, mut hypothesis: Vec<TimedWord>) -> Vec<TimedWord> {
         clean_hypothesis(&mut hypothesis);
         let mut new: Vec<TimedWord> = hypothesis
             .into_iter()
             .filter(|w| w.start > self.last_committed_end - OVERLAP_TOLERANCE_S)
             .collect();
         self.drop_repeated_ngram(&mut new);
-        let agreed = self
-            .tentative
-            .iter()
-            .zip(&new)
-            .take_while(|(old, new)| same_word(old, new))
-            .count();
-        self.tentative = new.split_off(agreed);
-        // The newer spelling wins: it saw more context (punctuation, casing).
+        new
+    }
+
+    /// Commits the first `stable` of `new` and keeps the rest as the tentative tail.
+    fn settle(&mut self, mut new: Vec<TimedWord>, stable: usize) -> usize {
+        self.tentative = new.split_off(stable);
         self.commit(new);
-        agreed
+        stable
     }
 
     /// Commits the tentative words that end by `time` (progress when agreement stalls).
@@ -226,66 +265,66 @@ mod tests {
 
     #[test]
     fn first_hypothesis_commits_nothing() {
-        let mut la = LocalAgreement::new(0.0);
-        assert_eq!(la.insert(words("the quick brown", 0.0)), 0);
-        assert!(la.committed().is_empty());
-        assert_eq!(texts(la.tentative()), " the quick brown");
+        let mut buf = CommitBuffer::new(0.0);
+        assert_eq!(buf.insert(words("the quick brown", 0.0)), 0);
+        assert!(buf.committed().is_empty());
+        assert_eq!(texts(buf.tentative()), " the quick brown");
     }
 
     #[test]
     fn two_hypotheses_commit_their_common_prefix() {
-        let mut la = LocalAgreement::new(0.0);
-        la.insert(words("the quick brown fax", 0.0));
-        assert_eq!(la.insert(words("the quick brown fox jumps", 0.0)), 3);
-        assert_eq!(texts(la.committed()), " the quick brown");
-        assert_eq!(texts(la.tentative()), " fox jumps");
-        assert_eq!(la.committed_end(), Some(1.4));
+        let mut buf = CommitBuffer::new(0.0);
+        buf.insert(words("the quick brown fax", 0.0));
+        assert_eq!(buf.insert(words("the quick brown fox jumps", 0.0)), 3);
+        assert_eq!(texts(buf.committed()), " the quick brown");
+        assert_eq!(texts(buf.tentative()), " fox jumps");
+        assert_eq!(buf.committed_end(), Some(1.4));
     }
 
     #[test]
     fn comparison_ignores_case_and_punctuation_and_keeps_the_newer_spelling() {
-        let mut la = LocalAgreement::new(0.0);
-        la.insert(words("hello world", 0.0));
-        la.insert(words("Hello, world.", 0.0));
-        assert_eq!(texts(la.committed()), " Hello, world.");
+        let mut buf = CommitBuffer::new(0.0);
+        buf.insert(words("hello world", 0.0));
+        buf.insert(words("Hello, world.", 0.0));
+        assert_eq!(texts(buf.committed()), " Hello, world.");
     }
 
     #[test]
     fn changed_tail_stays_tentative() {
-        let mut la = LocalAgreement::new(0.0);
-        la.insert(words("a b c d", 0.0));
-        la.insert(words("a b x y", 0.0));
-        assert_eq!(texts(la.committed()), " a b");
+        let mut buf = CommitBuffer::new(0.0);
+        buf.insert(words("a b c d", 0.0));
+        buf.insert(words("a b x y", 0.0));
+        assert_eq!(texts(buf.committed()), " a b");
         // The next hypothesis re-reads committed audio; only the disagreeing tail remains.
-        la.insert(words("a b x z w", 0.0));
-        assert_eq!(texts(la.committed()), " a b x");
-        assert_eq!(texts(la.tentative()), " z w");
+        buf.insert(words("a b x z w", 0.0));
+        assert_eq!(texts(buf.committed()), " a b x");
+        assert_eq!(texts(buf.tentative()), " z w");
     }
 
     #[test]
     fn words_before_the_commit_are_dropped_and_timings_come_from_the_new_hypothesis() {
-        let mut la = LocalAgreement::new(0.0);
-        la.insert(words("one two three", 0.0));
-        la.insert(words("one two three four", 0.0));
-        assert_eq!(la.committed().len(), 3);
+        let mut buf = CommitBuffer::new(0.0);
+        buf.insert(words("one two three", 0.0));
+        buf.insert(words("one two three four", 0.0));
+        assert_eq!(buf.committed().len(), 3);
         // Re-transcription shifted by 0.05 s: old words filtered, "four five" agreed on.
-        la.insert(words("one two three four five", 0.05));
-        assert_eq!(texts(la.committed()), " one two three four");
-        assert_eq!(la.committed()[3].start, 1.55);
+        buf.insert(words("one two three four five", 0.05));
+        assert_eq!(texts(buf.committed()), " one two three four");
+        assert_eq!(buf.committed()[3].start, 1.55);
     }
 
     #[test]
     fn repeated_ngram_at_the_boundary_is_removed() {
-        let mut la = LocalAgreement::new(0.0);
-        la.insert(words("see you", 0.0));
-        la.insert(words("see you", 0.0));
-        assert_eq!(texts(la.committed()), " see you");
+        let mut buf = CommitBuffer::new(0.0);
+        buf.insert(words("see you", 0.0));
+        buf.insert(words("see you", 0.0));
+        assert_eq!(texts(buf.committed()), " see you");
         // Whisper re-emits "see you" with timings after the committed end (a shifted buffer).
-        la.insert(words("see you later", 1.0));
-        assert_eq!(texts(la.tentative()), " later");
+        buf.insert(words("see you later", 1.0));
+        assert_eq!(texts(buf.tentative()), " later");
         // Far from the boundary, a repetition is real speech and stays.
-        la.insert(words("see you later", 3.0));
-        assert_eq!(texts(la.tentative()), " see you later");
+        buf.insert(words("see you later", 3.0));
+        assert_eq!(texts(buf.tentative()), " see you later");
     }
 
     #[test]
@@ -314,40 +353,88 @@ mod tests {
             TimedWord::new(" writer", 9.68, 10.06),
             TimedWord::new(" should", 10.06, 10.44),
         ];
-        let mut la = LocalAgreement::new(9.0);
-        la.insert(hypothesis.clone());
-        la.insert(hypothesis);
-        assert_eq!(la.committed_end(), Some(10.44));
-        let times: Vec<(f64, f64)> = la.committed().iter().map(|w| (w.start, w.end)).collect();
+        let mut buf = CommitBuffer::new(9.0);
+        buf.insert(hypothesis.clone());
+        buf.insert(hypothesis);
+        assert_eq!(buf.committed_end(), Some(10.44));
+        let times: Vec<(f64, f64)> = buf.committed().iter().map(|w| (w.start, w.end)).collect();
         assert!(times.windows(2).all(|p| p[0].1 <= p[1].0), "{times:?}");
         // The next words after the boundary are not taken for re-read audio.
         let mut next = words("But as the writer should by time", 9.0);
         next[5] = TimedWord::new(" by", 10.44, 10.74);
         next[6] = TimedWord::new(" time", 10.74, 11.04);
-        la.insert(next.clone());
-        la.insert(next);
-        assert_eq!(texts(la.committed()), " But as the writer should by time");
+        buf.insert(next.clone());
+        buf.insert(next);
+        assert_eq!(texts(buf.committed()), " But as the writer should by time");
+    }
+
+    #[test]
+    fn aligned_words_clear_of_the_frontier_commit_from_one_hypothesis() {
+        let mut buf = CommitBuffer::new(0.0);
+        // Words end at 0.4, 0.9, 1.4, 1.9; audio heard up to 2.0, margin 0.5: frontier 1.5.
+        assert_eq!(
+            buf.insert_aligned(words("the quick brown fox", 0.0), 1.5),
+            3
+        );
+        assert_eq!(texts(buf.committed()), " the quick brown");
+        assert_eq!(texts(buf.tentative()), " fox");
+        // The next hypothesis re-reads the committed words; only what follows them counts,
+        // and a word changed before the frontier is committed as the newer hypothesis has it.
+        assert_eq!(
+            buf.insert_aligned(words("the quick brown box jumps over", 0.0), 2.5),
+            2
+        );
+        assert_eq!(texts(buf.committed()), " the quick brown box jumps");
+        assert_eq!(texts(buf.tentative()), " over");
+    }
+
+    #[test]
+    fn aligned_commit_stops_at_the_first_word_past_the_frontier() {
+        let mut buf = CommitBuffer::new(0.0);
+        // "b" stretched to 1.6 by the aligner: "c" (ending earlier) may not jump past it.
+        let hypothesis = vec![
+            TimedWord::new(" a", 0.0, 0.4),
+            TimedWord::new(" b", 0.5, 1.6),
+            TimedWord::new(" c", 1.6, 1.6),
+            TimedWord::new(" d", 1.6, 1.9),
+        ];
+        assert_eq!(buf.insert_aligned(hypothesis, 1.5), 1);
+        assert_eq!(texts(buf.tentative()), " b c d");
+        // Nothing heard clear of the margin: nothing committed, all tentative.
+        let mut early = CommitBuffer::new(0.0);
+        assert_eq!(early.insert_aligned(words("hi", 0.0), 0.2), 0);
+        assert_eq!(texts(early.tentative()), " hi");
+    }
+
+    #[test]
+    fn aligned_commit_also_takes_what_two_hypotheses_agree_on() {
+        let mut buf = CommitBuffer::new(0.0);
+        assert_eq!(buf.insert_aligned(words("a b c", 0.0), 0.5), 1);
+        // "b c" are still within the margin, but the second hypothesis agrees on "b".
+        assert_eq!(buf.insert_aligned(words("a b d e", 0.0), 0.5), 1);
+        assert_eq!(texts(buf.committed()), " a b");
+        assert_eq!(texts(buf.tentative()), " d e");
     }
 
     #[test]
     fn commit_until_and_commit_all() {
-        let mut la = LocalAgreement::new(0.0);
-        la.insert(words("a b c", 0.0));
-        assert_eq!(la.commit_until(0.95), 2);
-        assert_eq!(texts(la.tentative()), " c");
-        assert_eq!(la.commit_all(), 1);
-        assert_eq!(texts(la.committed()), " a b c");
-        assert!(la.tentative().is_empty());
+        let mut buf = CommitBuffer::new(0.0);
+        buf.insert(words("a b c", 0.0));
+        assert_eq!(buf.commit_until(0.95), 2);
+        assert_eq!(texts(buf.tentative()), " c");
+        assert_eq!(buf.commit_all(), 1);
+        assert_eq!(texts(buf.committed()), " a b c");
+        assert!(buf.tentative().is_empty());
     }
 
     #[test]
     fn release_hands_over_each_committed_word_once() {
-        let mut la = LocalAgreement::new(0.0);
-        la.insert(words("a b c", 0.0));
-        la.commit_all();
-        assert_eq!(texts(la.release_until(0.9)), " a b");
-        assert_eq!(texts(la.release_until(0.9)), "");
-        assert_eq!(texts(la.release_all()), " c");
-        assert!(la.release_all().is_empty());
+        let mut buf = CommitBuffer::new(0.0);
+        buf.insert(words("a b c", 0.0));
+        buf.commit_all();
+        assert_eq!(texts(buf.release_until(0.9)), " a b");
+        assert_eq!(texts(buf.release_until(0.9)), "");
+        assert_eq!(texts(buf.release_all()), " c");
+        assert!(buf.release_all().is_empty());
     }
 }

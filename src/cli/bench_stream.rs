@@ -31,6 +31,7 @@ use crate::loadgen::{
 use crate::model::whisper::decode::PhaseTimes;
 use crate::server::{RunningServer, ServeConfig};
 use crate::service::Limits;
+use crate::session::StreamingPolicy;
 
 /// The capacity goal a session count must meet to count as sustained: commit lag p50 / p90,
 /// final latency p95, first interim p50 (seconds, from when the speech onset's audio was sent:
@@ -116,6 +117,10 @@ pub(super) struct StreamArgs {
     /// (the server's behaviour), `off` serves every job first come, first served.
     #[arg(long, value_delimiter = ',', default_value = "on")]
     live_priority: Vec<Switch>,
+    /// Streaming policies to measure in turn, each against a fresh server: `local-agreement`
+    /// (the default), `align-att`.
+    #[arg(long, value_delimiter = ',', default_value = "local-agreement")]
+    policy: Vec<StreamingPolicy>,
     /// Also write the figures of every round to this JSON file.
     #[arg(long, value_name = "FILE")]
     json: Option<std::path::PathBuf>,
@@ -126,6 +131,8 @@ pub(super) struct StreamArgs {
 struct RoundSummary {
     sessions: usize,
     live_priority: bool,
+    /// The streaming policy the sessions asked for.
+    policy: &'static str,
     clips: usize,
     /// From the stream's start to its first non-empty interim.
     first_interim_p50_s: Option<f64>,
@@ -173,7 +180,15 @@ pub(super) fn stream(args: StreamArgs) -> anyhow::Result<()> {
         .build()?;
     let mut rounds = Vec::new();
     for &priority in &args.live_priority {
-        rounds.extend(runtime.block_on(measure(&args, &clips, background.clone(), priority))?);
+        for &policy in &args.policy {
+            let settings = (priority, policy);
+            rounds.extend(runtime.block_on(measure(
+                &args,
+                &clips,
+                background.clone(),
+                settings,
+            ))?);
+        }
     }
     if let Some(path) = &args.json {
         let (workers, threads_per_worker) = args.workers.engine();
@@ -195,12 +210,13 @@ pub(super) fn stream(args: StreamArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every session count of `args` against a fresh server with `live_priority`.
+/// Every session count of `args` against a fresh server with `live_priority`, the sessions
+/// asking for `policy`.
 async fn measure(
     args: &StreamArgs,
     clips: &Arc<Vec<Clip>>,
     background: Option<Arc<Vec<u8>>>,
-    live_priority: Switch,
+    (live_priority, policy): (Switch, StreamingPolicy),
 ) -> anyhow::Result<Vec<RoundSummary>> {
     let model = args.model.load()?;
     let (workers, threads_per_worker) = args.workers.engine();
@@ -232,7 +248,7 @@ async fn measure(
     let server = RunningServer::start(WhisperBackend::from(model), config).await?;
     println!(
         "hearken bench stream: model {}, {} clips, {} pace, {} worker(s) × {} thread(s), \
-         max batch {}, max wait {} ms, live priority {}, vad {}{}",
+         max batch {}, max wait {} ms, live priority {}, vad {}, policy {}{}",
         args.model.model,
         clips.len(),
         if args.realtime { "real-time" } else { "fast" },
@@ -246,6 +262,7 @@ async fn measure(
             "off"
         },
         config_vad,
+        policy,
         match &args.background_file {
             Some(path) => format!(", background file {}", path.display()),
             None => String::new(),
@@ -276,7 +293,7 @@ async fn measure(
             .clone()
             .map(|file| spawn_background(&server, file));
         let started = Instant::now();
-        let results = round(&server, clips, n, args.clips_per_session, args.realtime).await?;
+        let results = round(&server, clips, n, args, policy).await?;
         let background_rtf = match uploads {
             Some(task) => task.stop().await?,
             None => None,
@@ -298,6 +315,7 @@ async fn measure(
         let summary = RoundSummary {
             sessions: n,
             live_priority: live_priority == Switch::On,
+            policy: policy.name(),
             clips: results.len(),
             first_interim_p50_s: aggregate.first_interim_s.p50,
             first_words_p50_s: aggregate.first_words_s.p50,
@@ -428,14 +446,20 @@ async fn round(
     server: &RunningServer,
     clips: &Arc<Vec<Clip>>,
     n: usize,
-    per_session: Option<usize>,
-    realtime: bool,
+    args: &StreamArgs,
+    policy: StreamingPolicy,
 ) -> anyhow::Result<Vec<SessionRecord>> {
-    let target = Arc::new(Target::parse(&format!("grpc://{}", server.grpc_addr))?);
+    let mut target = Target::parse(&format!("grpc://{}", server.grpc_addr))?;
+    target.policy = Some(policy);
+    let target = Arc::new(target);
     let options = RunOptions {
-        pace: if realtime { Pace::RealTime } else { Pace::Fast },
+        pace: if args.realtime {
+            Pace::RealTime
+        } else {
+            Pace::Fast
+        },
         duration: None,
-        clips_per_session: per_session,
+        clips_per_session: args.clips_per_session,
         seed: 1,
     };
     let round = run_round(&target, clips, Workload::Concurrency(n), &options).await?;

@@ -16,6 +16,7 @@ use crate::loadgen::{
     Aggregate, CapacitySearch, Clip, CorpusSelection, Pace, RoundReport, RunOptions, RunReport,
     Slo, Target, Workload, load_corpus, load_files, run_round,
 };
+use crate::session::StreamingPolicy;
 
 /// Arguments of `hearken loadgen`.
 #[derive(Debug, Args)]
@@ -69,6 +70,10 @@ pub(super) struct LoadgenArgs {
     /// The spoken language to send (default: none; the server's model decides).
     #[arg(long)]
     language: Option<String>,
+    /// gRPC targets: which rule commits words before an utterance ends, `local-agreement` or
+    /// `align-att` (default: the server's, local-agreement).
+    #[arg(long)]
+    policy: Option<StreamingPolicy>,
     /// HTTP targets: ask for `stream=true` and time the first delta.
     #[arg(long)]
     stream: bool,
@@ -201,6 +206,11 @@ fn target(args: &LoadgenArgs) -> anyhow::Result<Target> {
     target.model = args.model.clone();
     target.language = args.language.clone();
     target.http_stream = args.stream;
+    target.policy = args.policy;
+    anyhow::ensure!(
+        args.policy.is_none() || target.protocol == crate::loadgen::Protocol::Grpc,
+        "--policy is for grpc:// targets (OpenAI's protocols have no such setting)"
+    );
     if let Some(path) = &args.ca {
         anyhow::ensure!(
             target.tls(),

@@ -20,10 +20,13 @@ use crate::grpc::client::resume::{CancelSignal, resumable_session};
 use crate::grpc::client::{pcm16_chunks, pcm16_reader_chunks, pcm16_reader_stream, pcm16_stream};
 use crate::grpc::proto::speech_client::SpeechClient;
 use crate::grpc::proto::streaming_recognize_response::Event;
-use crate::grpc::proto::{AudioEncoding, RecognitionConfig, Task, TranscriptUpdate};
+use crate::grpc::proto::{
+    AudioEncoding, RecognitionConfig, StreamingPolicy as ProtoPolicy, Task, TranscriptUpdate,
+};
 use crate::http::realtime::client::{
     self as realtime, PROTOCOL_RATE as REALTIME_RATE, RealtimeOptions,
 };
+use crate::session::StreamingPolicy;
 use tokio_stream::wrappers::ReceiverStream;
 
 /// Audio per message: 100 ms, as a microphone client would send it.
@@ -68,6 +71,11 @@ pub(super) struct StreamArgs {
     /// Model id (see `hearken models`); unset, the server's.
     #[arg(long)]
     model: Option<String>,
+    /// Which rule commits words before an utterance ends: `local-agreement` (two agreeing
+    /// hypotheses) or `align-att` (sooner: one hypothesis, words the model heard whole).
+    /// gRPC only; unset, the server's (local-agreement).
+    #[arg(long, conflicts_with = "realtime_ws")]
+    policy: Option<StreamingPolicy>,
     /// API key, sent as `authorization: Bearer KEY`.
     #[arg(long, env = "HEARKEN_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
@@ -120,6 +128,7 @@ async fn stream(args: StreamArgs) -> anyhow::Result<()> {
         model: args.model.clone().unwrap_or_default(),
         interim_results: true,
         word_timestamps: true,
+        policy: args.policy.map_or(0, |p| ProtoPolicy::from(p) as i32),
         ..Default::default()
     };
     let mut headers = tonic::metadata::MetadataMap::new();

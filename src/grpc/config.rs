@@ -8,7 +8,7 @@ use crate::audio::stream::StreamEncoding;
 use crate::engine::JobOptions;
 use crate::model::whisper::tokens::Task;
 use crate::service::{AudioFormat, Service, ServiceError};
-use crate::session::Detector;
+use crate::session::{Detector, StreamingPolicy};
 use crate::streaming::Overflow;
 
 /// Default silence that ends an utterance.
@@ -34,6 +34,8 @@ pub(super) struct Settings {
     pub(super) detector: Detector,
     pub(super) max_lead_seconds: f64,
     pub(super) overflow: Overflow,
+    /// Which rule commits a stream's words before its utterance ends.
+    pub(super) policy: StreamingPolicy,
     /// Kept through a broken connection for the server's resume window (when it has one).
     pub(super) resumable: bool,
     /// The configuration echoed back in `SessionStarted`.
@@ -125,6 +127,16 @@ pub(super) fn resolve(
         }
     };
     let detector = detector(config.vad, service)?;
+    let policy = match proto::StreamingPolicy::try_from(config.policy) {
+        Ok(proto::StreamingPolicy::AlignAtt) => StreamingPolicy::align_att(),
+        Ok(_) => StreamingPolicy::LocalAgreement,
+        Err(_) => {
+            return Err(invalid(format!(
+                "unknown policy value {}; use LOCAL_AGREEMENT or ALIGN_ATT",
+                config.policy
+            )));
+        }
+    };
     let language = Some(config.language.trim().to_string()).filter(|l| !l.is_empty());
     let prompt = Some(config.prompt.trim().to_string()).filter(|p| !p.is_empty());
     let job = JobOptions {
@@ -157,6 +169,7 @@ pub(super) fn resolve(
             Detector::Silero(_) => proto::VoiceActivityDetector::Silero,
         } as i32,
         resumable,
+        policy: proto::StreamingPolicy::from(policy) as i32,
         ..config.clone()
     };
     let declared_container = match encoding_enum {
@@ -178,9 +191,19 @@ pub(super) fn resolve(
         detector,
         max_lead_seconds,
         overflow,
+        policy,
         resumable,
         effective,
     })
+}
+
+impl From<StreamingPolicy> for proto::StreamingPolicy {
+    fn from(policy: StreamingPolicy) -> Self {
+        match policy {
+            StreamingPolicy::LocalAgreement => Self::LocalAgreement,
+            StreamingPolicy::AlignAtt { .. } => Self::AlignAtt,
+        }
+    }
 }
 
 /// Whether a stream is resumable: asked for, on a server with a resume window.

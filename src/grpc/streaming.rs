@@ -350,6 +350,7 @@ async fn read_first(
 fn policy_config(settings: &Settings) -> SessionConfig {
     let mut config = SessionConfig::with_endpointing(settings.endpointing);
     config.vad.detector = settings.detector.clone();
+    config.policy = settings.policy;
     config
 }
 

@@ -5,6 +5,8 @@ use std::sync::OnceLock;
 
 use anyhow::bail;
 
+use crate::session::StreamingPolicy;
+
 /// The protocol a target speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -37,6 +39,8 @@ pub struct Target {
     pub language: Option<String>,
     /// HTTP only: ask for `stream=true` (Server-Sent Events) and time the first delta.
     pub http_stream: bool,
+    /// gRPC only: the streaming policy to ask for (`None`: the server's default).
+    pub policy: Option<StreamingPolicy>,
     /// The TLS configuration HTTP sessions share: roots are read from disk once per run.
     http_tls: OnceLock<rustls::ClientConfig>,
 }
@@ -72,6 +76,7 @@ impl Target {
             model: None,
             language: None,
             http_stream: false,
+            policy: None,
             http_tls: OnceLock::new(),
         })
     }

@@ -52,6 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     _pcm_options(stream, "stdin PCM")
     stream.add_argument(
+        "--policy",
+        choices=["local-agreement", "align-att"],
+        default="",
+        help="which rule commits words before an utterance ends: two agreeing hypotheses "
+        "(local-agreement) or one, for words the model heard whole (align-att: sooner); "
+        "default: the server's",
+    )
+    stream.add_argument(
         "--fast",
         action="store_true",
         help="send a file as fast as the server takes it, not at real-time pace",
@@ -119,6 +127,7 @@ def _config(args: argparse.Namespace) -> Config:
         translate=args.translate,
         sample_rate=args.rate,
         channels=args.channels,
+        policy=getattr(args, "policy", ""),
     )
 
 

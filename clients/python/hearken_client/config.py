@@ -8,6 +8,13 @@ from dataclasses import dataclass
 from ._proto import speech_pb2 as pb
 
 
+_POLICIES = {
+    "": pb.STREAMING_POLICY_UNSPECIFIED,
+    "local-agreement": pb.LOCAL_AGREEMENT,
+    "align-att": pb.ALIGN_ATT,
+}
+
+
 @dataclass(frozen=True)
 class Config:
     """Options of a stream or a whole-file request. The defaults are what a live client wants:
@@ -45,6 +52,15 @@ class Config:
     #: the server drops the session at once instead of holding it (and its session slot) for
     #: the window.
     resumable: bool = True
+    #: Streams: which rule commits words before an utterance ends. ``"local-agreement"``: once
+    #: two consecutive hypotheses agree on them; ``"align-att"``: from one hypothesis, once the
+    #: model has heard them whole (sooner); empty: the server's (local-agreement).
+    policy: str = ""
+
+    def __post_init__(self) -> None:
+        if self.policy not in _POLICIES:
+            choices = ", ".join(repr(p) for p in _POLICIES)
+            raise ValueError(f"unknown policy {self.policy!r}; use one of {choices}")
 
     def to_proto(
         self, encoding: pb.AudioEncoding, sample_rate: int = 0, channels: int = 0
@@ -63,4 +79,5 @@ class Config:
             word_timestamps=self.word_timestamps,
             single_utterance=self.single_utterance,
             endpointing_ms=self.endpointing_ms,
+            policy=_POLICIES[self.policy],
         )

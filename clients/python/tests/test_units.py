@@ -46,6 +46,14 @@ class Refusal(grpc.RpcError):
         return self._trailers
 
 
+def test_the_streaming_policy_maps_to_the_proto_and_a_typo_is_refused() -> None:
+    assert Config().to_proto(pb.LINEAR16).policy == pb.STREAMING_POLICY_UNSPECIFIED
+    assert Config(policy="align-att").to_proto(pb.LINEAR16).policy == pb.ALIGN_ATT
+    assert Config(policy="local-agreement").to_proto(pb.LINEAR16).policy == pb.LOCAL_AGREEMENT
+    with pytest.raises(ValueError, match="unknown policy 'alignatt'"):
+        Config(policy="alignatt")
+
+
 def test_retries_follow_the_servers_hint() -> None:
     retry = Retry(attempts=2, max_wait=10, backoff=0.5)
     exhausted, unavailable = grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE

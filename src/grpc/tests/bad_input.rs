@@ -230,6 +230,15 @@ fn stream_cases() -> Vec<StreamCase> {
             "unknown overflow value 99; use REJECT or DROP_OLDEST",
         ),
         stream_case(
+            "an unknown policy value",
+            vec![pcm(RecognitionConfig {
+                policy: 5,
+                ..config()
+            })],
+            InvalidArgument,
+            "unknown policy value 5; use LOCAL_AGREEMENT or ALIGN_ATT",
+        ),
+        stream_case(
             "endpointing_ms of a million",
             vec![pcm(RecognitionConfig {
                 endpointing_ms: 1_000_000,

@@ -197,6 +197,81 @@ async fn endpointing_ms_sets_the_pause_that_ends_an_utterance() {
     server.shutdown().await.unwrap();
 }
 
+/// Reads transcript updates until one satisfies `done`; returns it.
+async fn update_where(
+    stream: &mut Stream,
+    done: impl Fn(&super::proto::TranscriptUpdate) -> bool,
+) -> super::proto::TranscriptUpdate {
+    loop {
+        match stream.next().await.unwrap() {
+            Some(Event::Transcript(t)) if done(&t) => return t,
+            Some(_) => {}
+            None => panic!("the stream ended first"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn align_att_commits_a_word_from_the_first_result_that_hears_it_whole() {
+    use super::proto::StreamingPolicy;
+    let backend = ScriptedBackend::english();
+    let server = start(&backend).await;
+    // "three" at 0-0.4 s, "five" at 1.0-1.4 s, then silence to 3 s. The first request (0.7 s)
+    // hears only "three"; the model is held until all 3 s have arrived, so the second request
+    // hears "five" whole, 1.6 s before its end.
+    let mut audio = say(&["three"]);
+    audio.extend(silence(0.35));
+    audio.extend(say(&["five"]));
+    audio.extend(silence(1.35));
+    let chunks = audio.len().div_ceil(1_600) as u64;
+    for (policy, five_committed_at_once) in [
+        (StreamingPolicy::AlignAtt, true),
+        (StreamingPolicy::LocalAgreement, false),
+        (StreamingPolicy::Unspecified, false),
+    ] {
+        let config = RecognitionConfig {
+            policy: policy as i32,
+            interim_results: true,
+            // Keeps the utterance open through the silence.
+            endpointing_ms: 3_000,
+            ..config()
+        };
+        let paused = backend.pause();
+        let mut stream = Stream::open(&server, Some(config)).await;
+        let Some(Event::SessionStarted(started)) = stream.next().await.unwrap() else {
+            panic!("SessionStarted first")
+        };
+        let effective = started.effective_config.unwrap().policy();
+        let expected = match policy {
+            StreamingPolicy::AlignAtt => StreamingPolicy::AlignAtt,
+            _ => StreamingPolicy::LocalAgreement,
+        };
+        assert_eq!(effective, expected, "{policy:?}");
+        stream.send_audio(&audio).await;
+        loop {
+            match stream.next().await.unwrap() {
+                Some(Event::AudioAck(ack)) if ack.sequence >= chunks => break,
+                Some(_) => {}
+                None => panic!("the stream ended first"),
+            }
+        }
+        drop(paused);
+        let first_with_five = update_where(&mut stream, |t| {
+            format!("{}{}", t.committed, t.tentative).contains("five")
+        })
+        .await;
+        assert!(!first_with_five.is_final, "{policy:?}: {first_with_five:?}");
+        assert_eq!(
+            first_with_five.committed.contains("five"),
+            five_committed_at_once,
+            "{policy:?}: {first_with_five:?}"
+        );
+        stream.send(Action::EndOfStream(EndOfStream {})).await;
+        assert_eq!(stream.finals().await.unwrap(), ["three five"], "{policy:?}");
+    }
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finalize_ends_the_utterance_now_and_keep_alive_changes_nothing() {
     let backend = ScriptedBackend::english();

@@ -11,10 +11,10 @@ use super::super::clips::Clip;
 use super::super::record::{CommitTiming, FRAME, Failure, Observation, Pace, SendLog};
 use super::super::target::Target;
 use crate::grpc::client::pcm16_stream;
-use crate::grpc::proto::RecognitionConfig;
 use crate::grpc::proto::speech_client::SpeechClient;
 use crate::grpc::proto::speech_event::Kind;
 use crate::grpc::proto::streaming_recognize_response::Event;
+use crate::grpc::proto::{RecognitionConfig, StreamingPolicy};
 
 /// Streams `clip` through one `StreamingRecognize` call on a connection of its own (each
 /// simulated client is its own connection, as a load balancer sees them).
@@ -31,6 +31,7 @@ pub(super) async fn session(
         word_timestamps: true,
         language: target.language.clone().unwrap_or_default(),
         model: target.model.clone().unwrap_or_default(),
+        policy: target.policy.map_or(0, |p| StreamingPolicy::from(p) as i32),
         ..Default::default()
     };
     let (requests, frames_sent) =

@@ -37,6 +37,12 @@ class VoiceActivityDetector(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VOICE_ACTIVITY_DETECTOR_UNSPECIFIED: _ClassVar[VoiceActivityDetector]
     SILERO: _ClassVar[VoiceActivityDetector]
     ENERGY: _ClassVar[VoiceActivityDetector]
+
+class StreamingPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STREAMING_POLICY_UNSPECIFIED: _ClassVar[StreamingPolicy]
+    LOCAL_AGREEMENT: _ClassVar[StreamingPolicy]
+    ALIGN_ATT: _ClassVar[StreamingPolicy]
 AUDIO_ENCODING_UNSPECIFIED: AudioEncoding
 LINEAR16: AudioEncoding
 FLOAT32_LE: AudioEncoding
@@ -56,9 +62,12 @@ DROP_OLDEST: Overflow
 VOICE_ACTIVITY_DETECTOR_UNSPECIFIED: VoiceActivityDetector
 SILERO: VoiceActivityDetector
 ENERGY: VoiceActivityDetector
+STREAMING_POLICY_UNSPECIFIED: StreamingPolicy
+LOCAL_AGREEMENT: StreamingPolicy
+ALIGN_ATT: StreamingPolicy
 
 class RecognitionConfig(_message.Message):
-    __slots__ = ("encoding", "sample_rate_hertz", "channels", "language", "model", "task", "prompt", "interim_results", "word_timestamps", "single_utterance", "endpointing_ms", "max_lead_seconds", "overflow", "vad", "resumable")
+    __slots__ = ("encoding", "sample_rate_hertz", "channels", "language", "model", "task", "prompt", "interim_results", "word_timestamps", "single_utterance", "endpointing_ms", "max_lead_seconds", "overflow", "vad", "resumable", "policy")
     ENCODING_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_HERTZ_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +83,7 @@ class RecognitionConfig(_message.Message):
     OVERFLOW_FIELD_NUMBER: _ClassVar[int]
     VAD_FIELD_NUMBER: _ClassVar[int]
     RESUMABLE_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
     encoding: AudioEncoding
     sample_rate_hertz: int
     channels: int
@@ -89,7 +99,8 @@ class RecognitionConfig(_message.Message):
     overflow: Overflow
     vad: VoiceActivityDetector
     resumable: bool
-    def __init__(self, encoding: _Optional[_Union[AudioEncoding, str]] = ..., sample_rate_hertz: _Optional[int] = ..., channels: _Optional[int] = ..., language: _Optional[str] = ..., model: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., prompt: _Optional[str] = ..., interim_results: _Optional[bool] = ..., word_timestamps: _Optional[bool] = ..., single_utterance: _Optional[bool] = ..., endpointing_ms: _Optional[int] = ..., max_lead_seconds: _Optional[float] = ..., overflow: _Optional[_Union[Overflow, str]] = ..., vad: _Optional[_Union[VoiceActivityDetector, str]] = ..., resumable: _Optional[bool] = ...) -> None: ...
+    policy: StreamingPolicy
+    def __init__(self, encoding: _Optional[_Union[AudioEncoding, str]] = ..., sample_rate_hertz: _Optional[int] = ..., channels: _Optional[int] = ..., language: _Optional[str] = ..., model: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., prompt: _Optional[str] = ..., interim_results: _Optional[bool] = ..., word_timestamps: _Optional[bool] = ..., single_utterance: _Optional[bool] = ..., endpointing_ms: _Optional[int] = ..., max_lead_seconds: _Optional[float] = ..., overflow: _Optional[_Union[Overflow, str]] = ..., vad: _Optional[_Union[VoiceActivityDetector, str]] = ..., resumable: _Optional[bool] = ..., policy: _Optional[_Union[StreamingPolicy, str]] = ...) -> None: ...
 
 class StreamingRecognizeRequest(_message.Message):
     __slots__ = ("config", "audio", "control", "resume")

@@ -1199,8 +1199,9 @@ export enum StreamingPolicy {
 
   /**
    * AlignAtt, as in SimulStreaming: a word commits from one hypothesis once the decoder's
-   * alignment (its cross-attention) places its end at least 0.5 s before the end of the audio
-   * heard so far; words in that last 0.5 s wait. Commits sooner than LOCAL_AGREEMENT.
+   * alignment (its cross-attention) places its end at least 0.8 s before the end of the audio
+   * heard so far; a word in that last 0.8 s waits for the next hypothesis to hear it whole or
+   * agree on it. Commits sooner than LOCAL_AGREEMENT, at some cost in accuracy.
    *
    * @generated from enum value: ALIGN_ATT = 2;
    */

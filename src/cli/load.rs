@@ -135,3 +135,24 @@ fn load_silero() -> anyhow::Result<std::sync::Arc<SileroVad>> {
     tracing::info!(path = %path.display(), "Silero VAD loaded");
     Ok(std::sync::Arc::new(model))
 }
+
+/// How whole files' windows are encoded (`serve` and `transcribe --file-encoder`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum FileEncoder {
+    /// The audio present (at least 10 s) plus a cached silent window for the rest: the cost
+    /// follows the audio.
+    Trimmed,
+    /// Whisper's padded 30 s windows.
+    Padded,
+}
+
+impl FileEncoder {
+    /// The engine's encoding of whole files' windows (a multilingual model pads regardless).
+    pub(super) fn frames(self) -> crate::model::whisper::decode::EncoderFrames {
+        use crate::model::whisper::decode::EncoderFrames;
+        match self {
+            Self::Trimmed => EncoderFrames::AudioOnly,
+            Self::Padded => EncoderFrames::FullFirstWindow,
+        }
+    }
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::load::{ModelArgs, VadArgs, WorkerArgs};
+use super::load::{FileEncoder, ModelArgs, VadArgs, WorkerArgs};
 use crate::engine::EngineConfig;
 use crate::engine::WhisperBackend;
 use crate::grpc::ServerOptions;
@@ -47,9 +47,16 @@ pub(super) struct ServeArgs {
     #[arg(long, env = "HEARKEN_MAX_WAIT_MS", default_value_t = 20)]
     max_wait_ms: u64,
     /// Beam search width for whole files (uploads, Recognize, RecognizeStream) at temperature
-    /// 0; 1 decodes greedily. Live streams decode greedily whatever this is.
-    #[arg(long, env = "HEARKEN_BEAM_SIZE", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    /// 0; 1 decodes greedily. Live streams decode greedily whatever this is. 2 with trimmed
+    /// windows read 51 errors on the English corpus against greedy padded windows' 52, and 47
+    /// against 47 on the dense corpus, in 0.73× the time.
+    #[arg(long, env = "HEARKEN_BEAM_SIZE", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
     beam_size: u16,
+    /// How whole files' windows are encoded: `trimmed` (the audio present, at least 10 s, the
+    /// rest of the window read from an encoded silent window) or `padded` (Whisper's 30 s
+    /// windows). Multilingual models always pad.
+    #[arg(long, env = "HEARKEN_FILE_ENCODER", value_enum, default_value_t = FileEncoder::Trimmed)]
+    file_encoder: FileEncoder,
     /// Concurrent sessions (streams plus whole-file requests); more get RESOURCE_EXHAUSTED.
     #[arg(long, env = "HEARKEN_MAX_SESSIONS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     max_sessions: u32,
@@ -158,6 +165,7 @@ where
             threads_per_worker,
             policy: DecodeOptions {
                 beam_size: args.beam_size.into(),
+                encoder_frames: args.file_encoder.frames(),
                 ..DecodeOptions::default()
             },
             ..EngineConfig::default()

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use super::load::{ModelArgs, VadArgs};
+use super::load::{FileEncoder, ModelArgs, VadArgs};
 use crate::engine::{Engine, EngineConfig, JobEvent, JobOptions, WhisperBackend};
 use crate::formats::{RenderOptions, ResponseFormat, render};
-use crate::model::whisper::decode::Transcript;
+use crate::model::whisper::decode::{DecodeOptions, Transcript};
 use crate::model::whisper::tokens::Task;
 use crate::service::LongFiles;
 use crate::service::whole_file::{SpeechOnly, no_speech, prepare};
@@ -35,16 +35,19 @@ pub(super) struct TranscribeArgs {
     /// Text to prime the decoder with (names, spelling, style).
     #[arg(long)]
     prompt: Option<String>,
-    /// Encode only the audio present instead of a padded 30 s window (faster on short clips).
-    #[arg(long)]
-    trim_encoder: bool,
+    /// How windows are encoded: `trimmed` (the audio present, the rest of the window read from
+    /// an encoded silent window) or `padded` (Whisper's 30 s windows). Multilingual models
+    /// always pad.
+    #[arg(long, value_enum, default_value_t = FileEncoder::Trimmed)]
+    file_encoder: FileEncoder,
     /// How a file longer than 30 s is transcribed: `batched` (chunks cut at pauses, side by
     /// side) or `sequential` (window after window).
     #[arg(long, value_enum, default_value_t = LongFiles::Batched)]
     long_files: LongFiles,
-    /// Beam search with this many hypotheses (1: greedy). 5 is Whisper's and faster-whisper's
-    /// default: fewer errors on single utterances (1.4× the time in chunks), more on dense speech.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    /// Beam search with this many hypotheses (1: greedy). 2, the server's default, with trimmed
+    /// windows reads no more errors than greedy padded windows in 0.73× the time; 5 (Whisper's
+    /// and faster-whisper's default) fewer on single utterances, more on dense speech.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
     beam_size: u16,
 }
 
@@ -60,7 +63,6 @@ pub(super) fn run(args: TranscribeArgs) -> anyhow::Result<()> {
         language: args.language.clone(),
         task,
         prompt: args.prompt.clone(),
-        trim_encoder: args.trim_encoder,
         // Every format decodes with timestamps (see `JobOptions::text_only`).
         text_only: false,
         beam_size: Some(args.beam_size.into()),
@@ -76,7 +78,7 @@ pub(super) fn run(args: TranscribeArgs) -> anyhow::Result<()> {
             no_speech(seconds, &job)
         }
         // Loaded only once there is speech to transcribe.
-        speech => transcribe(speech, &args.model, &job, seconds)?,
+        speech => transcribe(speech, &args, &job, seconds)?,
     };
     let mut out = std::io::stdout().lock();
     let options = RenderOptions {
@@ -97,11 +99,18 @@ pub(super) fn run(args: TranscribeArgs) -> anyhow::Result<()> {
 /// standard error for files longer than one window.
 fn transcribe(
     speech: SpeechOnly,
-    model: &ModelArgs,
+    args: &TranscribeArgs,
     job: &JobOptions,
     seconds: f64,
 ) -> anyhow::Result<Transcript> {
-    let engine = Engine::start(WhisperBackend::from(model.load()?), EngineConfig::default());
+    let config = EngineConfig {
+        policy: DecodeOptions {
+            encoder_frames: args.file_encoder.frames(),
+            ..DecodeOptions::default()
+        },
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(WhisperBackend::from(args.model.load()?), config);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

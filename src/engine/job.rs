@@ -59,7 +59,7 @@ impl JobOptions {
             initial_prompt: self.prompt.clone(),
             word_timestamps: self.word_timestamps,
             without_timestamps: self.without_timestamps(),
-            encoder_frames: self.encoder_frames(),
+            encoder_frames: self.encoder_frames(policy.encoder_frames),
             temperatures: self.temperatures(&policy.temperatures),
             beam_size: self.beam_size(policy.beam_size),
             ..policy.clone()
@@ -76,14 +76,15 @@ impl JobOptions {
     }
 
     /// Streams trim to their audio plus 1 s; text-only windows to their audio plus 5 s, which
-    /// reads as padded windows do at about 0.6× their time.
-    fn encoder_frames(&self) -> EncoderFrames {
+    /// reads as padded windows do at about 0.6× their time; other files as the server encodes
+    /// files (`files`, `serve --file-encoder`).
+    fn encoder_frames(&self, files: EncoderFrames) -> EncoderFrames {
         if self.trim_encoder {
             EncoderFrames::AudioOnly
         } else if self.without_timestamps() {
             EncoderFrames::AudioAndSilence
         } else {
-            EncoderFrames::FullFirstWindow
+            files
         }
     }
 
@@ -399,6 +400,13 @@ mod tests {
         assert_eq!(frames(false, false, false), EncoderFrames::FullFirstWindow);
         assert_eq!(frames(true, true, false), EncoderFrames::FullFirstWindow);
         assert_eq!(frames(true, false, true), EncoderFrames::AudioOnly);
+        // A file on a server that trims files is trimmed.
+        let trims_files = DecodeOptions {
+            encoder_frames: EncoderFrames::AudioOnly,
+            ..DecodeOptions::default()
+        };
+        let file = JobOptions::default().decode_options(&trims_files);
+        assert_eq!(file.encoder_frames, EncoderFrames::AudioOnly);
     }
 
     #[test]

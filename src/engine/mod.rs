@@ -27,7 +27,7 @@ pub use backend::{Backend, JobStream, ModelInfo, ScriptedBackend, WhisperBackend
 pub use job::{JobEvent, JobHandle, JobOptions, WindowUpdate, unsplice};
 pub use stats::EngineStats;
 
-use crate::model::whisper::decode::{DecodeError, DecodeOptions};
+use crate::model::whisper::decode::{DecodeError, DecodeOptions, EncoderFrames};
 use crate::telemetry::EngineMetrics;
 use worker::{Shared, Worker};
 
@@ -102,6 +102,16 @@ impl Default for EngineConfig {
     }
 }
 
+/// A multilingual model's files keep padded windows: on the trimmed encoding of a short
+/// window Whisper hears English in German speech (see `streaming::jobs`), and trimming was
+/// measured on tiny.en only.
+fn padded_files_if_multilingual(mut config: EngineConfig, info: &ModelInfo) -> EngineConfig {
+    if info.multilingual && config.policy.encoder_frames == EncoderFrames::AudioOnly {
+        config.policy.encoder_frames = EncoderFrames::FullFirstWindow;
+    }
+    config
+}
+
 /// A model backend and the worker thread that serves it.
 pub struct Engine {
     core: Arc<dyn Core>,
@@ -131,6 +141,7 @@ impl Engine {
         config: EngineConfig,
         metrics: EngineMetrics,
     ) -> Self {
+        let config = padded_files_if_multilingual(config, backend.info());
         let backend = Arc::new(backend);
         let shared = Arc::new(Shared::<B::Stream>::new(config, metrics));
         let observed = Arc::downgrade(&shared);

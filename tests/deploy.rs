@@ -232,9 +232,10 @@ impl Drop for Proxy {
     }
 }
 
-/// Waits until the server has no open session; false if it still has some after 10 s.
+/// Waits until the server has no open session; false if it still has some after 20 s (a
+/// session gone quiet would hold its slot until the 30 s idle timeout).
 async fn slots_released(server: &hearken::server::RunningServer) -> bool {
-    for _ in 0..100 {
+    for _ in 0..200 {
         if server.service.open_sessions() == 0 {
             return true;
         }
@@ -273,6 +274,12 @@ async fn a_client_aborting_through_either_proxy_frees_its_slot_and_its_work() {
         };
         let frame = std::time::Duration::from_millis(100);
         let (requests, _) = hearken::grpc::client::pcm16_stream(config, &jfk, frame, true);
+        // The client gives up on the whole call: its audio stops too (dropping only the
+        // responses would leave the request body streaming the clip to its end).
+        let aborted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let gave_up = std::sync::Arc::clone(&aborted);
+        let requests =
+            requests.take_while(move |_| !gave_up.load(std::sync::atomic::Ordering::Relaxed));
         let mut responses = client
             .streaming_recognize(requests)
             .await
@@ -287,6 +294,7 @@ async fn a_client_aborting_through_either_proxy_frees_its_slot_and_its_work() {
             }
         }
         assert_eq!(server.service.open_sessions(), 1, "{kind}");
+        aborted.store(true, std::sync::atomic::Ordering::Relaxed);
         drop(responses);
         drop(client);
         assert!(

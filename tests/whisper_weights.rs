@@ -11,6 +11,7 @@ use hearken::model::whisper::WhisperModel;
 use hearken::model::whisper::config::WhisperConfig;
 use hearken::model::whisper::decode::DecodeOptions;
 use hearken::model::whisper::model::Whisper;
+use hearken::model::whisper::precision::Products;
 use hearken::model::whisper::weights::{self, WeightMap};
 
 /// Re-writes canonical tensors under transformers' names, un-fusing Q/K/V as HF stores them.
@@ -273,7 +274,7 @@ fn load_network(dir: &Path) -> Result<Whisper, String> {
         &loaded.tensors,
         Device::Cpu,
         DType::F32,
-        false,
+        Products::F32,
     )
     .map_err(|e| e.to_string())
 }

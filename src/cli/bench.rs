@@ -102,11 +102,7 @@ fn offline(args: OfflineArgs) -> anyhow::Result<()> {
     let opts = args.corpus.options()?;
     let threads =
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| num_cpus::get().to_string());
-    let products = if model.network.bf16_products() {
-        "bf16"
-    } else {
-        "f32"
-    };
+    let products = model.network.products();
     println!(
         "hearken bench offline: model {}, device {}, {products} products, {threads} threads, {} clips",
         args.model.model,
@@ -163,7 +159,8 @@ fn offline(args: OfflineArgs) -> anyhow::Result<()> {
     }
     let long = long_rows(&args)?;
     if let Some(path) = &args.json {
-        let report = serde_json::json!({ "products": products, "corpus": rows, "long": long });
+        let report =
+            serde_json::json!({ "products": products.to_string(), "corpus": rows, "long": long });
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }

@@ -23,8 +23,9 @@ pub(super) struct ModelArgs {
     #[arg(long, env = "HEARKEN_DEVICE", default_value = "cpu")]
     pub(super) device: DeviceSpec,
     /// Precision of the CPU's matrix products (every projection of the encoder and decoder, the
-    /// encoder's attention): `auto` (bf16 where the CPU has AVX512_BF16, else f32), `f32` or
-    /// `bf16`. Sums stay f32 either way; GPUs run f16.
+    /// encoder's attention): `auto` (bf16 where the CPU has AVX512_BF16, else f32), `f32`,
+    /// `bf16`, or `int8` (projections in int8 with AVX512_VNNI, attention as `auto`). Sums stay
+    /// f32 or i32; GPUs run f16.
     #[arg(long, env = "HEARKEN_PRECISION", default_value = "auto")]
     pub(super) precision: CpuPrecision,
 }
@@ -51,12 +52,8 @@ impl ModelArgs {
         let started = Instant::now();
         let model = WhisperModel::load_with(&resolved.dir, &device, self.precision)
             .with_context(|| format!("loading model from {}", resolved.dir.display()))?;
-        let products = if model.network.bf16_products() {
-            "bf16"
-        } else {
-            "f32"
-        };
-        tracing::info!(model = %resolved.id, dir = %resolved.dir.display(), products, seconds = started.elapsed().as_secs_f64(), "model loaded");
+        let products = model.network.products();
+        tracing::info!(model = %resolved.id, dir = %resolved.dir.display(), %products, seconds = started.elapsed().as_secs_f64(), "model loaded");
         Ok(model)
     }
 }

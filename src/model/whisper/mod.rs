@@ -20,7 +20,7 @@ use candle_core::Device;
 use self::decode::Transcriber;
 use self::mel::MelFrontend;
 use self::model::Whisper;
-use self::precision::{Bf16Unsupported, CpuPrecision};
+use self::precision::{CpuPrecision, PrecisionUnsupported};
 use self::tokens::{TokenizerError, WhisperTokenizer};
 use self::weights::WeightsError;
 
@@ -35,7 +35,7 @@ pub enum LoadError {
     Tokenizer(#[from] TokenizerError),
     /// The precision asked for does not run on this CPU.
     #[error(transparent)]
-    Precision(#[from] Bf16Unsupported),
+    Precision(#[from] PrecisionUnsupported),
 }
 
 /// Everything needed to turn 16 kHz samples into text: network, tokenizer and mel frontend.
@@ -61,14 +61,20 @@ impl WhisperModel {
         device: &Device,
         precision: CpuPrecision,
     ) -> Result<Self, LoadError> {
-        let bf16 = precision.bf16_on(device)?;
+        let products = precision.resolve(device)?;
         let dtype = if device.is_cpu() {
             candle_core::DType::F32
         } else {
             candle_core::DType::F16
         };
         let loaded = weights::load(dir, device, dtype)?;
-        let network = Whisper::new(loaded.config, &loaded.tensors, device.clone(), dtype, bf16)?;
+        let network = Whisper::new(
+            loaded.config,
+            &loaded.tensors,
+            device.clone(),
+            dtype,
+            products,
+        )?;
         let tokenizer = WhisperTokenizer::from_file(
             &dir.join("tokenizer.json"),
             network.config.is_multilingual(),

@@ -11,8 +11,10 @@ use candle_nn::{Conv1d, Conv1dConfig, LayerNorm};
 use super::cache::{DecoderCache, LayerCache};
 use super::config::WhisperConfig;
 use super::ops::{
-    PackedLinear, bf16_self_attention, gelu, matmul_t, single_query_attention, softmax_last_dim,
+    Int8Linear, PackedLinear, bf16_self_attention, gelu, matmul_t, single_query_attention,
+    softmax_last_dim,
 };
+use super::precision::Products;
 use super::weights::{WeightMap, WeightsError};
 
 mod cross_weights;
@@ -34,7 +36,7 @@ pub struct Whisper {
     pub decoder: TextDecoder,
     device: Device,
     dtype: DType,
-    bf16: bool,
+    products: Products,
     silence: SilenceTail,
 }
 
@@ -48,16 +50,16 @@ impl std::fmt::Debug for Whisper {
 }
 
 impl Whisper {
-    /// Builds the network from canonical tensors, checking every shape; `bf16` packs the
-    /// CPU's matrix products in bf16 (see [`super::precision::CpuPrecision`]).
+    /// Builds the network from canonical tensors, checking every shape; `products` packs the
+    /// CPU's matrix products (see [`super::precision::CpuPrecision`]).
     pub fn new(
         config: WhisperConfig,
         w: &WeightMap,
         device: Device,
         dtype: DType,
-        bf16: bool,
+        products: Products,
     ) -> Result<Self, WeightsError> {
-        let params = Params { map: w, bf16 };
+        let params = Params { map: w, products };
         let encoder = AudioEncoder::new(&config, &params)?;
         let decoder = TextDecoder::new(&config, &params)?;
         Ok(Self {
@@ -66,14 +68,14 @@ impl Whisper {
             decoder,
             device,
             dtype,
-            bf16,
+            products,
             silence: SilenceTail::default(),
         })
     }
 
-    /// Whether the CPU's matrix products run in bf16.
-    pub fn bf16_products(&self) -> bool {
-        self.bf16
+    /// What the CPU's matrix products run in.
+    pub fn products(&self) -> Products {
+        self.products
     }
 
     /// The device the weights live on.
@@ -90,8 +92,8 @@ impl Whisper {
 /// The checkpoint's tensors, and how to lay out the layers built from them.
 struct Params<'a> {
     map: &'a WeightMap,
-    /// Pack `Linear` weights in bf16 for products with many rows.
-    bf16: bool,
+    /// How `Linear` weights are packed for the CPU's products.
+    products: Products,
 }
 
 impl Params<'_> {
@@ -103,13 +105,11 @@ impl Params<'_> {
 fn linear(w: &Params<'_>, name: &str, out: usize, inp: usize) -> Result<Linear, WeightsError> {
     let weight = w.get(&format!("{name}.weight"), &[out, inp])?;
     let bias = w.get(&format!("{name}.bias"), &[out])?;
-    let packed = match w.bf16 {
-        true => PackedLinear::new(&weight, &bias).map_err(|source| WeightsError::Tensor {
-            name: format!("{name} (packing in bf16)"),
+    let packed =
+        Packed::new(w.products, &weight, &bias).map_err(|source| WeightsError::Tensor {
+            name: format!("{name} (packing in {})", w.products),
             source,
-        })?,
-        false => None,
-    };
+        })?;
     Ok(Linear {
         weight: Weight::new(weight),
         bias,
@@ -121,10 +121,11 @@ fn linear(w: &Params<'_>, name: &str, out: usize, inp: usize) -> Result<Linear, 
 struct Linear {
     weight: Weight,
     bias: Tensor,
-    /// The weight and bias in bf16 (`--precision`), for every product: with many rows the
-    /// kernel is compute-bound and bf16 doubles the multiply-adds per instruction; in a decoder
-    /// step it reads as many weight bytes as the f16 step copy, without widening them.
-    packed: Option<PackedLinear>,
+    /// The weight and bias in bf16 or int8 (`--precision`), for every product: with many rows
+    /// the kernel is compute-bound and bf16 doubles the multiply-adds per instruction (int8
+    /// doubles them again); in a decoder step bf16 reads as many weight bytes as the f16 step
+    /// copy, without widening them, and int8 half as many.
+    packed: Option<Packed>,
 }
 
 impl Linear {
@@ -141,7 +142,7 @@ impl Linear {
         y.reshape(dims)
     }
 
-    /// See [`Weight::with_step_copy`]; none is needed where the layer is packed in bf16.
+    /// See [`Weight::with_step_copy`]; none is needed where the layer is packed.
     fn with_step_copy(self) -> Result<Self, WeightsError> {
         if self.packed.is_some() {
             return Ok(self);
@@ -150,6 +151,35 @@ impl Linear {
             weight: self.weight.with_step_copy()?,
             ..self
         })
+    }
+}
+
+/// A `Linear` weight and bias packed for the CPU's bf16 or int8 kernel.
+enum Packed {
+    Bf16(PackedLinear),
+    Int8(Int8Linear),
+}
+
+impl Packed {
+    /// `None` for f32 products, or where the tensors are not on the CPU.
+    fn new(
+        products: Products,
+        weight: &Tensor,
+        bias: &Tensor,
+    ) -> candle_core::Result<Option<Self>> {
+        Ok(match products {
+            Products::F32 => None,
+            Products::Bf16 => PackedLinear::new(weight, bias)?.map(Self::Bf16),
+            Products::Int8 => Int8Linear::new(weight, bias)?.map(Self::Int8),
+        })
+    }
+
+    /// `x · Wᵀ + b` for `x` `[M, K]` f32.
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Bf16(packed) => packed.forward(x),
+            Self::Int8(packed) => packed.forward(x),
+        }
     }
 }
 
@@ -272,7 +302,7 @@ impl SelfAttention {
     }
 
     /// Every position over every position (the encoder): fused in bf16 where the projections
-    /// are, else the unfused f32 path.
+    /// are packed (bf16 or int8) and the CPU has AVX512_BF16, else the unfused f32 path.
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         if self.qkv.packed.is_some() {
             let qkv = self.qkv.forward(x)?;
@@ -527,8 +557,8 @@ pub struct TextDecoder {
     /// The token embedding `[vocab, d]` (`full`), which is also the tied output projection,
     /// with its step copy.
     token_embedding: Weight,
-    /// The output projection in bf16 (`--precision`), which then replaces the step copy.
-    logits_bf16: Option<PackedLinear>,
+    /// The output projection packed (`--precision`), which then replaces the step copy.
+    logits_packed: Option<Packed>,
     positions: Tensor,
     blocks: Vec<DecoderBlock>,
     ln: LayerNorm,
@@ -560,22 +590,19 @@ impl TextDecoder {
             })
             .collect::<Result<_, WeightsError>>()?;
         let embedding = w.get("decoder.token_embedding", &[c.n_vocab, d])?;
-        let logits_bf16 = match w.bf16 {
-            true => Tensor::zeros(c.n_vocab, embedding.dtype(), embedding.device())
-                .and_then(|no_bias| PackedLinear::new(&embedding, &no_bias))
-                .map_err(|source| WeightsError::Tensor {
-                    name: "decoder.token_embedding (packing in bf16)".into(),
-                    source,
-                })?,
-            false => None,
-        };
-        let token_embedding = match logits_bf16 {
+        let logits_packed = Tensor::zeros(c.n_vocab, embedding.dtype(), embedding.device())
+            .and_then(|no_bias| Packed::new(w.products, &embedding, &no_bias))
+            .map_err(|source| WeightsError::Tensor {
+                name: format!("decoder.token_embedding (packing in {})", w.products),
+                source,
+            })?;
+        let token_embedding = match logits_packed {
             Some(_) => Weight::new(embedding),
             None => Weight::new(embedding).with_step_copy()?,
         };
         Ok(Self {
             token_embedding,
-            logits_bf16,
+            logits_packed,
             positions: w.get("decoder.positions", &[c.n_text_ctx, d])?,
             blocks,
             ln: layer_norm(w, "decoder.ln", d)?,
@@ -658,7 +685,7 @@ impl TextDecoder {
     pub fn logits(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
         let (b, n, d) = hidden.dims3()?;
         let flat = hidden.reshape((b * n, d))?;
-        let logits = match &self.logits_bf16 {
+        let logits = match &self.logits_packed {
             Some(packed) => packed.forward(&flat.contiguous()?)?,
             _ => self.token_embedding.project(&flat)?,
         };

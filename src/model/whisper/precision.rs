@@ -7,9 +7,9 @@ use std::str::FromStr;
 
 use candle_core::Device;
 
-use super::ops::Bf16Cpu;
+use super::ops::{Bf16Cpu, VnniCpu};
 
-/// What the CPU's matrix products compute in.
+/// What the CPU's matrix products compute in (`--precision`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CpuPrecision {
     /// bf16 where the CPU has AVX512_BF16, else f32.
@@ -20,22 +20,51 @@ pub enum CpuPrecision {
     /// Operands rounded to bf16, sums in f32 (`vdpbf16ps`); the encoder's attention fused.
     /// Needs AVX512_BF16.
     Bf16,
+    /// `Linear` layers and the output projection in int8 (`vpdpbusd`), CTranslate2's scheme:
+    /// weights per output column, inputs per row and call; the encoder's attention stays bf16
+    /// where the CPU has it, else f32. Needs AVX512_VNNI.
+    Int8,
 }
 
-/// `--precision bf16` on a CPU without the instructions.
+/// What a loaded model's CPU products run in: [`CpuPrecision`] resolved on one device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Products {
+    /// f32 (and every GPU, whose model runs in f16).
+    F32,
+    /// bf16 products and fused bf16 attention.
+    Bf16,
+    /// int8 products; attention as [`Products::Bf16`] where the CPU has it.
+    Int8,
+}
+
+/// A precision asked for on a CPU without its instructions.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("precision `bf16` needs a CPU with AVX512_BF16, which this one lacks; use `auto` or `f32`")]
-pub struct Bf16Unsupported;
+#[error(
+    "precision `{precision}` needs a CPU with {instructions}, which this one lacks; use `auto` or `f32`"
+)]
+pub struct PrecisionUnsupported {
+    precision: CpuPrecision,
+    instructions: &'static str,
+}
 
 impl CpuPrecision {
-    /// Whether the products run in bf16 on `device` (never on a GPU, which runs f16).
-    pub fn bf16_on(self, device: &Device) -> Result<bool, Bf16Unsupported> {
-        let available = device.is_cpu() && Bf16Cpu::detect().is_some();
+    /// What the products run in on `device` (f32 on a GPU, which runs the model in f16).
+    pub fn resolve(self, device: &Device) -> Result<Products, PrecisionUnsupported> {
+        let cpu = device.is_cpu();
+        let bf16 = cpu && Bf16Cpu::detect().is_some();
+        let int8 = cpu && VnniCpu::detect().is_some();
+        let refuse = |instructions| PrecisionUnsupported {
+            precision: self,
+            instructions,
+        };
         match self {
-            Self::Auto => Ok(available),
-            Self::F32 => Ok(false),
-            Self::Bf16 if available || !device.is_cpu() => Ok(available),
-            Self::Bf16 => Err(Bf16Unsupported),
+            _ if !cpu => Ok(Products::F32),
+            Self::Auto if bf16 => Ok(Products::Bf16),
+            Self::Auto | Self::F32 => Ok(Products::F32),
+            Self::Bf16 if bf16 => Ok(Products::Bf16),
+            Self::Bf16 => Err(refuse("AVX512_BF16")),
+            Self::Int8 if int8 => Ok(Products::Int8),
+            Self::Int8 => Err(refuse("AVX512_VNNI")),
         }
     }
 }
@@ -46,6 +75,17 @@ impl fmt::Display for CpuPrecision {
             Self::Auto => "auto",
             Self::F32 => "f32",
             Self::Bf16 => "bf16",
+            Self::Int8 => "int8",
+        })
+    }
+}
+
+impl fmt::Display for Products {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "f32",
+            Self::Bf16 => "bf16",
+            Self::Int8 => "int8",
         })
     }
 }
@@ -58,8 +98,9 @@ impl FromStr for CpuPrecision {
             "auto" => Ok(Self::Auto),
             "f32" => Ok(Self::F32),
             "bf16" => Ok(Self::Bf16),
+            "int8" => Ok(Self::Int8),
             other => Err(format!(
-                "unknown precision `{other}`: expected auto, f32 or bf16"
+                "unknown precision `{other}`: expected auto, f32, bf16 or int8"
             )),
         }
     }
@@ -71,22 +112,40 @@ mod tests {
 
     #[test]
     fn parses_its_own_names_and_refuses_others() {
-        for p in [CpuPrecision::Auto, CpuPrecision::F32, CpuPrecision::Bf16] {
+        let all = [
+            CpuPrecision::Auto,
+            CpuPrecision::F32,
+            CpuPrecision::Bf16,
+            CpuPrecision::Int8,
+        ];
+        for p in all {
             assert_eq!(p.to_string().parse::<CpuPrecision>(), Ok(p));
         }
-        let error = "int8".parse::<CpuPrecision>().unwrap_err();
+        let error = "fp8".parse::<CpuPrecision>().unwrap_err();
         assert!(
-            error.contains("int8") && error.contains("auto, f32 or bf16"),
+            error.contains("fp8") && error.contains("auto, f32, bf16 or int8"),
             "{error}"
         );
     }
 
     #[test]
-    fn f32_is_always_available_and_auto_follows_the_cpu() {
+    fn f32_is_always_available_and_the_others_follow_the_cpu() {
         let cpu = Device::Cpu;
-        assert!(!CpuPrecision::F32.bf16_on(&cpu).unwrap());
-        let has = Bf16Cpu::detect().is_some();
-        assert_eq!(CpuPrecision::Auto.bf16_on(&cpu).unwrap(), has);
-        assert_eq!(CpuPrecision::Bf16.bf16_on(&cpu).is_ok(), has);
+        assert_eq!(CpuPrecision::F32.resolve(&cpu).unwrap(), Products::F32);
+        let bf16 = Bf16Cpu::detect().is_some();
+        let auto = CpuPrecision::Auto.resolve(&cpu).unwrap();
+        assert_eq!(auto, if bf16 { Products::Bf16 } else { Products::F32 });
+        assert_eq!(CpuPrecision::Bf16.resolve(&cpu).is_ok(), bf16);
+        match CpuPrecision::Int8.resolve(&cpu) {
+            Ok(products) => assert_eq!(products, Products::Int8),
+            Err(error) => {
+                assert!(VnniCpu::detect().is_none());
+                let message = error.to_string();
+                assert!(
+                    message.contains("`int8`") && message.contains("AVX512_VNNI"),
+                    "{message}"
+                );
+            }
+        }
     }
 }

@@ -13,11 +13,14 @@ use rayon::prelude::*;
 
 mod attention;
 mod bf16;
+mod int8;
 mod simd;
 mod skinny;
+mod split;
 
 pub(crate) use attention::single_query_attention;
 pub(crate) use bf16::{Bf16Cpu, PackedLinear, self_attention as bf16_self_attention};
+pub(crate) use int8::{Int8Linear, VnniCpu};
 pub(crate) use skinny::matmul_t;
 
 /// Elements per parallel work item for GELU: large enough to amortise scheduling.

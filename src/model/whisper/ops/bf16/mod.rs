@@ -17,12 +17,9 @@ use rayon::prelude::*;
 mod attention;
 mod tile;
 
+use super::split::{self, PANEL, ROWS_PER_TASK, TILE_ROWS};
 pub(crate) use attention::self_attention;
 pub(crate) use tile::Bf16Cpu;
-use tile::{PANEL, TILE_ROWS};
-
-/// Input rows per parallel work item: large enough that a panel read from L2 serves many tiles.
-const ROWS_PER_TASK: usize = 8 * TILE_ROWS;
 
 /// A `Linear` layer's weight `[N, K]` and bias, rounded to bf16 and packed for [`Self::forward`]:
 /// panels of 64 output columns, each holding, pair of inputs after pair, the 64 columns' two
@@ -133,16 +130,10 @@ impl CustomOp1 for PackedLinear {
         }
         let pairs = self.pairs();
         let a = round_rows(self.cpu, data, k, pairs);
-        let out = if m <= ROWS_PER_TASK {
-            self.few_rows(&a, m)
-        } else {
-            let mut out = vec![0f32; m * self.n];
-            let panels = 0..self.n.div_ceil(PANEL);
-            out.par_chunks_mut(ROWS_PER_TASK * self.n)
-                .zip(a.par_chunks(ROWS_PER_TASK * pairs))
-                .for_each(|(out, a)| self.panels(a, panels.clone(), out, self.n));
-            out
-        };
+        let out = split::products(m, self.n, |rows, panels, out, stride| {
+            let a = &a[rows.start * pairs..rows.end * pairs];
+            self.panels(a, panels, out, stride)
+        });
         Ok((CpuStorage::F32(out), Shape::from((m, self.n))))
     }
 }
@@ -182,9 +173,6 @@ impl Packed<'_> {
     }
 }
 
-/// Panels per parallel work item when there are few rows (256 output columns).
-const PANELS_PER_TASK: usize = 4;
-
 impl PackedLinear {
     /// The outputs of `panels` for the rows of `a` (bf16 pairs) into `out`, rows `stride`
     /// apart, the first panel's first column at the start of each row.
@@ -195,31 +183,6 @@ impl PackedLinear {
             pairs: self.pairs(),
         };
         operand.products(self.cpu, a, panels, &self.bias, out, stride);
-    }
-
-    /// Few rows (a decoder step): the output columns are split across threads instead, each
-    /// task reading its panels once for all rows; blocks are then copied into place.
-    fn few_rows(&self, a: &[u32], m: usize) -> Vec<f32> {
-        let panels = self.n.div_ceil(PANEL);
-        let blocks: Vec<Vec<f32>> = (0..panels.div_ceil(PANELS_PER_TASK))
-            .into_par_iter()
-            .map(|task| {
-                let range = task * PANELS_PER_TASK..((task + 1) * PANELS_PER_TASK).min(panels);
-                let width = (self.n - range.start * PANEL).min(PANELS_PER_TASK * PANEL);
-                let mut block = vec![0f32; m * width];
-                self.panels(a, range, &mut block, width);
-                block
-            })
-            .collect();
-        let mut out = vec![0f32; m * self.n];
-        for (task, block) in blocks.iter().enumerate() {
-            let width = block.len() / m;
-            let col0 = task * PANELS_PER_TASK * PANEL;
-            for (row, values) in block.chunks_exact(width).enumerate() {
-                out[row * self.n + col0..][..width].copy_from_slice(values);
-            }
-        }
-        out
     }
 }
 

@@ -2,10 +2,7 @@
 
 use super::bf16_bits;
 
-/// Output columns per packed panel: four 16-lane registers.
-pub(super) const PANEL: usize = 64;
-/// Input rows per register tile: 6 × 4 accumulators leave registers for the loads.
-pub(super) const TILE_ROWS: usize = 6;
+pub(super) use super::super::split::{PANEL, TILE_ROWS};
 
 /// Proof that this CPU has AVX-512F and AVX512_BF16: only [`Bf16Cpu::detect`] makes one, so the
 /// safe functions taking it may run the code compiled for those features.

@@ -29,6 +29,7 @@ use crate::loadgen::{
     Aggregate, Clip, Outcome, Pace, Round, RunOptions, SessionRecord, Target, Workload, run_round,
 };
 use crate::model::whisper::decode::PhaseTimes;
+use crate::model::whisper::precision::CpuPrecision;
 use crate::server::{RunningServer, ServeConfig};
 use crate::service::Limits;
 use crate::session::StreamingPolicy;
@@ -121,6 +122,10 @@ pub(super) struct StreamArgs {
     /// (the default), `align-att`.
     #[arg(long, value_delimiter = ',', default_value = "local-agreement")]
     policy: Vec<StreamingPolicy>,
+    /// Precisions of the CPU's products to measure in turn, each against a fresh server
+    /// (`auto`, `f32`, `bf16`, `int8`); replaces `--precision`, which sets a single one.
+    #[arg(long, value_delimiter = ',')]
+    precisions: Vec<CpuPrecision>,
     /// Also write the figures of every round to this JSON file.
     #[arg(long, value_name = "FILE")]
     json: Option<std::path::PathBuf>,
@@ -133,6 +138,8 @@ struct RoundSummary {
     live_priority: bool,
     /// The streaming policy the sessions asked for.
     policy: &'static str,
+    /// What the CPU's matrix products ran in (`--precision` resolved on this CPU).
+    products: String,
     clips: usize,
     /// From the stream's start to its first non-empty interim.
     first_interim_p50_s: Option<f64>,
@@ -178,16 +185,22 @@ pub(super) fn stream(args: StreamArgs) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let precisions = match args.precisions.is_empty() {
+        true => vec![args.model.precision],
+        false => args.precisions.clone(),
+    };
     let mut rounds = Vec::new();
     for &priority in &args.live_priority {
         for &policy in &args.policy {
-            let settings = (priority, policy);
-            rounds.extend(runtime.block_on(measure(
-                &args,
-                &clips,
-                background.clone(),
-                settings,
-            ))?);
+            for &precision in &precisions {
+                let settings = Settings {
+                    live_priority: priority,
+                    policy,
+                    precision,
+                };
+                let background = background.clone();
+                rounds.extend(runtime.block_on(measure(&args, &clips, background, settings))?);
+            }
         }
     }
     if let Some(path) = &args.json {
@@ -210,15 +223,32 @@ pub(super) fn stream(args: StreamArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every session count of `args` against a fresh server with `live_priority`, the sessions
-/// asking for `policy`.
+/// What one fresh server of a `bench stream` run is set to.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    live_priority: Switch,
+    policy: StreamingPolicy,
+    precision: CpuPrecision,
+}
+
+/// Every session count of `args` against a fresh server with `settings`.
 async fn measure(
     args: &StreamArgs,
     clips: &Arc<Vec<Clip>>,
     background: Option<Arc<Vec<u8>>>,
-    (live_priority, policy): (Switch, StreamingPolicy),
+    settings: Settings,
 ) -> anyhow::Result<Vec<RoundSummary>> {
-    let model = args.model.load()?;
+    let Settings {
+        live_priority,
+        policy,
+        precision,
+    } = settings;
+    let model = ModelArgs {
+        precision,
+        ..args.model.clone()
+    }
+    .load()?;
+    let products = model.network.products().to_string();
     let (workers, threads_per_worker) = args.workers.engine();
     let config = ServeConfig {
         grpc_addr: "127.0.0.1:0".parse()?,
@@ -248,7 +278,7 @@ async fn measure(
     let server = RunningServer::start(WhisperBackend::from(model), config).await?;
     println!(
         "hearken bench stream: model {}, {} clips, {} pace, {} worker(s) × {} thread(s), \
-         max batch {}, max wait {} ms, live priority {}, vad {}, policy {}{}",
+         max batch {}, max wait {} ms, live priority {}, vad {}, policy {}, {products} products{}",
         args.model.model,
         clips.len(),
         if args.realtime { "real-time" } else { "fast" },
@@ -316,6 +346,7 @@ async fn measure(
             sessions: n,
             live_priority: live_priority == Switch::On,
             policy: policy.name(),
+            products: products.clone(),
             clips: results.len(),
             first_interim_p50_s: aggregate.first_interim_s.p50,
             first_words_p50_s: aggregate.first_words_s.p50,

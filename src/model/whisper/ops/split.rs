@@ -57,6 +57,37 @@ where
     out
 }
 
+/// Calls `tile(panel, rows, out)` for each panel of `panels` and each run of at most
+/// [`TILE_ROWS`] of the `m` input rows, `out` starting at that tile's first output: the walk
+/// of [`products`]' `compute` over register tiles, for outputs `stride` apart with the first
+/// panel's first column at the start of each row.
+pub(super) fn for_each_tile(
+    m: usize,
+    panels: Range<usize>,
+    out: &mut [f32],
+    stride: usize,
+    mut tile: impl FnMut(usize, Range<usize>, &mut [f32]),
+) {
+    let first = panels.start * PANEL;
+    for panel in panels {
+        for start in (0..m).step_by(TILE_ROWS) {
+            let rows = start..(start + TILE_ROWS).min(m);
+            tile(
+                panel,
+                rows,
+                &mut out[start * stride + panel * PANEL - first..],
+            );
+        }
+    }
+}
+
+/// The lanes of 16-column block `j` of a panel that fall inside its first `cols` columns: the
+/// store mask of a panel cut short by the matrix's last column.
+pub(super) fn lane_mask(cols: usize, j: usize) -> u16 {
+    let live = cols.saturating_sub(16 * j).min(16);
+    ((1u32 << live) - 1) as u16
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

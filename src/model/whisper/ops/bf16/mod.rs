@@ -17,7 +17,7 @@ use rayon::prelude::*;
 mod attention;
 mod tile;
 
-use super::split::{self, PANEL, ROWS_PER_TASK, TILE_ROWS};
+use super::split::{self, PANEL, ROWS_PER_TASK};
 pub(crate) use attention::self_attention;
 pub(crate) use tile::Bf16Cpu;
 
@@ -159,17 +159,13 @@ impl Packed<'_> {
         stride: usize,
     ) {
         let pairs = self.pairs;
-        let first = panels.start * PANEL;
-        for panel in panels {
+        let m = a.len() / pairs;
+        split::for_each_tile(m, panels, out, stride, |panel, rows, out| {
             let b = &self.data[panel * pairs * PANEL..(panel + 1) * pairs * PANEL];
-            let col0 = panel * PANEL;
-            let init = &init[col0..(col0 + PANEL).min(self.n)];
-            for (t, a) in a.chunks(TILE_ROWS * pairs).enumerate() {
-                let rows = a.len() / pairs;
-                let out = &mut out[t * TILE_ROWS * stride + col0 - first..];
-                tile::tile(cpu, rows, a, b, pairs, init, out, stride);
-            }
-        }
+            let init = &init[panel * PANEL..((panel + 1) * PANEL).min(self.n)];
+            let a = &a[rows.start * pairs..rows.end * pairs];
+            tile::tile(cpu, rows.len(), a, b, pairs, init, out, stride);
+        });
     }
 }
 

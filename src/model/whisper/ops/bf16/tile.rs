@@ -75,6 +75,7 @@ pub(super) fn round(cpu: Bf16Cpu, src: &[f32], out: &mut [u32]) {
 mod x86 {
     use std::arch::x86_64::*;
 
+    use super::super::super::split::lane_mask;
     use super::PANEL;
 
     /// `R` rows × 64 columns: 4R accumulators; each pair of inputs costs one broadcast per row
@@ -134,12 +135,6 @@ mod x86 {
                 }
             }
         }
-    }
-
-    /// Lanes of 16-column block `j` that fall inside the first `cols` columns.
-    fn lane_mask(cols: usize, j: usize) -> __mmask16 {
-        let live = cols.saturating_sub(16 * j).min(16);
-        ((1u32 << live) - 1) as __mmask16
     }
 
     /// Rounds whole groups of 32 elements of `src` into 16 pairs each; returns the pairs done.

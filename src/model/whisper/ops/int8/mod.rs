@@ -22,7 +22,7 @@ use rayon::prelude::*;
 
 mod tile;
 
-use super::split::{self, PANEL, TILE_ROWS};
+use super::split::{self, PANEL};
 pub(crate) use tile::VnniCpu;
 
 /// The largest quantised weight magnitude: symmetric, so `-128` is never used.
@@ -112,25 +112,31 @@ impl Int8Linear {
         stride: usize,
     ) {
         let quads = self.quads();
-        let first = panels.start * PANEL;
-        for panel in panels {
+        let m = a.len() / quads;
+        split::for_each_tile(m, panels, out, stride, |panel, rows, out| {
             let b = &self.data[panel * quads * PANEL..(panel + 1) * quads * PANEL];
             let cols = panel * PANEL..((panel + 1) * PANEL).min(self.n);
             let columns = Columns {
                 bias: &self.bias[cols.clone()],
                 scales: &self.scales[cols.clone()],
-                sums: &self.sums[cols.clone()],
+                sums: &self.sums[cols],
             };
-            for (t, (a, grids)) in a
-                .chunks(TILE_ROWS * quads)
-                .zip(grids.chunks(TILE_ROWS))
-                .enumerate()
-            {
-                let rows = a.len() / quads;
-                let out = &mut out[t * TILE_ROWS * stride + cols.start - first..];
-                tile::tile(self.cpu, rows, a, grids, b, quads, columns, out, stride);
-            }
-        }
+            let (a, grids) = (
+                &a[rows.start * quads..rows.end * quads],
+                &grids[rows.clone()],
+            );
+            tile::tile(
+                self.cpu,
+                rows.len(),
+                a,
+                grids,
+                b,
+                quads,
+                columns,
+                out,
+                stride,
+            );
+        });
     }
 }
 
@@ -187,13 +193,13 @@ fn pack(n: usize, k: usize, weight: impl Fn(usize, usize) -> i8) -> Vec<u32> {
 
 /// Quantises each row of `x` (`k` wide) into `quads` quads, with the row's grid.
 fn quantize_rows(cpu: VnniCpu, x: &[f32], k: usize, quads: usize) -> (Vec<u32>, Vec<RowGrid>) {
-    const ROWS_PER_TASK: usize = 64;
+    const ROWS_PER_QUANTIZE_TASK: usize = 64;
     let rows = x.len() / k;
     let mut out = vec![0u32; rows * quads];
     let mut grids = vec![RowGrid::default(); rows];
-    out.par_chunks_mut(quads * ROWS_PER_TASK)
-        .zip(grids.par_chunks_mut(ROWS_PER_TASK))
-        .zip(x.par_chunks(k * ROWS_PER_TASK))
+    out.par_chunks_mut(quads * ROWS_PER_QUANTIZE_TASK)
+        .zip(grids.par_chunks_mut(ROWS_PER_QUANTIZE_TASK))
+        .zip(x.par_chunks(k * ROWS_PER_QUANTIZE_TASK))
         .for_each(|((out, grids), x)| {
             for ((row_out, grid), row) in out
                 .chunks_exact_mut(quads)

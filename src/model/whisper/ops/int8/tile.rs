@@ -96,6 +96,7 @@ pub(super) fn range(cpu: VnniCpu, src: &[f32]) -> (f32, f32) {
 mod x86 {
     use std::arch::x86_64::*;
 
+    use super::super::super::split::lane_mask;
     use super::{Columns, PANEL, RowGrid};
 
     /// `R` rows × 64 columns: 4R accumulators; each quad of inputs costs one broadcast per row
@@ -162,12 +163,6 @@ mod x86 {
                 };
             }
         }
-    }
-
-    /// Lanes of 16-column block `j` that fall inside the first `cols` columns.
-    fn lane_mask(cols: usize, j: usize) -> __mmask16 {
-        let live = cols.saturating_sub(16 * j).min(16);
-        ((1u32 << live) - 1) as __mmask16
     }
 
     /// Quantises whole groups of 16 elements of `src` into 4 quads each; returns the quads done.
